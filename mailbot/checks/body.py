@@ -1,0 +1,24 @@
+"""Body checks: the items each kind must carry (BODY_FIELD_MISSING), and the body's 顧客CD."""
+
+from __future__ import annotations
+
+from mailbot.checks import CheckContext
+from mailbot.classify import normalise
+from mailbot.extract import request_rules
+from mailbot.model import Finding, Request
+
+def required_items(request: Request, ctx: CheckContext) -> list[Finding]:
+    rules = request_rules(ctx.rules_dir)
+    required = rules.body_items.get(request.classification.kind.value, ())
+    missing = [name for name in required if not request.body_items.get(name, "").strip()]
+    if missing:
+        return [Finding("BODY_FIELD_MISSING", "、".join(rules.display[n] for n in missing))]
+    return []
+
+
+def body_code_matches(request: Request, ctx: CheckContext) -> list[Finding]:
+    subject_code = request.classification.code
+    body_code = normalise(request.body_items.get("customer_code", "")).replace(" ", "")
+    if subject_code and body_code and body_code != subject_code:
+        return [Finding("CODE_MISMATCH", f"件名 {subject_code} / 本文 {body_code}")]
+    return []

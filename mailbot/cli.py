@@ -1,0 +1,218 @@
+"""Command line: poll, run, check (digest, held and history come with the held-folder work)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from mailbot import __version__
+from mailbot.config import ConfigError, Settings, embedded_default, load
+from mailbot.mailbox import MailboxError
+from mailbot.rules import RulesError
+
+log = logging.getLogger("mailbot")
+DEMO_DIR = Path("mailbot-demo")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mailbot", description="USEN SPOT mailbox automation")
+    p.add_argument("--version", action="version", version=f"mailbot {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    poll = sub.add_parser("poll", help="one cycle: read new mail, decide, reply, file; then exit")
+    poll.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
+    poll.add_argument("--demo-dir", type=Path, default=DEMO_DIR,
+                      help="where the embedded default keeps its mailbox, outbox and state (without --config)")
+
+    run = sub.add_parser("run", help="poll every [scheduler] poll_interval seconds until SIGTERM/SIGINT")
+    run.add_argument("--config", type=Path, required=True, help="configuration file")
+
+    check = sub.add_parser("check", help="run the pipeline on mail files, without side effects")
+    check.add_argument("--config", type=Path, help="configuration file (for rules and reference data)")
+    check.add_argument("--unis", type=Path, help="UNIS extract CSV (overrides [unis] extract)")
+    check.add_argument("--branches", type=Path, help="branch directory CSV (overrides [branches] directory)")
+    check.add_argument("--json", action="store_true", help="one JSON object per mail and line")
+    check.add_argument("mails", nargs="+", type=Path, metavar="MAIL.eml")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return {"poll": cmd_poll, "run": cmd_run, "check": cmd_check}[args.command](args)
+    except (ConfigError, RulesError, UsageError) as e:
+        print(f"mailbot: {e}", file=sys.stderr)
+        return 2
+    except MailboxError as e:
+        print(f"mailbot: mailbox: {e}", file=sys.stderr)
+        return 1
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if args.config:
+        return load(args.config)
+    return embedded_default(Path(getattr(args, "demo_dir", DEMO_DIR)).resolve())
+
+
+def _open(settings: Settings):
+    """The mailbox, transport and store these settings describe."""
+    from mailbot.outbox import MaildirOutbox, SmtpTransport
+    from mailbot.store import Store
+
+    if settings.imap:
+        from mailbot.mailbox.imap import ImapMailbox
+
+        i = settings.imap
+        mailbox = ImapMailbox(i.host, i.port, i.ssl, i.username, i.password, timeout=i.timeout)
+    else:
+        from mailbot.mailbox.maildir import MaildirMailbox
+
+        mailbox = MaildirMailbox(settings.maildir)
+    transport = SmtpTransport(settings.smtp) if settings.smtp else MaildirOutbox(settings.outbox)
+    return mailbox, transport, Store(settings.database)
+
+
+def _seed_demo(settings: Settings) -> bool:
+    """The embedded default starts with a morning's worth of realistic mail."""
+    if settings.imap or settings.maildir.exists():
+        return False
+    from mailbot.mailbox.maildir import MaildirMailbox
+    from mailbot.samples import seed_maildir
+
+    seed_maildir(MaildirMailbox(settings.maildir), datetime.now().astimezone())
+    return True
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from mailbot.pipeline import Bot
+
+    settings = _settings(args)
+    if not args.config and _seed_demo(settings):
+        print(f"Embedded default: seeded the local mailbox {settings.maildir} with sample mails.")
+    mailbox, transport, store = _open(settings)
+    try:
+        report = Bot(settings, mailbox, transport, store).poll()
+    finally:
+        mailbox.close()
+        store.close()
+    _print_report(report, settings)
+    return 0
+
+
+def _print_report(report, settings: Settings) -> None:
+    rows = [(e.decision.action.value if e else "-", e.classification.kind.value if e else "-",
+             (e.classification.code or "") if e else "", folder or "(stays in inbox)",
+             " ".join(e.decision.reasons) if e else "", subject) for subject, e, folder in report.handled]
+    if rows:
+        _print_table(("decision", "kind", "code", "folder", "reasons", "subject"), rows)
+    print(f"{len(report.handled)} mails decided, {report.sent} replies sent, {report.filed} mails filed"
+          + (f", {report.send_failures} sends to retry" if report.send_failures else "")
+          + (f", {len(report.errors)} errors" if report.errors else ""))
+    if not settings.smtp:
+        print(f"Replies are in the outbox Maildir {settings.outbox}; mailbox folders under {settings.maildir}.")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from mailbot.pipeline import Bot
+
+    settings = _settings(args)
+    stopping = threading.Event()
+
+    def cycle() -> None:
+        try:
+            mailbox, transport, store = _open(settings)
+        except MailboxError as e:
+            log.warning("mailbox unreachable: %s", e)
+            return
+        try:
+            report = Bot(settings, mailbox, transport, store).poll(stop=stopping.is_set)
+            if report.handled or report.sent or report.errors:
+                log.info("cycle: %d decided, %d sent, %d filed, %d errors",
+                         len(report.handled), report.sent, report.filed, len(report.errors))
+        except MailboxError as e:
+            log.warning("mailbox error, retrying next cycle: %s", e)
+        finally:
+            mailbox.close()
+            store.close()
+
+    scheduler = BackgroundScheduler(timezone="Asia/Tokyo")
+    scheduler.add_job(cycle, "interval", seconds=settings.poll_interval, next_run_time=datetime.now().astimezone(),
+                      max_instances=1, coalesce=True, misfire_grace_time=None, id="poll")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    scheduler.start()
+    stopping.wait()
+    # The mail in hand is finished first: poll() checks `stopping` only between mails.
+    scheduler.shutdown(wait=True)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from mailbot.pipeline import evaluate
+
+    settings = _settings(args)
+    for option in (args.unis, args.branches):
+        if option and not option.is_file():
+            raise UsageError(f"{option}: no such file")
+    rows = []
+    for path in args.mails:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise UsageError(f"{path}: cannot read ({e.strerror})") from None
+        e = evaluate(data, None, settings)
+        result = {"file": str(path), "kind": e.classification.kind.value, "customer_code": e.classification.code,
+                  "decision": e.decision.action.value, "reasons": e.decision.reasons, "fields": e.fields}
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False, default=str), flush=True)
+        else:
+            rows.append((str(path), result["kind"], result["customer_code"] or "", result["decision"],
+                         " ".join(result["reasons"])))
+    if rows:
+        _print_table(("file", "kind", "code", "decision", "reasons"), rows)
+    return 0
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    from unicodedata import east_asian_width
+
+    def width(s: str) -> int:
+        return sum(2 if east_asian_width(c) in "WF" else 1 for c in s)
+
+    def cut(s: str, n: int = 48) -> str:
+        out, w = "", 0
+        for c in s:
+            w += width(c)
+            if w > n:
+                return out + "…"
+            out += c
+        return out
+
+    table = [tuple(cut(str(c)) for c in header)] + [tuple(cut(str(c)) for c in r) for r in rows]
+    widths = [max(width(r[i]) for r in table) for i in range(len(header))]
+    for n, r in enumerate(table):
+        print("  ".join(c + " " * (widths[i] - width(c)) for i, c in enumerate(r)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))

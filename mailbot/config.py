@@ -1,0 +1,297 @@
+"""TOML configuration → typed settings.
+
+Every problem stops the bot with one line that names the key and what is wrong
+(`ConfigError`).  With no file at all the embedded default is used: a local Maildir
+and a local outbox under one directory, no servers.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RULES = PROJECT_ROOT / "rules"
+DEFAULT_TEMPLATES = PROJECT_ROOT / "templates"
+
+
+class ConfigError(Exception):
+    """A configuration problem; str() is the one line shown to the user."""
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    port: int
+    ssl: bool
+    username: str
+    password: str = field(repr=False)
+    inbox: str = "INBOX"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    starttls: bool
+    sender: str  # the [smtp] from address
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Folders:
+    processed: str = "処理済"
+    held: str = "保留"
+    ignored: str = "対象外"
+
+
+@dataclass(frozen=True)
+class Settings:
+    imap: ImapSettings | None  # None: the local Maildir below
+    maildir: Path | None
+    smtp: SmtpSettings | None  # None: replies are written to the outbox Maildir below
+    outbox: Path | None
+    reply_from: str
+    folders: Folders
+    unis_extract: Path | None
+    branch_directory: Path | None
+    digest_recipients: tuple[str, ...]
+    digest_time: str
+    poll_interval: int
+    database: Path
+    internal_domains: tuple[str, ...]
+    acknowledge_held: bool
+    rules_dir: Path
+    templates_dir: Path
+    max_send_attempts: int = 8
+    source: Path | None = None  # the file these came from
+
+
+# ---------------------------------------------------------------- reading values
+
+
+class _Table:
+    """One TOML table with the path of its keys, so errors can name them."""
+
+    def __init__(self, data: dict[str, Any], name: str):
+        self.data, self.name = data, name
+
+    def key(self, k: str) -> str:
+        return f"{self.name}.{k}" if self.name else k
+
+    def has(self, k: str) -> bool:
+        return k in self.data
+
+    def get(self, k: str, kind: type | tuple[type, ...], default: Any = ..., *, allow_empty: bool = False) -> Any:
+        if k not in self.data:
+            if default is ...:
+                raise ConfigError(f"{self.key(k)}: missing (required)")
+            return default
+        value = self.data[k]
+        # TOML booleans are ints in Python; keep them apart.
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise ConfigError(f"{self.key(k)}: expected {_kind_name(kind)}, got a boolean")
+        if not isinstance(value, kind):
+            raise ConfigError(f"{self.key(k)}: expected {_kind_name(kind)}, got {type(value).__name__} {value!r}")
+        if isinstance(value, str) and not allow_empty and not value.strip():
+            raise ConfigError(f"{self.key(k)}: must not be empty")
+        return value
+
+    def port(self, k: str, default: Any = ...) -> int:
+        value = self.get(k, int, default)
+        if not 1 <= value <= 65535:
+            raise ConfigError(f"{self.key(k)}: {value} is not a port number (1-65535)")
+        return value
+
+    def path(self, k: str, base: Path, default: Any = ..., *, must_exist: bool = False) -> Path | None:
+        value = self.get(k, str, default)
+        if value is None:
+            return None
+        p = Path(os.path.expanduser(value))
+        p = p if p.is_absolute() else base / p
+        if must_exist and not p.exists():
+            raise ConfigError(f"{self.key(k)}: {p} does not exist")
+        return p
+
+    def table(self, k: str) -> _Table:
+        value = self.data.get(k, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.key(k)}: expected a table [{self.key(k)}]")
+        return _Table(value, self.key(k))
+
+    def secret(self, k: str, required: bool) -> str | None:
+        """A password from the file, or from the environment variable named by `<k>_env`."""
+        env_key = f"{k}_env"
+        if self.has(k) and self.has(env_key):
+            raise ConfigError(f"{self.key(k)}: give either {k} or {env_key}, not both")
+        if self.has(env_key):
+            var = self.get(env_key, str)
+            if var not in os.environ:
+                raise ConfigError(f"{self.key(env_key)}: environment variable {var} is not set")
+            return os.environ[var]
+        if self.has(k):
+            return self.get(k, str, allow_empty=True)
+        if required:
+            raise ConfigError(f"{self.key(k)}: missing (give {k} or {env_key})")
+        return None
+
+    def unknown(self, known: set[str]) -> None:
+        extra = sorted(set(self.data) - known)
+        if extra:
+            raise ConfigError(f"{self.key(extra[0])}: unknown setting")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", float: "a number"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _address(table: _Table, k: str, default: Any = ...) -> str:
+    value = table.get(k, str, default)
+    local, at, domain = value.rpartition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in value):
+        raise ConfigError(f"{table.key(k)}: {value!r} is not a mail address")
+    return value
+
+
+def _time_of_day(table: _Table, k: str, default: str) -> str:
+    value = table.get(k, str, default)
+    hh, _, mm = value.partition(":")
+    if not (hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
+        raise ConfigError(f"{table.key(k)}: {value!r} is not a time of day HH:MM")
+    return f"{int(hh):02d}:{mm}"
+
+
+# ---------------------------------------------------------------- loading
+
+_TOP_LEVEL = {"imap", "maildir", "folders", "smtp", "outbox", "unis", "branches", "digest",
+              "scheduler", "state", "policy", "paths"}
+
+
+def load(path: str | os.PathLike[str]) -> Settings:
+    """Read and validate a configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read configuration ({e})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    return from_dict(data, base=path.parent, source=path)
+
+
+def embedded_default(root: Path) -> Settings:
+    """The settings of the embedded default: everything local under `root`."""
+    return from_dict({"maildir": {"path": "mailbox"}, "outbox": {"path": "outbox"},
+                      "state": {"database": "state.sqlite3"}}, base=root)
+
+
+def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> Settings:
+    top = _Table(data, "")
+    top.unknown(_TOP_LEVEL)
+
+    imap = None
+    maildir = None
+    if top.has("imap"):
+        t = top.table("imap")
+        t.unknown({"host", "port", "ssl", "username", "password", "password_env", "inbox", "timeout"})
+        ssl = t.get("ssl", bool, True)
+        imap = ImapSettings(host=t.get("host", str), port=t.port("port", 993 if ssl else 143), ssl=ssl,
+                            username=t.get("username", str), password=t.secret("password", required=True) or "",
+                            inbox=t.get("inbox", str, "INBOX"),
+                            timeout=float(t.get("timeout", (int, float), 30.0)))
+    else:
+        t = top.table("maildir")
+        t.unknown({"path"})
+        maildir = t.path("path", base, "mailbox")
+
+    smtp = None
+    outbox = None
+    if top.has("smtp"):
+        t = top.table("smtp")
+        t.unknown({"host", "port", "starttls", "username", "password", "password_env", "from", "timeout"})
+        username = t.get("username", str, None)
+        smtp = SmtpSettings(host=t.get("host", str), port=t.port("port", 25), starttls=t.get("starttls", bool, False),
+                            sender=_address(t, "from"), username=username,
+                            password=t.secret("password", required=False),
+                            timeout=float(t.get("timeout", (int, float), 30.0)))
+        if smtp.password is not None and username is None:
+            raise ConfigError("smtp.username: missing (a password is given)")
+    else:
+        t = top.table("outbox")
+        t.unknown({"path", "from"})
+        outbox = t.path("path", base, "outbox")
+
+    folders_t = top.table("folders")
+    folders_t.unknown({"processed", "held", "ignored"})
+    folders = Folders(processed=folders_t.get("processed", str, Folders.processed),
+                      held=folders_t.get("held", str, Folders.held),
+                      ignored=folders_t.get("ignored", str, Folders.ignored))
+    names = [folders.processed, folders.held, folders.ignored]
+    if len(set(names)) != 3:
+        raise ConfigError("folders: processed, held and ignored must be three different folders")
+    inbox_name = imap.inbox if imap else "INBOX"
+    if inbox_name in names:
+        raise ConfigError(f"folders: the inbox {inbox_name!r} cannot also be a target folder")
+
+    unis = top.table("unis")
+    unis.unknown({"extract"})
+    branches = top.table("branches")
+    branches.unknown({"directory"})
+
+    digest = top.table("digest")
+    digest.unknown({"recipients", "time"})
+    recipients = digest.get("recipients", list, [])
+    for i, r in enumerate(recipients):
+        if not isinstance(r, str) or "@" not in r:
+            raise ConfigError(f"digest.recipients[{i}]: {r!r} is not a mail address")
+
+    scheduler = top.table("scheduler")
+    scheduler.unknown({"poll_interval"})
+    poll_interval = scheduler.get("poll_interval", int, 60)
+    if poll_interval < 1:
+        raise ConfigError(f"scheduler.poll_interval: {poll_interval} must be at least 1 second")
+
+    state = top.table("state")
+    state.unknown({"database"})
+
+    policy = top.table("policy")
+    policy.unknown({"internal_domains", "acknowledge_held", "max_send_attempts"})
+    domains = policy.get("internal_domains", list, ["usen.co.jp"])
+    if not domains or not all(isinstance(d, str) and d.strip() for d in domains):
+        raise ConfigError("policy.internal_domains: must be a non-empty list of domain names")
+    max_attempts = policy.get("max_send_attempts", int, 8)
+    if max_attempts < 1:
+        raise ConfigError(f"policy.max_send_attempts: {max_attempts} must be at least 1")
+
+    paths = top.table("paths")
+    paths.unknown({"rules", "templates"})
+
+    outbox_t = top.table("outbox")
+    reply_from = smtp.sender if smtp else _address(outbox_t, "from", "usen_spot@usen.co.jp")
+
+    return Settings(
+        imap=imap, maildir=maildir, smtp=smtp, outbox=outbox, reply_from=reply_from, folders=folders,
+        unis_extract=unis.path("extract", base, None),
+        branch_directory=branches.path("directory", base, None),
+        digest_recipients=tuple(recipients), digest_time=_time_of_day(digest, "time", "18:00"),
+        poll_interval=poll_interval,
+        database=state.path("database", base, "mailbot-state.sqlite3"),
+        internal_domains=tuple(d.strip().lower().lstrip("@") for d in domains),
+        acknowledge_held=policy.get("acknowledge_held", bool, False),
+        rules_dir=paths.path("rules", base, str(DEFAULT_RULES), must_exist=True),
+        templates_dir=paths.path("templates", base, str(DEFAULT_TEMPLATES), must_exist=True),
+        max_send_attempts=max_attempts,
+        source=source,
+    )

@@ -1,0 +1,36 @@
+"""The mailbox: one small interface, served by IMAP (imap.py) or a local Maildir (maildir.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from mailbot.model import MailRef, RawMail
+
+
+class MailboxError(Exception):
+    """The mailbox could not be reached or refused an operation; the cycle stops and retries later."""
+
+
+class Mailbox(Protocol):
+    def ensure_folders(self, names: Iterable[str]) -> None:
+        """Create each folder that does not exist yet (names may be Japanese)."""
+
+    def uidvalidity(self, folder: str) -> int:
+        """The folder's current UIDVALIDITY."""
+
+    def list_uids(self, folder: str) -> list[int]:
+        """Every UID in the folder, ascending."""
+
+    def fetch(self, folder: str, uids: Iterable[int]) -> Iterator[RawMail]:
+        """Raw mails by UID without marking them read (BODY.PEEK[]), with INTERNALDATE.
+        UIDs that vanished meanwhile are skipped."""
+
+    def move(self, ref: MailRef, dest: str) -> None:
+        """Move one mail to dest: MOVE, else COPY + UID EXPUNGE.  Never deletes otherwise.
+        Safe to repeat after a crash: never leaves two copies in dest."""
+
+    def append(self, folder: str, data: bytes) -> None:
+        """Store a new mail in folder (held-folder notes, tests)."""
+
+    def close(self) -> None: ...

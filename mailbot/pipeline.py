@@ -1,0 +1,242 @@
+"""One mail through every stage, and the poll cycle with its state transitions around them.
+
+    evaluate():  bytes → message → classify → extract → check → decide     (pure, no side effects)
+    Bot.poll():  mailbox → record → evaluate → reply queued → sent → filed  (each step committed)
+
+`mailbot check` uses evaluate() alone; `mailbot poll`/`run` use Bot.poll().
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import SMTP
+from zoneinfo import ZoneInfo
+
+from mailbot.checks import CheckContext, run_checks
+from mailbot.classify import classify
+from mailbot.config import Settings
+from mailbot.decide import decide
+from mailbot.extract import body_items
+from mailbot.mailbox import Mailbox, MailboxError
+from mailbot.message import UnreadableMail, parse_mail
+from mailbot.model import Action, Classification, Decision, Finding, Kind, Mail, RawMail, Request
+from mailbot.outbox import Outcome, Transport
+from mailbot.reply import Reply, ReplySettings, build_reply
+from mailbot.store import MailRow, Store
+
+log = logging.getLogger("mailbot")
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+# A mail whose processing failed (or crashed the bot) this many times is held for a person.
+MAX_PROCESSING_ATTEMPTS = 3
+_RETRY_BASE = timedelta(minutes=1)
+_RETRY_CAP = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything the pipeline concluded about one mail."""
+
+    mail: Mail | None  # None: unreadable
+    classification: Classification
+    decision: Decision
+    fields: dict[str, object] = field(default_factory=dict)
+    received: datetime | None = None
+
+
+def received_time(mail: Mail, internaldate: datetime | None) -> datetime:
+    """IMAP INTERNALDATE, else the topmost Received:, else Date:, in Asia/Tokyo (DOMAIN.md §5)."""
+    t = internaldate or mail.received_at or mail.date or datetime.now(timezone.utc)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(TOKYO)
+
+
+def evaluate(data: bytes, internaldate: datetime | None, settings: Settings,
+             now: datetime | None = None) -> Evaluation:
+    """bytes → Decision, with no side effects."""
+    now = now or datetime.now(TOKYO)
+    try:
+        mail = parse_mail(data)
+    except UnreadableMail as e:
+        return Evaluation(None, Classification(Kind.UNKNOWN, None, ""),
+                          decide([Finding("MAIL_UNREADABLE", e.reason, stop=True)], settings.rules_dir))
+    classification = classify(mail.subject, settings.rules_dir)
+    received = received_time(mail, internaldate)
+    items = body_items(mail.body, settings.rules_dir)
+    request = Request(mail=mail, classification=classification, received=received, body_items=items)
+    ctx = CheckContext(rules_dir=settings.rules_dir, internal_domains=settings.internal_domains,
+                       own_addresses=(settings.reply_from.lower(),), now=now)
+    findings = run_checks(request, ctx)
+    decision = decide(findings, settings.rules_dir)
+    return Evaluation(mail, classification, decision, {**items, **request.fields}, received)
+
+
+def target_folder(action: Action, settings: Settings) -> str | None:
+    folders = settings.folders
+    return {Action.ACCEPT: folders.processed, Action.REMAND: folders.processed, Action.HOLD: folders.held,
+            Action.IGNORE: folders.ignored}.get(action)
+
+
+@dataclass
+class CycleReport:
+    """What one poll cycle did, for the command line and the logs."""
+
+    handled: list[tuple[str, Evaluation | None, str | None]] = field(default_factory=list)  # subject, eval, folder
+    sent: int = 0
+    send_failures: int = 0
+    filed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Bot:
+    def __init__(self, settings: Settings, mailbox: Mailbox, transport: Transport, store: Store):
+        self.settings = settings
+        self.mailbox = mailbox
+        self.transport = transport
+        self.store = store
+        self.reply_settings = ReplySettings(
+            sender=settings.reply_from, internal_domains=settings.internal_domains,
+            acknowledge_held=settings.acknowledge_held, templates_dir=settings.templates_dir,
+            rules_dir=settings.rules_dir)
+
+    @property
+    def inbox(self) -> str:
+        return self.settings.imap.inbox if self.settings.imap else "INBOX"
+
+    # ------------------------------------------------------------ the cycle
+
+    def poll(self, stop: callable = lambda: False) -> CycleReport:
+        """One cycle: take in new mail, decide it, send replies, file what is finished.
+
+        `stop()` is asked between mails: the mail in hand is always finished first.
+        """
+        report = CycleReport()
+        f = self.settings.folders
+        self.mailbox.ensure_folders([f.processed, f.held, f.ignored])
+        self._take_in(report, stop)
+        self._send_replies(report)
+        self._file(report)
+        return report
+
+    def _take_in(self, report: CycleReport, stop: callable) -> None:
+        validity = self.mailbox.uidvalidity(self.inbox)
+        present = self.mailbox.list_uids(self.inbox)
+        known = self.store.in_folder(self.inbox, validity)
+        wanted = [uid for uid in present if uid not in known or known[uid].state == "received"
+                  or (known[uid].state == "decided" and known[uid].action == Action.DEFER.value)]
+        for raw in self.mailbox.fetch(self.inbox, wanted):
+            self._take(raw, report)
+            if stop():
+                return
+        self._forget_vanished(set(present), validity)
+
+    def _take(self, raw: RawMail, report: CycleReport) -> None:
+        row = self.store.by_ref(raw.ref) or self.store.by_sha(raw.sha256)
+        if row is None:
+            row = self.store.add_received(raw, None)
+        elif row.ref != raw.ref:
+            # Same bytes at a new place: the UIDVALIDITY changed, or the server delivered a copy.
+            if row.state == "filed":
+                self.store.event(row.id, "copy seen again", f"uid {raw.ref.uid}; filed like the first")
+                self.mailbox.move(raw.ref, row.target or self.settings.folders.held)
+                return
+            self.store.relocate(row.id, raw.ref, "UIDVALIDITY changed or copy delivered")
+            row = self.store.get(row.id)
+        if row.state == "received" or row.action == Action.DEFER.value:
+            self._decide(row, raw, report)
+
+    def _decide(self, row: MailRow, raw: RawMail, report: CycleReport) -> None:
+        attempts = self.store.count_attempt(row.id)
+        try:
+            if attempts > MAX_PROCESSING_ATTEMPTS:
+                evaluation = Evaluation(None, Classification(Kind.UNKNOWN, None, ""), decide(
+                    [Finding("PROCESSING_FAILED", f"{attempts - 1} failed attempts", stop=True)],
+                    self.settings.rules_dir))
+            else:
+                evaluation = evaluate(raw.data, raw.internaldate, self.settings)
+            reply = self._reply_for(evaluation, raw.sha256)
+        except Exception as e:  # a bug must cost one mail a retry, never the mailbox
+            log.exception("processing mail %s failed", row.id)
+            self.store.event(row.id, "processing failed", f"{type(e).__name__}: {e}"[:300])
+            report.errors.append(f"mail {row.id}: {type(e).__name__}")
+            return
+        if evaluation.decision.action is Action.DEFER and row.action == Action.DEFER.value:
+            return  # still waiting: nothing new to record
+        mail, c, d = evaluation.mail, evaluation.classification, evaluation.decision
+        self.store.record_decision(
+            row.id, action=d.action.value, kind=c.kind.value, code=c.code, reasons=d.reasons,
+            fields=evaluation.fields, subject=mail.subject if mail else "",
+            sender=mail.sender.addr if mail and mail.sender else "",
+            message_id=mail.message_id if mail else None,
+            target=target_folder(d.action, self.settings), data_version=None,
+            detail=" ".join(f"{f.code}({f.detail})" if f.detail else f.code for f in d.findings),
+            reply=(reply.message_id, reply.recipients, reply.message.as_bytes()) if reply else None)
+        report.handled.append((mail.subject if mail else "", evaluation, target_folder(d.action, self.settings)))
+
+    def _reply_for(self, evaluation: Evaluation, sha256: str) -> Reply | None:
+        if evaluation.mail is None:
+            return None
+        return build_reply(evaluation.mail, sha256, evaluation.classification, evaluation.decision,
+                           self.reply_settings)
+
+    def _forget_vanished(self, present: set[int], validity: int) -> None:
+        """Mails recorded in the inbox that are no longer there."""
+        for row in self.store.unfinished(self.inbox):
+            if row.ref.uidvalidity == validity and row.ref.uid in present:
+                continue
+            if row.state in ("decided", "sent") and row.action != Action.DEFER.value:
+                # Our own move finished, but the crash came before it was recorded.
+                self.store.set_state(row.id, "filed", "filed", f"found moved to {row.target}")
+            elif row.state != "reply_queued":
+                self.store.set_state(row.id, "vanished", "left the inbox outside mailbot")
+
+    # ------------------------------------------------------------ replies
+
+    def _send_replies(self, report: CycleReport) -> None:
+        due = self.store.due_replies(datetime.now(timezone.utc))
+        if not due:
+            return
+        parser = BytesParser(policy=SMTP)
+        for reply in due:
+            self.store.reply_sending(reply)
+        results = self.transport.send([(parser.parsebytes(r.data), r.recipients) for r in due])
+        for reply, result in zip(due, results, strict=True):
+            if result.outcome is Outcome.SENT:
+                self.store.reply_sent(reply)
+                report.sent += 1
+                continue
+            report.send_failures += 1
+            attempts = reply.attempts + 1
+            if result.outcome is Outcome.PERMANENT or attempts >= self.settings.max_send_attempts:
+                self.store.reply_failed(reply, result.detail, None)
+                # A reply that cannot be sent is a person's job: the mail goes to the held folder.
+                self.store.set_state(reply.mail_id, "decided", "held: reply could not be sent", result.detail,
+                                     target=self.settings.folders.held)
+            else:
+                delay = min(_RETRY_BASE * 2 ** (attempts - 1), _RETRY_CAP)
+                self.store.reply_failed(reply, result.detail, datetime.now(timezone.utc) + delay)
+
+    # ------------------------------------------------------------ filing
+
+    def _file(self, report: CycleReport) -> None:
+        for row in self.store.unfinished(self.inbox):
+            ready = (row.state == "sent" or row.state == "decided" and row.action != Action.DEFER.value)
+            if not ready or not row.target or self.store.pending_reply_count(row.id):
+                continue
+            try:
+                self.mailbox.move(row.ref, row.target)
+            except MailboxError as e:
+                report.errors.append(f"mail {row.id}: {e}")
+                self.store.event(row.id, "move failed", str(e))
+                continue
+            self.store.set_state(row.id, "filed", "filed", row.target)
+            report.filed += 1
+
+
+
+

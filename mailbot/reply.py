@@ -1,0 +1,130 @@
+"""Decision → reply mail, rendered from templates/ and built with EmailMessage + policy.SMTP.
+
+Header values taken from the incoming mail pass through `header_text`, so nothing in them can
+add a header to the reply.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from dataclasses import dataclass
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from mailbot.checks.sender import is_internal
+from mailbot.model import Action, Address, Classification, Decision, Mail
+from mailbot.rules import reasons
+
+SUBJECT_PREFIX = {Action.ACCEPT: "【受付】", Action.REMAND: "【差戻】", Action.HOLD: "【確認中】"}
+# Never answered, whatever the decision: these mails are not from someone who should hear from us.
+_SILENT_CODES = {"AUTO_REPLY", "SENDER_NOT_ALLOWED", "MAIL_UNREADABLE"}
+# Control characters, line and paragraph separators: a header value must stay one line.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+
+
+def header_text(value: str, limit: int = 200) -> str:
+    return " ".join(_UNSAFE.sub(" ", value).split())[:limit]
+
+
+@dataclass(frozen=True)
+class ReplySettings:
+    sender: str  # the From of every reply
+    internal_domains: tuple[str, ...]
+    acknowledge_held: bool
+    templates_dir: Path
+    rules_dir: Path
+
+
+@dataclass(frozen=True)
+class Reply:
+    message: EmailMessage
+    message_id: str
+    recipients: list[str]
+
+
+@cache
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # plain-text mail
+    )
+
+
+def reply_message_id(sha256: str, action: Action, sender: str) -> str:
+    """Derived from the source mail and the decision, so a retry never makes a second, different reply."""
+    return f"<{action.value}.{sha256[:32]}.mailbot@{sender.rpartition('@')[2]}>"
+
+
+def wants_reply(decision: Decision, settings: ReplySettings) -> bool:
+    if any(f.code in _SILENT_CODES for f in decision.findings):
+        return False
+    if decision.action is Action.HOLD:
+        return settings.acknowledge_held
+    return decision.action in (Action.ACCEPT, Action.REMAND)
+
+
+def _recipients(mail: Mail, settings: ReplySettings) -> tuple[list[Address], list[Address]]:
+    """To the sender, CC as the original CC; internal addresses only, none twice, never ourselves."""
+    own = settings.sender.lower()
+    seen = {own}
+    to, cc = [], []
+    for target, addresses in ((to, [mail.sender] if mail.sender else []), (cc, [*mail.to, *mail.cc])):
+        for a in addresses:
+            if a.addr and a.addr not in seen and is_internal(a, settings.internal_domains):
+                seen.add(a.addr)
+                target.append(a)
+    return to, cc
+
+
+def _header_address(a: Address) -> HeaderAddress:
+    local, _, domain = a.addr.rpartition("@")
+    return HeaderAddress(display_name=header_text(a.name, 80), username=local, domain=domain)
+
+
+def build_reply(mail: Mail, sha256: str, classification: Classification, decision: Decision,
+                settings: ReplySettings, context: dict[str, object] | None = None) -> Reply | None:
+    if not wants_reply(decision, settings):
+        return None
+    to, cc = _recipients(mail, settings)
+    if not to:
+        return None
+    table = reasons(settings.rules_dir)
+    findings = [{"code": f.code, "title": table[f.code].title, "fix": table[f.code].fix, "detail": f.detail}
+                for f in decision.findings]
+    env = _environment(settings.templates_dir)
+    template = env.select_template([f"{decision.action.value}/{classification.kind.value}.txt.j2",
+                                    f"{decision.action.value}/default.txt.j2", f"{decision.action.value}.txt.j2"])
+    body = template.render(
+        kind=classification.kind.value, code=classification.code, subject=classification.subject,
+        sender_name=header_text(mail.sender.name if mail.sender else "", 80), findings=findings,
+        **(context or {}),
+    )
+
+    msg = EmailMessage(policy=SMTP)
+    message_id = reply_message_id(sha256, decision.action, settings.sender)
+    msg["From"] = settings.sender
+    msg["To"] = [_header_address(a) for a in to]
+    if cc:
+        msg["Cc"] = [_header_address(a) for a in cc]
+    msg["Subject"] = SUBJECT_PREFIX[decision.action] + header_text(classification.subject)
+    msg["Date"] = format_datetime(datetime.now().astimezone())
+    msg["Message-ID"] = message_id
+    original = header_text(mail.message_id or "", 250)
+    if original:
+        msg["In-Reply-To"] = original
+        refs = [header_text(r, 250) for r in mail.references[-10:]] + [original]
+        msg["References"] = " ".join(dict.fromkeys(r for r in refs if r))
+    msg["Auto-Submitted"] = "auto-replied"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["X-Mailbot-Decision"] = " ".join([decision.action.value, *decision.reasons])
+    msg.set_content(body, charset="utf-8")
+    return Reply(msg, message_id, [a.addr for a in (*to, *cc)])

@@ -1,0 +1,49 @@
+"""Business policy loaded from `rules/*.toml` (subject words, reason codes, sender rules)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mailbot.model import Action
+
+
+class RulesError(Exception):
+    """A rules file is missing or wrong; names the file and the key."""
+
+
+def load_toml(rules_dir: Path, name: str) -> dict[str, Any]:
+    path = rules_dir / name
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RulesError(f"{path}: rules file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise RulesError(f"{path}: not valid TOML ({e})") from None
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason code: what it decides and how it is explained (rules/reasons.toml)."""
+
+    code: str
+    action: Action
+    title: str  # what is wrong, one line, for the branch and for staff
+    fix: str  # how to fix it (remands) or what staff should look at (holds)
+    flag: bool = False  # shown in the digest even when the mail is accepted
+
+
+@cache
+def reasons(rules_dir: Path) -> dict[str, Reason]:
+    data = load_toml(rules_dir, "reasons.toml")
+    result = {}
+    for code, entry in data.items():
+        try:
+            action = Action(entry["decision"])
+            result[code] = Reason(code, action, entry["title"], entry.get("fix", ""), entry.get("flag", False))
+        except (KeyError, ValueError, TypeError) as e:
+            raise RulesError(f"{rules_dir / 'reasons.toml'}: [{code}] is incomplete or wrong ({e})") from None
+    return result

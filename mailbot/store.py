@@ -1,0 +1,284 @@
+"""SQLite state: one row per mail with its state machine, its reply, and an audit trail.
+
+States (DOMAIN: nothing lost, nothing answered twice):
+
+    received ──► decided ──────────────────────────► filed
+                    └──► reply_queued ──► sent ──────┘
+    (decided with action "defer": stays in the inbox, decided again later)
+
+Every transition is committed before the next side effect, so after a crash the row says
+exactly what is left to do.  A mail is known by the SHA-256 of its raw bytes (survives a
+UIDVALIDITY change) and by where it sits (folder, UIDVALIDITY, UID).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mailbot.model import MailRef, RawMail
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS mails (
+    id            INTEGER PRIMARY KEY,
+    sha256        TEXT NOT NULL UNIQUE,
+    message_id    TEXT,
+    folder        TEXT NOT NULL,
+    uidvalidity   INTEGER NOT NULL,
+    uid           INTEGER NOT NULL,
+    internaldate  TEXT,
+    state         TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    action        TEXT,
+    kind          TEXT,
+    code          TEXT,
+    reasons       TEXT,
+    fields        TEXT,
+    subject       TEXT,
+    sender        TEXT,
+    target        TEXT,
+    data_version  TEXT,
+    first_seen    TEXT NOT NULL,
+    updated       TEXT NOT NULL,
+    UNIQUE (folder, uidvalidity, uid)
+);
+CREATE INDEX IF NOT EXISTS mails_state ON mails (state);
+CREATE INDEX IF NOT EXISTS mails_code ON mails (code);
+CREATE TABLE IF NOT EXISTS replies (
+    id            INTEGER PRIMARY KEY,
+    mail_id       INTEGER NOT NULL REFERENCES mails (id),
+    message_id    TEXT NOT NULL UNIQUE,
+    action        TEXT NOT NULL,
+    recipients    TEXT NOT NULL,
+    data          BLOB NOT NULL,
+    state         TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_attempt  TEXT NOT NULL,
+    last_error    TEXT,
+    sent_at       TEXT
+);
+CREATE INDEX IF NOT EXISTS replies_state ON replies (state, next_attempt);
+CREATE TABLE IF NOT EXISTS events (
+    id       INTEGER PRIMARY KEY,
+    mail_id  INTEGER REFERENCES mails (id),
+    at       TEXT NOT NULL,
+    event    TEXT NOT NULL,
+    detail   TEXT
+);
+CREATE INDEX IF NOT EXISTS events_mail ON events (mail_id);
+"""
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+@dataclass(frozen=True)
+class MailRow:
+    id: int
+    sha256: str
+    message_id: str | None
+    ref: MailRef
+    internaldate: datetime | None
+    state: str
+    attempts: int
+    action: str | None
+    kind: str | None
+    code: str | None
+    reasons: list[str]
+    target: str | None
+    data_version: str | None
+
+    @classmethod
+    def from_sql(cls, r: sqlite3.Row) -> MailRow:
+        return cls(
+            id=r["id"], sha256=r["sha256"], message_id=r["message_id"],
+            ref=MailRef(r["folder"], r["uidvalidity"], r["uid"]),
+            internaldate=datetime.fromisoformat(r["internaldate"]) if r["internaldate"] else None,
+            state=r["state"], attempts=r["attempts"], action=r["action"], kind=r["kind"], code=r["code"],
+            reasons=json.loads(r["reasons"]) if r["reasons"] else [], target=r["target"],
+            data_version=r["data_version"],
+        )
+
+
+@dataclass(frozen=True)
+class ReplyRow:
+    id: int
+    mail_id: int
+    message_id: str
+    action: str
+    recipients: list[str]
+    data: bytes
+    state: str
+    attempts: int
+
+
+class Store:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ------------------------------------------------------------ mails
+
+    def _one(self, sql: str, *args: object) -> MailRow | None:
+        r = self.db.execute(sql, args).fetchone()
+        return MailRow.from_sql(r) if r else None
+
+    def by_ref(self, ref: MailRef) -> MailRow | None:
+        return self._one("SELECT * FROM mails WHERE folder=? AND uidvalidity=? AND uid=?",
+                         ref.folder, ref.uidvalidity, ref.uid)
+
+    def by_sha(self, sha256: str) -> MailRow | None:
+        return self._one("SELECT * FROM mails WHERE sha256=?", sha256)
+
+    def get(self, mail_id: int) -> MailRow:
+        row = self._one("SELECT * FROM mails WHERE id=?", mail_id)
+        assert row is not None, mail_id
+        return row
+
+    def in_folder(self, folder: str, uidvalidity: int) -> dict[int, MailRow]:
+        rows = self.db.execute("SELECT * FROM mails WHERE folder=? AND uidvalidity=?", (folder, uidvalidity))
+        return {r["uid"]: MailRow.from_sql(r) for r in rows}
+
+    def unfinished(self, folder: str) -> list[MailRow]:
+        """Mails of this folder not yet filed, oldest first."""
+        rows = self.db.execute("SELECT * FROM mails WHERE folder=? AND state!='filed' ORDER BY id", (folder,))
+        return [MailRow.from_sql(r) for r in rows]
+
+    def add_received(self, raw: RawMail, message_id: str | None) -> MailRow:
+        t = now_utc().isoformat()
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO mails (sha256, message_id, folder, uidvalidity, uid, internaldate, state, first_seen,"
+                " updated) VALUES (?,?,?,?,?,?,'received',?,?)",
+                (raw.sha256, message_id, raw.ref.folder, raw.ref.uidvalidity, raw.ref.uid,
+                 _iso(raw.internaldate), t, t),
+            )
+            self._event(db, cur.lastrowid, "received", f"{raw.ref.folder} uid {raw.ref.uid}")
+        return self.get(cur.lastrowid)
+
+    def relocate(self, mail_id: int, ref: MailRef, why: str) -> None:
+        """The same mail now sits at another (folder, UIDVALIDITY, UID)."""
+        with self.transaction() as db:
+            db.execute("UPDATE mails SET folder=?, uidvalidity=?, uid=?, updated=? WHERE id=?",
+                       (ref.folder, ref.uidvalidity, ref.uid, now_utc().isoformat(), mail_id))
+            self._event(db, mail_id, "relocated", f"{why}: {ref.folder} uidvalidity {ref.uidvalidity} uid {ref.uid}")
+
+    def count_attempt(self, mail_id: int) -> int:
+        """Recorded before the work, so that a crash during it counts too (poison mail)."""
+        with self.transaction() as db:
+            db.execute("UPDATE mails SET attempts=attempts+1 WHERE id=?", (mail_id,))
+        return self.get(mail_id).attempts
+
+    def record_decision(self, mail_id: int, *, action: str, kind: str | None, code: str | None,
+                        reasons: list[str], fields: dict[str, object], subject: str, sender: str,
+                        message_id: str | None, target: str | None, data_version: str | None, detail: str,
+                        reply: tuple[str, list[str], bytes] | None) -> None:
+        """The decision and its reply (message-id, recipients, bytes) in one commit."""
+        t = now_utc().isoformat()
+        state = "reply_queued" if reply else "decided"
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE mails SET state=?, action=?, kind=?, code=?, reasons=?, fields=?, subject=?, sender=?,"
+                " message_id=?, target=?, data_version=?, updated=? WHERE id=?",
+                (state, action, kind, code, json.dumps(reasons), json.dumps(fields, ensure_ascii=False, default=str),
+                 subject, sender, message_id, target, data_version, t, mail_id),
+            )
+            self._event(db, mail_id, f"decided {action}", detail)
+            if reply:
+                message_id, recipients, data = reply
+                # A reply Message-ID is derived from the source mail: the same reply is never queued twice.
+                db.execute(
+                    "INSERT OR IGNORE INTO replies (mail_id, message_id, action, recipients, data, state, next_attempt)"
+                    " VALUES (?,?,?,?,?,'queued',?)",
+                    (mail_id, message_id, action, json.dumps(recipients), data, t),
+                )
+                self._event(db, mail_id, "reply queued", message_id)
+
+    def set_state(self, mail_id: int, state: str, event: str, detail: str = "", **columns: object) -> None:
+        sets = ", ".join(f"{k}=?" for k in columns)
+        with self.transaction() as db:
+            db.execute(f"UPDATE mails SET state=?, updated=?{', ' + sets if sets else ''} WHERE id=?",
+                       (state, now_utc().isoformat(), *columns.values(), mail_id))
+            self._event(db, mail_id, event, detail)
+
+    # ------------------------------------------------------------ replies
+
+    def due_replies(self, at: datetime) -> list[ReplyRow]:
+        rows = self.db.execute(
+            "SELECT * FROM replies WHERE state IN ('queued', 'sending') AND next_attempt<=? ORDER BY id",
+            (at.isoformat(),))
+        return [ReplyRow(r["id"], r["mail_id"], r["message_id"], r["action"], json.loads(r["recipients"]),
+                         r["data"], r["state"], r["attempts"]) for r in rows]
+
+    def pending_reply_count(self, mail_id: int) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM replies WHERE mail_id=? AND state IN ('queued','sending')",
+                               (mail_id,)).fetchone()[0]
+
+    def reply_sending(self, reply: ReplyRow) -> None:
+        # Marked before the SMTP transaction: after a crash here the reply is sent again with the
+        # same Message-ID (receiving servers drop duplicates by it) rather than lost.
+        with self.transaction() as db:
+            db.execute("UPDATE replies SET state='sending', attempts=attempts+1 WHERE id=?", (reply.id,))
+
+    def reply_sent(self, reply: ReplyRow) -> None:
+        t = now_utc().isoformat()
+        with self.transaction() as db:
+            db.execute("UPDATE replies SET state='sent', sent_at=?, last_error=NULL WHERE id=?", (t, reply.id))
+            left = db.execute("SELECT COUNT(*) FROM replies WHERE mail_id=? AND state!='sent'",
+                              (reply.mail_id,)).fetchone()[0]
+            if not left:
+                db.execute("UPDATE mails SET state='sent', updated=? WHERE id=? AND state='reply_queued'",
+                           (t, reply.mail_id))
+            self._event(db, reply.mail_id, "reply sent", f"{reply.message_id} to {', '.join(reply.recipients)}")
+
+    def reply_failed(self, reply: ReplyRow, error: str, retry_at: datetime | None) -> None:
+        """A temporary failure is retried at retry_at; None means given up (permanent or too many)."""
+        with self.transaction() as db:
+            if retry_at is None:
+                db.execute("UPDATE replies SET state='failed', last_error=? WHERE id=?", (error, reply.id))
+                self._event(db, reply.mail_id, "reply failed", error)
+            else:
+                db.execute("UPDATE replies SET state='queued', last_error=?, next_attempt=? WHERE id=?",
+                           (error, retry_at.isoformat(), reply.id))
+                self._event(db, reply.mail_id, "reply retry", f"{error}; next at {retry_at.isoformat()}")
+
+    # ------------------------------------------------------------ audit trail
+
+    def _event(self, db: sqlite3.Connection, mail_id: int | None, event: str, detail: str = "") -> None:
+        db.execute("INSERT INTO events (mail_id, at, event, detail) VALUES (?,?,?,?)",
+                   (mail_id, now_utc().isoformat(), event, detail))
+
+    def event(self, mail_id: int | None, event: str, detail: str = "") -> None:
+        with self.transaction() as db:
+            self._event(db, mail_id, event, detail)
+
+    def events(self, mail_id: int) -> list[tuple[str, str, str]]:
+        return [(r["at"], r["event"], r["detail"]) for r in
+                self.db.execute("SELECT * FROM events WHERE mail_id=? ORDER BY id", (mail_id,))]
