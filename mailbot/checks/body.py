@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailbot.checks import CheckContext
-from mailbot.classify import normalise
+from mailbot.classify import code_is_valid, normalise
 from mailbot.extract import request_rules
 from mailbot.model import Finding, Request
 
@@ -18,7 +18,9 @@ def required_items(request: Request, ctx: CheckContext) -> list[Finding]:
 
 def body_code_matches(request: Request, ctx: CheckContext) -> list[Finding]:
     subject_code = request.classification.code
+    if not subject_code or not code_is_valid(subject_code, ctx.rules_dir):
+        return []  # CODE_MISSING / CODE_INVALID already say the subject must change
     body_code = normalise(request.body_items.get("customer_code", "")).replace(" ", "")
-    if subject_code and body_code and body_code != subject_code:
+    if body_code and body_code != subject_code:
         return [Finding("CODE_MISMATCH", f"件名 {subject_code} / 本文 {body_code}")]
     return []

@@ -1,0 +1,28 @@
+# The two commands of the README:
+#   make demo   install, then run one cycle of the bot on its embedded default (local Maildir, no servers)
+#   make test   install (Dovecot from Debian packages, the Python dependencies), then run every test
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install servers
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Real servers for the tests: Dovecot from Debian packages (the SMTP server is aiosmtpd, a test dependency).
+servers:
+	@[ -x /usr/sbin/dovecot ] || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; }
+
+demo: install
+	$(VENV)/bin/mailbot poll
+
+test: install servers
+	$(PY) -m pytest -q

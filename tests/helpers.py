@@ -1,0 +1,32 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from mailbot.model import Address, Attachment, Mail
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+TEMPLATES = ROOT / "templates"
+CORPORA = ROOT.parent / "shared" / "corpora"
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+def mail(subject: str = "USEN SPOT 器材発注依頼_988776654", *, sender: str = "i-suzuki@usen.co.jp",
+         name: str = "鈴木 一郎", cc: tuple[str, ...] = ("shibuya-mgr@usen.co.jp",), body: str = "",
+         headers: dict[str, tuple[str, ...]] | None = None, attachments: tuple[Attachment, ...] = (),
+         content_type: str = "text/plain", reply_to: tuple[str, ...] = (),
+         from_addrs: tuple[str, ...] | None = None) -> Mail:
+    sender_address = Address(name, sender)
+    return Mail(
+        subject=subject, sender=sender_address,
+        from_addrs=tuple(Address("", a) for a in from_addrs) if from_addrs else (sender_address,),
+        reply_to=tuple(Address("", a) for a in reply_to), to=(Address("", "usen_spot@usen.co.jp"),),
+        cc=tuple(Address("", a) for a in cc), message_id="<abc.123@mail.usen.co.jp>", in_reply_to=None,
+        references=(), date=datetime(2026, 11, 20, 10, 0, tzinfo=TOKYO), received_at=None,
+        headers={k.lower(): v for k, v in (headers or {}).items()}, content_type=content_type, body=body,
+        attachments=attachments,
+    )

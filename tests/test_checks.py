@@ -1,0 +1,160 @@
+"""Checks alone, on hand-built requests, and the decision they lead to."""
+
+from datetime import datetime
+
+import pytest
+
+from helpers import RULES, TOKYO, mail
+from mailbot.checks import CheckContext, run_checks
+from mailbot.classify import classify
+from mailbot.decide import decide
+from mailbot.extract import body_items
+from mailbot.model import Action, Attachment, Finding, Request
+
+CTX = CheckContext(rules_dir=RULES, internal_domains=("usen.co.jp",), own_addresses=("usen_spot@usen.co.jp",),
+                   now=datetime(2026, 11, 20, 10, 0, tzinfo=TOKYO))
+PDF = Attachment("申込書_988776654.pdf", "application/pdf", b"%PDF-1.7\n...")
+ORDER_BODY = """お疲れ様です。渋谷支店の鈴木です。
+申込書送付します。
+
+顧客CD : 988776654
+店舗名 : カフェ・ド・ソレイユ 渋谷店
+リンク品使用 無
+SPOT Plus該当 有
+送付支店名 : 渋谷支店
+担当者名 : 鈴木
+"""
+
+
+def findings_of(m) -> list[str]:
+    request = Request(mail=m, classification=classify(m.subject, RULES), received=CTX.now,
+                      body_items=body_items(m.body, RULES))
+    return [f.code for f in run_checks(request, CTX)]
+
+
+def decision_of(m):
+    request = Request(mail=m, classification=classify(m.subject, RULES), received=CTX.now,
+                      body_items=body_items(m.body, RULES))
+    return decide(run_checks(request, CTX), RULES)
+
+
+def test_complete_equipment_order_is_accepted():
+    d = decision_of(mail(body=ORDER_BODY, attachments=(PDF,)))
+    assert d.action is Action.ACCEPT and d.reasons == []
+
+
+@pytest.mark.parametrize("headers", [
+    {"Auto-Submitted": ("auto-replied",)},
+    {"Auto-Submitted": ("auto-generated; foo",)},
+    {"Precedence": ("bulk",)},
+    {"Precedence": ("junk",)},
+    {"Precedence": ("list",)},
+    {"List-Id": ("<spot.lists.usen.co.jp>",)},
+    {"List-Unsubscribe": ("<mailto:x@usen.co.jp>",)},
+    {"Return-Path": ("<>",)},
+    {"X-Autoreply": ("yes",)},
+])
+def test_automatic_mail_is_ignored(headers):
+    d = decision_of(mail(body=ORDER_BODY, attachments=(PDF,), headers=headers))
+    assert d.action is Action.IGNORE and d.reasons == ["AUTO_REPLY"]
+
+
+def test_auto_submitted_no_is_ordinary_mail():
+    assert findings_of(mail(body=ORDER_BODY, attachments=(PDF,), headers={"Auto-Submitted": ("no",)})) == []
+
+
+@pytest.mark.parametrize("subject", ["自動応答: USEN SPOT 器材発注依頼_988776654", "不在通知：【受付】USEN SPOT 解約申請_988776654",
+                                     "Automatic reply: USEN SPOT 器材発注依頼_988776654",
+                                     "Out of Office: hello", "Undeliverable: USEN SPOT 器材発注依頼_988776654"])
+def test_out_of_office_subjects_are_ignored(subject):
+    assert findings_of(mail(subject, body=ORDER_BODY, attachments=(PDF,))) == ["AUTO_REPLY"]
+
+
+def test_a_kind_subject_mentioning_absence_is_not_an_auto_reply():
+    m = mail("USEN SPOT ルーター未撤去_988776654 店主不在のため", body="理由 : 店主不在で撤去できず")
+    assert findings_of(m) == []
+
+
+@pytest.mark.parametrize("sender", ["MAILER-DAEMON@usen.co.jp".lower(), "postmaster@mx.usen.co.jp",
+                                    "usen_spot@usen.co.jp"])
+def test_system_senders_and_own_mail_are_ignored(sender):
+    assert findings_of(mail(sender=sender, body=ORDER_BODY, attachments=(PDF,))) == ["AUTO_REPLY"]
+
+
+def test_delivery_reports_are_ignored():
+    assert findings_of(mail(content_type="multipart/report", body=ORDER_BODY)) == ["AUTO_REPLY"]
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"sender": "someone@gmail.com"},
+    {"sender": "x@usen.co.jp.evil.example"},
+    {"sender": "x@notusen.co.jp"},
+    {"reply_to": ("attacker@evil.example",)},
+    {"from_addrs": ("i-suzuki@usen.co.jp", "attacker@evil.example")},
+])
+def test_outsiders_are_held_and_nothing_else_is_checked(kwargs):
+    d = decision_of(mail(**kwargs))
+    assert d.action is Action.HOLD and d.reasons == ["SENDER_NOT_ALLOWED"]
+
+
+def test_subdomains_are_internal():
+    assert findings_of(mail(sender="a@shibuya.usen.co.jp", body=ORDER_BODY, attachments=(PDF,))) == []
+
+
+def test_unknown_subject_is_held_and_stops():
+    d = decision_of(mail("お疲れ様です"))
+    assert d.action is Action.HOLD and d.reasons == ["UNKNOWN_SUBJECT"]
+
+
+def test_every_finding_is_reported_not_the_first():
+    m = mail("USEN SPOT 器材発注依頼_", body="お疲れ様です。\n店舗名 : テスト\n")
+    assert findings_of(m) == ["CODE_MISSING", "ATTACHMENT_MISSING", "BODY_FIELD_MISSING"]
+    assert decision_of(m).action is Action.REMAND
+
+
+def test_invalid_code():
+    assert findings_of(mail("USEN SPOT 器材発注依頼_98877665", body=ORDER_BODY, attachments=(PDF,))) == ["CODE_INVALID"]
+
+
+def test_form_sent_as_excel():
+    xlsx = Attachment("申込書.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", b"PK\x03\x04")
+    assert findings_of(mail(body=ORDER_BODY, attachments=(xlsx,))) == ["ATTACHMENT_NOT_PDF"]
+
+
+def test_signature_logo_is_not_a_form():
+    logo = Attachment("image001.png", "image/png", b"\x89PNG" + b"0" * 2000)
+    assert findings_of(mail(body=ORDER_BODY, attachments=(logo,))) == ["ATTACHMENT_MISSING"]
+
+
+def test_body_code_must_match_subject():
+    body = ORDER_BODY.replace("顧客CD : 988776654", "顧客CD : 988776655")
+    assert findings_of(mail(body=body, attachments=(PDF,))) == ["CODE_MISMATCH"]
+
+
+@pytest.mark.parametrize("subject,body,expected", [
+    ("USEN SPOT 契約変更_988776654", "変更内容 : 店舗名 旧カフェ → 新カフェ", []),
+    ("USEN SPOT 契約変更_988776654", "お疲れ様です。", ["BODY_FIELD_MISSING"]),
+    ("USEN SPOT ルーター未撤去_988776654", "理由：店舗閉鎖のため連絡がとれない", []),
+    ("USEN SPOT ルーター未撤去_988776654", "理由：", ["BODY_FIELD_MISSING"]),
+    ("USEN SPOT 移設依頼_988776654", "移設先：東京都港区1-1\n移設先回線種別：フレッツ光ネクスト", []),
+    ("USEN SPOT 移設依頼_988776654", "移設先：東京都港区1-1", ["BODY_FIELD_MISSING"]),
+    ("USEN SPOT キャンセル申請_988776654", "", []),
+    ("USEN SPOT 解約キャンセル依頼_988776654", "", []),
+])
+def test_body_items_per_kind(subject, body, expected):
+    assert findings_of(mail(subject, body=body)) == expected
+
+
+def test_quoted_text_does_not_count_as_body_items():
+    body = "再送します。\n> 変更内容 : 店舗名変更\n"
+    assert findings_of(mail("RE: 【差戻】USEN SPOT 契約変更_988776654", body=body)) == ["BODY_FIELD_MISSING"]
+
+
+def test_decision_precedence_and_deferral():
+    assert decide([Finding("CANCEL_AFTER_ORDER")], RULES).action is Action.ACCEPT
+    assert decide([Finding("SHOP_MISMATCH"), Finding("CANCEL_AFTER_ORDER")], RULES).action is Action.HOLD
+    assert decide([Finding("SHOP_MISMATCH"), Finding("CODE_MISSING")], RULES).action is Action.REMAND
+    assert decide([Finding("UNIS_ORDER_NOT_FOUND", defer=True)], RULES).action is Action.DEFER
+    remand = decide([Finding("UNIS_ORDER_NOT_FOUND", defer=True), Finding("ATTACHMENT_MISSING")], RULES)
+    assert remand.action is Action.REMAND and remand.reasons == ["ATTACHMENT_MISSING"]
+    assert decide([], RULES).action is Action.ACCEPT

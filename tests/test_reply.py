@@ -1,0 +1,97 @@
+"""Replies: subject, threading, recipients, wording from templates, and no header injection."""
+
+from email import message_from_bytes
+from email.policy import default
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import RULES, TEMPLATES, mail
+from mailbot.classify import classify
+from mailbot.model import Action, Decision, Finding
+from mailbot.reply import ReplySettings, build_reply
+
+SETTINGS = ReplySettings(sender="usen_spot@usen.co.jp", internal_domains=("usen.co.jp",), acknowledge_held=False,
+                         templates_dir=TEMPLATES, rules_dir=RULES)
+SHA = "ab" * 32
+
+
+def reply_for(m, action, findings=(), reply_settings=SETTINGS):
+    return build_reply(m, SHA, classify(m.subject, RULES), Decision(action, tuple(findings)), reply_settings)
+
+
+def parsed(reply):
+    return message_from_bytes(reply.message.as_bytes(), policy=default)
+
+
+def test_remand_lists_every_finding_with_its_fix():
+    m = mail("RE: Fw: USEN SPOT 器材発注依頼_98877665")
+    r = reply_for(m, Action.REMAND, [Finding("CODE_INVALID", "98877665"), Finding("ATTACHMENT_MISSING")])
+    msg = parsed(r)
+    assert msg["Subject"] == "【差戻】USEN SPOT 器材発注依頼_98877665"
+    body = msg.get_content()
+    assert "1. 件名の顧客コードが9桁の数字ではありません。（98877665）" in body
+    assert "2. 必要なPDFが添付されていません。" in body
+    assert "パスワード（uspot）" in body
+    assert body.startswith("鈴木 一郎 様")
+
+
+def test_threading_and_auto_submitted():
+    msg = parsed(reply_for(mail(), Action.ACCEPT))
+    assert msg["In-Reply-To"] == "<abc.123@mail.usen.co.jp>"
+    assert msg["References"] == "<abc.123@mail.usen.co.jp>"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["From"] == "usen_spot@usen.co.jp"
+    assert msg["Message-ID"] == f"<accept.{SHA[:32]}.mailbot@usen.co.jp>"
+
+
+def test_reply_goes_to_sender_with_original_cc_internal_only():
+    m = mail(cc=("shibuya-mgr@usen.co.jp", "partner@gmail.com", "usen_spot@usen.co.jp"))
+    r = reply_for(m, Action.ACCEPT)
+    msg = parsed(r)
+    assert [a.addr_spec for a in msg["To"].addresses] == ["i-suzuki@usen.co.jp"]
+    assert [a.addr_spec for a in msg["Cc"].addresses] == ["shibuya-mgr@usen.co.jp"]
+    assert r.recipients == ["i-suzuki@usen.co.jp", "shibuya-mgr@usen.co.jp"]
+
+
+def test_no_reply_for_ignore_defer_outsiders_and_holds_without_acknowledgement():
+    assert reply_for(mail(), Action.IGNORE, [Finding("AUTO_REPLY")]) is None
+    assert reply_for(mail(), Action.DEFER) is None
+    assert reply_for(mail(), Action.HOLD, [Finding("SENDER_NOT_ALLOWED")]) is None
+    assert reply_for(mail(), Action.HOLD, [Finding("SHOP_MISMATCH")]) is None
+    assert reply_for(mail(sender="x@gmail.com"), Action.ACCEPT) is None
+
+
+def test_held_acknowledgement_when_enabled():
+    ack = ReplySettings(**{**SETTINGS.__dict__, "acknowledge_held": True})
+    msg = parsed(reply_for(mail(), Action.HOLD, [Finding("SHOP_MISMATCH")], ack))
+    assert msg["Subject"].startswith("【確認中】")
+    assert reply_for(mail(), Action.HOLD, [Finding("SENDER_NOT_ALLOWED")], ack) is None
+
+
+def test_acceptance_texts_per_kind():
+    assert "ファイバーゲート社" in parsed(reply_for(mail(), Action.ACCEPT)).get_content()
+    termination = parsed(reply_for(mail("USEN SPOT 解約申請_988776654"), Action.ACCEPT)).get_content()
+    assert "30,000円" in termination and "撤去" in termination
+    notice = parsed(reply_for(mail("登録通知書の再発行依頼"), Action.ACCEPT)).get_content()
+    assert "郵送のみ" in notice and "翌営業日" in notice and "日付指定はできません" in notice
+
+
+NASTY = st.text(alphabet=st.sampled_from(list("AbＡ漢\r\n\x00\u2028\u2029\u202e\u200b\t =?:<>@\"")), max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(subject=NASTY, name=NASTY, message_id=NASTY)
+def test_nothing_from_the_mail_adds_a_header(subject, name, message_id):
+    m = mail("USEN SPOT 器材発注依頼_988776654 " + subject, name=name)
+    m = m.__class__(**{**m.__dict__, "message_id": message_id, "references": (message_id,)})
+    r = reply_for(m, Action.ACCEPT)
+    raw = r.message.as_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    names = [line.split(b":", 1)[0] for line in head.split(b"\r\n") if line and not line[:1].isspace()]
+    allowed = {b"From", b"To", b"Cc", b"Subject", b"Date", b"Message-ID", b"In-Reply-To", b"References",
+               b"Auto-Submitted", b"X-Auto-Response-Suppress", b"X-Mailbot-Decision", b"MIME-Version",
+               b"Content-Type", b"Content-Transfer-Encoding"}
+    assert set(names) <= allowed
+    assert len(names) == len(set(names))
+    assert b"\x00" not in head
