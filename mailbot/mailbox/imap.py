@@ -1,0 +1,382 @@
+"""The shared mailbox over IMAP (imapclient).
+
+Folder names are given the way the rest of mailbot writes them: Unicode, with ``/`` between the
+levels (``保留/受付``).  They are mapped onto the server's hierarchy delimiter and personal
+namespace prefix (``INBOX.保留.受付`` on a Courier-style server); imapclient does the modified
+UTF-7 encoding on the wire.  The ``MailRef.folder`` of a fetched mail is the name as given.
+
+Every failure of the server, the network or TLS surfaces as ``MailboxError``.  After a broken
+connection the next call connects afresh.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import hashlib
+import logging
+import socket
+import ssl as ssl_lib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+
+from mailbot.mailbox import MailboxError
+from mailbot.model import MailRef, RawMail
+
+log = logging.getLogger(__name__)
+
+_BODY = b"BODY[]"
+_MSGID_ITEM = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
+_MSGID_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
+_DELETED = b"\\Deleted"
+_ABSENT_FLAGS = {b"\\NOSELECT", b"\\NONEXISTENT"}
+
+
+def _describe(exc: BaseException) -> str:
+    """A readable one-line account of an imapclient / socket / ssl error."""
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, ssl_lib.SSLError):
+        return f"TLS error: {exc.strerror or exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    parts = []
+    for arg in exc.args:
+        if isinstance(arg, bytes):
+            arg = arg.decode("utf-8", "replace")
+        arg = str(arg)
+        if len(arg) >= 3 and arg[0] == "b" and arg[1] in "'\"" and arg[-1] == arg[1]:
+            arg = arg[2:-1]  # imapclient's str() of a bytes server response
+        parts.append(arg)
+    text = " ".join(p for p in parts if p) or type(exc).__name__
+    if isinstance(exc, IMAPClientAbortError):
+        return f"connection lost: {text}"
+    if isinstance(exc, IMAPClientError):
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+class ImapMailbox:
+    """The ``Mailbox`` protocol over one IMAP connection.
+
+    ``use_move``: True forces UID MOVE, False forces the COPY + UID EXPUNGE fallback, None (the
+    default) uses MOVE when the server advertises it.  ``batch_size``: UIDs per UID FETCH.
+
+    Connects (and logs in) on the first call, keeps the connection, and after a broken one
+    connects again on the next call.  Not thread-safe: one instance per thread.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ssl: bool,
+        username: str,
+        password: str,
+        timeout: float = 30.0,
+        *,
+        use_move: bool | None = None,
+        ssl_context: ssl_lib.SSLContext | None = None,
+        batch_size: int = 100,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.ssl = ssl
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self.use_move = use_move
+        self.ssl_context = ssl_context
+        self.batch_size = max(1, int(batch_size))
+        self._client: IMAPClient | None = None
+        self._selected: tuple[str, bool, int] | None = None  # (server name, readonly, uidvalidity)
+        self._prefix = ""
+        self._delimiter: str | None = "/"
+
+    def __repr__(self) -> str:
+        return f"ImapMailbox({self.host}:{self.port}, user={self.username!r})"
+
+    # -- connection -----------------------------------------------------------------------
+
+    def __enter__(self) -> ImapMailbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Log out quietly; the next call would connect again."""
+        client, self._client = self._client, None
+        self._selected = None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:  # noqa: BLE001 - closing must never fail
+            try:
+                client.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _drop(self) -> None:
+        """Forget a broken connection without talking to the server."""
+        client, self._client = self._client, None
+        self._selected = None
+        if client is not None:
+            try:
+                client.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _connect(self) -> IMAPClient:
+        if self._client is not None:
+            return self._client
+        client = IMAPClient(
+            self.host,
+            port=self.port,
+            ssl=self.ssl,
+            ssl_context=self.ssl_context,
+            timeout=self.timeout,
+        )
+        try:
+            client.normalise_times = False  # aware INTERNALDATEs
+            client.login(self.username, self._password)
+            self._learn_namespace(client)
+        except BaseException:
+            try:
+                client.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+            raise
+        self._client = client
+        self._selected = None
+        return client
+
+    def _learn_namespace(self, client: IMAPClient) -> None:
+        prefix, delimiter = "", None
+        personal = None
+        if client.has_capability("NAMESPACE"):
+            personal = client.namespace().personal
+        if personal:
+            prefix, delimiter = personal[0][0] or "", personal[0][1]
+        else:
+            listing = client.list_folders(pattern="")
+            if listing:
+                delimiter = listing[0][1]
+        if isinstance(delimiter, bytes):
+            delimiter = delimiter.decode("ascii", "replace")
+        self._prefix = prefix
+        self._delimiter = delimiter or None
+
+    @contextmanager
+    def _op(self, what: str) -> Iterator[IMAPClient]:
+        """Run one operation; turn every failure into MailboxError."""
+        try:
+            yield self._connect()
+        except MailboxError:
+            raise
+        except (IMAPClientAbortError, LoginError, OSError) as exc:  # connection unusable
+            self._drop()
+            raise MailboxError(self._message(what, exc)) from exc
+        except IMAPClientError as exc:
+            self._selected = None  # a failed SELECT leaves no folder selected
+            if any(code in str(exc) for code in ("[SERVERBUG]", "[UNAVAILABLE]", "[LIMIT]")):
+                self._drop()  # start the next call on a fresh session
+            raise MailboxError(self._message(what, exc)) from exc
+
+    def _message(self, what: str, exc: BaseException) -> str:
+        text = f"IMAP {what} failed on {self.host}:{self.port} as {self.username!r}: {_describe(exc)}"
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+    # -- names and selection --------------------------------------------------------------
+
+    def _server_name(self, folder: str) -> str:
+        """``保留/受付`` → the server's name for it (delimiter, namespace prefix)."""
+        if folder.upper() == "INBOX":
+            return "INBOX"
+        name = folder.strip("/")
+        if self._delimiter and self._delimiter != "/":
+            name = name.replace("/", self._delimiter)
+        if self._prefix and not name.startswith(self._prefix) and name.upper() != "INBOX":
+            name = self._prefix + name
+        return name
+
+    def _select(self, client: IMAPClient, name: str, *, readonly: bool, fresh: bool = False) -> int:
+        """Select a folder (by server name); returns its UIDVALIDITY."""
+        if (
+            not fresh
+            and self._selected is not None
+            and self._selected[0] == name
+            and (readonly or not self._selected[1])
+        ):
+            return self._selected[2]
+        self._selected = None
+        info = client.select_folder(name, readonly=readonly)
+        uidvalidity = int(info[b"UIDVALIDITY"])
+        self._selected = (name, readonly, uidvalidity)
+        return uidvalidity
+
+    # -- the Mailbox protocol --------------------------------------------------------------
+
+    def ensure_folders(self, names: Iterable[str]) -> None:
+        names = list(names)
+        with self._op("ensure_folders") as client:
+            existing = {
+                name
+                for flags, _delim, name in client.list_folders()
+                if not {f.upper() for f in flags if isinstance(f, bytes)} & _ABSENT_FLAGS
+            }
+            for folder in names:
+                server_name = self._server_name(folder)
+                if server_name.upper() == "INBOX" or server_name in existing:
+                    continue
+                log.info("creating IMAP folder %r", server_name)
+                client.create_folder(server_name)
+                existing.add(server_name)
+                try:
+                    client.subscribe_folder(server_name)
+                except IMAPClientError as exc:  # only cosmetic (mail clients show subscribed ones)
+                    log.warning("could not subscribe %r: %s", server_name, _describe(exc))
+
+    def uidvalidity(self, folder: str) -> int:
+        with self._op(f"STATUS {folder!r}") as client:
+            status = client.folder_status(self._server_name(folder), ["UIDVALIDITY"])
+            return int(status[b"UIDVALIDITY"])
+
+    def list_uids(self, folder: str) -> list[int]:
+        with self._op(f"UID SEARCH in {folder!r}") as client:
+            self._select(client, self._server_name(folder), readonly=True, fresh=True)
+            return sorted(int(uid) for uid in client.search(["ALL"]))
+
+    def fetch(self, folder: str, uids: Iterable[int]) -> Iterator[RawMail]:
+        wanted = list(dict.fromkeys(int(u) for u in uids))
+        if not wanted:
+            return
+        name = None
+        uidvalidity = None
+        for start in range(0, len(wanted), self.batch_size):
+            chunk = wanted[start : start + self.batch_size]
+            with self._op(f"UID FETCH in {folder!r}") as client:
+                if name is None:
+                    name = self._server_name(folder)
+                    uidvalidity = self._select(client, name, readonly=True, fresh=True)
+                else:
+                    # another call may have selected something else in between (e.g. move)
+                    current = self._select(client, name, readonly=True)
+                    if current != uidvalidity:
+                        raise MailboxError(
+                            f"UIDVALIDITY of {folder!r} changed during fetch ({uidvalidity} → {current})"
+                        )
+                response = client.fetch(chunk, ["BODY.PEEK[]", "INTERNALDATE"])
+            for uid in chunk:
+                item = response.get(uid)
+                if item is None or item.get(_BODY) is None:
+                    continue  # vanished meanwhile
+                internaldate = item.get(b"INTERNALDATE")
+                yield RawMail(
+                    ref=MailRef(folder, uidvalidity, uid),
+                    data=bytes(item[_BODY]),
+                    internaldate=internaldate if isinstance(internaldate, datetime) else None,
+                )
+
+    def move(self, ref: MailRef, dest: str) -> None:
+        with self._op(f"move of UID {ref.uid} from {ref.folder!r} to {dest!r}") as client:
+            src = self._server_name(ref.folder)
+            dst = self._server_name(dest)
+            if src == dst:
+                return
+            self._check_source(client, src, ref)
+            if not self._present(client, ref.uid):
+                log.info("UID %s no longer in %r; move to %r already done", ref.uid, ref.folder, dest)
+                return
+            use_move = client.has_capability("MOVE") if self.use_move is None else self.use_move
+            if use_move:
+                client.move([ref.uid], dst)
+                return
+            if not client.has_capability("UIDPLUS"):
+                raise MailboxError(
+                    f"IMAP server {self.host}:{self.port} offers neither MOVE nor UIDPLUS; "
+                    "refusing to move (a plain EXPUNGE could delete other mails)"
+                )
+            if not self._dest_has_copy(client, src, dst, ref):
+                client.copy([ref.uid], dst)
+            client.add_flags([ref.uid], [_DELETED], silent=True)
+            client.uid_expunge([ref.uid])
+
+    def append(self, folder: str, data: bytes, internaldate: datetime | None = None) -> None:
+        with self._op(f"APPEND to {folder!r}") as client:
+            client.append(self._server_name(folder), data, msg_time=internaldate)
+
+    # -- move helpers ----------------------------------------------------------------------
+
+    def _check_source(self, client: IMAPClient, src: str, ref: MailRef) -> None:
+        uidvalidity = self._select(client, src, readonly=False, fresh=True)
+        if uidvalidity != ref.uidvalidity:
+            raise MailboxError(
+                f"UIDVALIDITY of {ref.folder!r} is {uidvalidity}, not {ref.uidvalidity}: "
+                f"UID {ref.uid} may name another mail now"
+            )
+
+    @staticmethod
+    def _present(client: IMAPClient, uid: int) -> bool:
+        return uid in client.search(["UID", str(uid)])
+
+    def _dest_has_copy(self, client: IMAPClient, src: str, dst: str, ref: MailRef) -> bool:
+        """Whether an earlier, interrupted move already copied the mail to dst.
+
+        Matched by Message-ID and size when the mail has a Message-ID, else by size and content.
+        Leaves src selected read-write again.
+        """
+        head = client.fetch([ref.uid], [_MSGID_ITEM, "RFC822.SIZE"]).get(ref.uid, {})
+        size = head.get(b"RFC822.SIZE")
+        message_id = self._message_id(head.get(_MSGID_KEY) or b"")
+        source_digest = None
+        if message_id is None:
+            body = client.fetch([ref.uid], ["BODY.PEEK[]"]).get(ref.uid, {}).get(_BODY)
+            if body is None or size is None:
+                return False
+            source_digest = hashlib.sha256(body).digest()
+        found = False
+        try:
+            self._select(client, dst, readonly=True, fresh=True)
+            if message_id is not None:
+                candidates = client.search(["HEADER", "Message-ID", message_id])
+            elif size is not None:
+                candidates = client.search(["LARGER", str(size - 1), "SMALLER", str(size + 1)])
+            else:
+                candidates = []
+            if candidates:
+                if message_id is not None:
+                    sizes = client.fetch(candidates, ["RFC822.SIZE"])
+                    found = size is None or any(v.get(b"RFC822.SIZE") == size for v in sizes.values())
+                else:
+                    bodies = client.fetch(candidates, ["BODY.PEEK[]"])
+                    found = any(
+                        v.get(_BODY) is not None and hashlib.sha256(v[_BODY]).digest() == source_digest
+                        for v in bodies.values()
+                    )
+        finally:
+            self._selected = None
+        self._check_source(client, src, ref)
+        if found:
+            log.info("UID %s of %r is already in %r; only expunging the source", ref.uid, ref.folder, dst)
+        return found
+
+    @staticmethod
+    def _message_id(header_block: bytes) -> str | None:
+        if not header_block:
+            return None
+        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_block)
+        value = msg.get("Message-ID")
+        if value is None:
+            return None
+        value = " ".join(str(value).split())
+        if not value or not value.isascii() or '"' in value or "\\" in value:
+            return None
+        return value
