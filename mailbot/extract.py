@@ -55,27 +55,31 @@ def request_rules(rules_dir: Path) -> RequestRules:
     )
 
 
-def own_text(body: str) -> str:
-    """The part of the body the sender wrote: without quoted lines and the forwarded original."""
-    lines = []
+def split_original(body: str) -> tuple[str, str]:
+    """(what the sender wrote, the quoted or forwarded original below it, without quote marks)."""
+    own, original = [], []
     for line in body.splitlines():
-        if _ORIGINAL_STARTS.match(line):
-            break
-        if not line.lstrip().startswith((">", "＞")):
-            lines.append(line)
-    return "\n".join(lines)
+        quoted = line.lstrip().startswith((">", "＞"))
+        if original or quoted or _ORIGINAL_STARTS.match(line):
+            original.append(line.lstrip().lstrip(">＞ ") if quoted else line)
+        else:
+            own.append(line)
+    return "\n".join(own), "\n".join(original)
 
 
 def body_items(body: str, rules_dir: Path) -> dict[str, str]:
-    """Item name → value for every labelled line of the sender's own text (first one wins)."""
+    """Item name → value of the labelled lines (first one wins).
+
+    The sender's own text comes first; items it lacks are taken from the forwarded or quoted
+    original, since a branch forwarding a request or answering a remand leaves them there.
+    """
     rules = request_rules(rules_dir)
     items: dict[str, str] = {}
-    for line in own_text(body).splitlines():
-        m = rules.label_pattern.match(normalise(line))
-        if not m:
-            continue
-        name = rules.label_names[_label_group(m)]
-        items.setdefault(name, m.group("value").strip())
+    for text in split_original(body):
+        for line in text.splitlines():
+            m = rules.label_pattern.match(normalise(line))
+            if m and m.group("value").strip():
+                items.setdefault(rules.label_names[_label_group(m)], m.group("value").strip())
     return items
 
 

@@ -94,8 +94,10 @@ class CycleReport:
 
 
 class Bot:
-    def __init__(self, settings: Settings, mailbox: Mailbox, transport: Transport, store: Store):
+    def __init__(self, settings: Settings, mailbox: Mailbox, transport: Transport, store: Store,
+                 retry_base: timedelta = _RETRY_BASE):
         self.settings = settings
+        self.retry_base = retry_base  # first wait after a failed send; doubles up to _RETRY_CAP
         self.mailbox = mailbox
         self.transport = transport
         self.store = store
@@ -218,7 +220,7 @@ class Bot:
                 self.store.set_state(reply.mail_id, "decided", "held: reply could not be sent", result.detail,
                                      target=self.settings.folders.held)
             else:
-                delay = min(_RETRY_BASE * 2 ** (attempts - 1), _RETRY_CAP)
+                delay = min(self.retry_base * 2 ** (attempts - 1), _RETRY_CAP)
                 self.store.reply_failed(reply, result.detail, datetime.now(timezone.utc) + delay)
 
     # ------------------------------------------------------------ filing

@@ -145,9 +145,16 @@ def test_body_items_per_kind(subject, body, expected):
     assert findings_of(mail(subject, body=body)) == expected
 
 
-def test_quoted_text_does_not_count_as_body_items():
-    body = "再送します。\n> 変更内容 : 店舗名変更\n"
-    assert findings_of(mail("RE: 【差戻】USEN SPOT 契約変更_988776654", body=body)) == ["BODY_FIELD_MISSING"]
+def test_items_missing_from_the_own_text_are_taken_from_the_quoted_original():
+    body = "再送します。\n変更内容 : 店舗名変更\n-----Original Message-----\n変更内容 : 旧\n"
+    m = mail("RE: 【差戻】USEN SPOT 契約変更_988776654", body=body)
+    assert body_items(m.body, RULES) == {"change": "店舗名変更"}
+    forwarded = "転送します。\n\n---------- 転送メッセージ ----------\n理由 : 店主不在\n> 顧客CD : 988776654"
+    assert body_items(forwarded, RULES) == {"reason": "店主不在", "customer_code": "988776654"}
+
+
+def test_empty_labels_are_absent():
+    assert findings_of(mail("USEN SPOT 契約変更_988776654", body="変更内容 :\n")) == ["BODY_FIELD_MISSING"]
 
 
 def test_decision_precedence_and_deferral():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Protocol
 
 from mailbot.model import MailRef, RawMail
@@ -30,7 +31,7 @@ class Mailbox(Protocol):
         """Move one mail to dest: MOVE, else COPY + UID EXPUNGE.  Never deletes otherwise.
         Safe to repeat after a crash: never leaves two copies in dest."""
 
-    def append(self, folder: str, data: bytes) -> None:
+    def append(self, folder: str, data: bytes, internaldate: datetime | None = None) -> None:
         """Store a new mail in folder (held-folder notes, tests)."""
 
     def close(self) -> None: ...

@@ -1,0 +1,296 @@
+"""The whole loop on real servers: mails appended to Dovecot → `mailbot poll` → replies received by
+the SMTP server → originals in the right folders → a second poll sends nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, TOKYO
+from mailbot.config import load
+from mailbot.mailbox.imap import ImapMailbox
+from mailbot.outbox import SmtpTransport
+from mailbot.pipeline import Bot
+from mailbot.samples import SAMPLES, sample_mails
+from mailbot.store import Store
+
+NOW = datetime(2026, 11, 20, 10, 30, tzinfo=TOKYO)
+PROCESSED, HELD, IGNORED = "処理済", "保留/要確認", "対象外"
+
+# What each sample mail must come to: (decision, folder, reply subject prefix or None).
+EXPECTED = {
+    "auto_reply": ("ignore", IGNORED, None),
+    "bounce": ("ignore", IGNORED, None),
+    "order_shibuya": ("accept", PROCESSED, "【受付】"),
+    "cancellation": ("accept", PROCESSED, "【受付】"),
+    "order_fullwidth": ("accept", PROCESSED, "【受付】"),
+    "contract_change": ("accept", PROCESSED, "【受付】"),
+    "order_forwarded": ("accept", PROCESSED, "【受付】"),
+    "outside_gmail": ("hold", HELD, None),
+    "order_multi_units": ("accept", PROCESSED, "【受付】"),
+    "termination": ("accept", PROCESSED, "【受付】"),
+    "order_no_code": ("remand", PROCESSED, "【差戻】"),
+    "router_not_removed": ("accept", PROCESSED, "【受付】"),
+    "order_resubmission": ("accept", PROCESSED, "【受付】"),
+    "relocation": ("accept", PROCESSED, "【受付】"),
+    "order_8digit": ("remand", PROCESSED, "【差戻】"),
+    "registration_notice": ("accept", PROCESSED, "【受付】"),
+    "termination_withdrawal": ("accept", PROCESSED, "【受付】"),
+    "order_no_pdf": ("remand", PROCESSED, "【差戻】"),
+    "unknown_subject": ("hold", HELD, None),
+}
+
+
+def crlf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def write_config(tmp_path: Path, account, sink, **policy: object) -> Path:
+    policy_lines = "\n".join(f"{k} = {str(v).lower() if isinstance(v, bool) else v}" for k, v in policy.items())
+    path = tmp_path / "mailbot.toml"
+    path.write_text(textwrap.dedent(f"""
+        [imap]
+        host = "{account.host}"
+        port = {account.port}
+        ssl = false
+        username = "{account.username}"
+        password = "{account.password}"
+
+        [folders]
+        processed = "{PROCESSED}"
+        held = "{HELD}"
+        ignored = "{IGNORED}"
+
+        [smtp]
+        host = "{sink.host}"
+        port = {sink.port}
+        starttls = false
+        from = "usen_spot@usen.co.jp"
+
+        [state]
+        database = "state.sqlite3"
+
+        [policy]
+        """) + policy_lines + "\n", encoding="utf-8")
+    return path
+
+
+def poll_cli(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mailbot", "poll", "--config", str(config)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+@pytest.fixture
+def loaded(imap_account):
+    """The sample morning appended to the INBOX; name → raw bytes."""
+    mails = dict(sample_mails(NOW))
+    assert set(mails) == set(EXPECTED), "every sample has an expectation"
+    for name, data in mails.items():
+        imap_account.append("INBOX", crlf(data))
+    return {name: crlf(data) for name, data in mails.items()}
+
+
+def test_whole_loop_on_real_servers(imap_account, smtp_sink, loaded, tmp_path):
+    config = write_config(tmp_path, imap_account, smtp_sink)
+    result = poll_cli(config)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(loaded)} mails decided" in result.stdout
+
+    # Every original is in exactly one folder, byte for byte, and the inbox is empty.
+    assert imap_account.messages("INBOX") == {}
+    by_folder = {folder: sorted(imap_account.messages(folder).values()) for folder in (PROCESSED, HELD, IGNORED)}
+    for name, data in loaded.items():
+        folder = EXPECTED[name][1]
+        assert by_folder[folder].count(data) == 1, f"{name} not filed once in {folder}"
+    assert sum(len(v) for v in by_folder.values()) == len(loaded)
+    for folder in (PROCESSED, HELD, IGNORED):
+        for flags in imap_account.flags(folder).values():
+            assert b"\\Seen" not in flags, "nothing is marked read by the bot"
+
+    # One reply per mail that is due one, with the right prefix, threaded, to internal addresses only.
+    replies = smtp_sink.wait_for(sum(1 for e in EXPECTED.values() if e[2]), timeout=10)
+    by_subject = {}
+    for r in replies:
+        by_subject.setdefault(r.message["Subject"], []).append(r)
+        assert all(addr.endswith("@usen.co.jp") for addr in r.rcpt_tos), r.rcpt_tos
+        assert r.message["Auto-Submitted"] == "auto-replied"
+        assert r.mail_from == "usen_spot@usen.co.jp"
+    for name, (_decision, _folder, prefix) in EXPECTED.items():
+        if prefix is None:
+            continue
+        from mailbot.classify import strip_prefixes, subject_rules
+
+        original = strip_prefixes(SAMPLES[name].subject, subject_rules(ROOT / "rules"))[0]
+        got = by_subject.get(prefix + original, [])
+        assert len(got) == 1, f"{name}: {len(got)} replies with subject {prefix + original}"
+        reply = got[0].message
+        source = __import__("email").message_from_bytes(loaded[name])
+        assert reply["In-Reply-To"] == source["Message-ID"]
+        assert source["From"] and got[0].rcpt_tos[0] in str(reply["To"])
+    assert len(replies) == sum(1 for e in EXPECTED.values() if e[2])
+
+    # The audit trail has the decision of every mail.
+    store = Store(tmp_path / "state.sqlite3")
+    decisions = dict(store.db.execute("SELECT subject, action FROM mails").fetchall())
+    assert sorted(decisions.values()) == sorted(e[0] for e in EXPECTED.values())
+    store.close()
+
+    # A second cycle finds nothing to do: no reply, nothing moved.
+    again = poll_cli(config)
+    assert again.returncode == 0, again.stderr
+    assert "0 mails decided, 0 replies sent, 0 mails filed" in again.stdout
+    assert len(smtp_sink.messages()) == len(replies)
+
+
+def _bot(config: Path, **kw) -> tuple[Bot, Store, ImapMailbox]:
+    settings = load(config)
+    i = settings.imap
+    mailbox = ImapMailbox(i.host, i.port, i.ssl, i.username, i.password, **kw)
+    store = Store(settings.database)
+    return Bot(settings, mailbox, SmtpTransport(settings.smtp), store, retry_base=timedelta(0)), store, mailbox
+
+
+def test_failed_send_is_retried_never_lost_never_doubled(imap_account, smtp_sink, tmp_path):
+    data = crlf(dict(sample_mails(NOW))["order_shibuya"])
+    imap_account.append("INBOX", data)
+    config = write_config(tmp_path, imap_account, smtp_sink)
+    bot, store, mailbox = _bot(config)
+
+    smtp_sink.set_mode("tempfail")
+    report = bot.poll()
+    assert report.sent == 0 and report.send_failures == 1
+    assert list(imap_account.messages("INBOX").values()) == [data], "stays in the inbox until answered"
+
+    smtp_sink.set_mode("accept")
+    report = bot.poll()
+    assert report.sent == 1 and report.filed == 1
+    assert bot.poll().sent == 0
+    assert len(smtp_sink.messages()) == 1
+    assert list(imap_account.messages(PROCESSED).values()) == [data]
+    events = [e for _, e, _ in store.events(1)]
+    assert events == ["received", "decided accept", "reply queued", "reply retry", "reply sent", "filed"]
+    mailbox.close()
+    store.close()
+
+
+def test_permanent_send_failure_holds_the_mail_for_a_person(imap_account, smtp_sink, tmp_path):
+    data = crlf(dict(sample_mails(NOW))["order_no_pdf"])
+    imap_account.append("INBOX", data)
+    bot, store, mailbox = _bot(write_config(tmp_path, imap_account, smtp_sink))
+    smtp_sink.set_mode("permfail")
+    bot.poll()
+    assert list(imap_account.messages(HELD).values()) == [data]
+    assert smtp_sink.messages() == []
+    mailbox.close()
+    store.close()
+
+
+def test_crash_between_move_and_record_files_once(imap_account, smtp_sink, tmp_path):
+    """The MOVE happened but the bot died before recording it: no second copy, no second reply."""
+    data = crlf(dict(sample_mails(NOW))["termination"])
+    imap_account.append("INBOX", data)
+    config = write_config(tmp_path, imap_account, smtp_sink)
+
+    class Crash(BaseException):
+        pass
+
+    bot, store, mailbox = _bot(config)
+    real_move = mailbox.move
+
+    def move_then_die(ref, dest):
+        real_move(ref, dest)
+        raise Crash
+
+    mailbox.move = move_then_die
+    with pytest.raises(Crash):
+        bot.poll()
+    mailbox.close()
+    store.close()
+
+    bot, store, mailbox = _bot(config)
+    report = bot.poll()
+    assert report.sent == 0 and report.filed == 0
+    assert list(imap_account.messages(PROCESSED).values()) == [data]
+    assert len(smtp_sink.messages()) == 1
+    assert store.get(1).state == "filed"
+    mailbox.close()
+    store.close()
+
+
+def test_crash_after_decision_before_send_sends_once(imap_account, smtp_sink, tmp_path):
+    data = crlf(dict(sample_mails(NOW))["relocation"])
+    imap_account.append("INBOX", data)
+    config = write_config(tmp_path, imap_account, smtp_sink)
+
+    class Crash(BaseException):
+        pass
+
+    bot, store, mailbox = _bot(config)
+
+    def die(*_):
+        raise Crash
+
+    bot._send_replies = die
+    with pytest.raises(Crash):
+        bot.poll()
+    assert store.get(1).state == "reply_queued"
+    mailbox.close()
+    store.close()
+
+    bot, store, mailbox = _bot(config)
+    assert bot.poll().sent == 1
+    assert bot.poll().sent == 0
+    assert len(smtp_sink.messages()) == 1
+    assert list(imap_account.messages(PROCESSED).values()) == [data]
+    mailbox.close()
+    store.close()
+
+
+def test_uidvalidity_change_does_not_make_old_mail_new(imap_account, smtp_sink, tmp_path):
+    """The inbox is rebuilt with new UIDs while a reply is pending: one reply, one filed copy."""
+    data = crlf(dict(sample_mails(NOW))["cancellation"])
+    config = write_config(tmp_path, imap_account, smtp_sink)
+    imap_account.append("INBOX", data)
+    smtp_sink.set_mode("tempfail")
+    bot, store, mailbox = _bot(config)
+    bot.poll()
+    before = imap_account.uidvalidity("INBOX")
+    mailbox.close()
+
+    # Rebuild the inbox: a new UIDVALIDITY and new UIDs for the same mail.
+    client = imap_account.client()
+    client.select_folder("INBOX")
+    client.delete_messages(client.search("ALL"))
+    client.expunge()
+    client.logout()
+    _reset_uidvalidity(imap_account)
+    imap_account.append("INBOX", data)
+    assert imap_account.uidvalidity("INBOX") != before
+
+    smtp_sink.set_mode("accept")
+    bot, store, mailbox = _bot(config)
+    report = bot.poll()
+    assert report.sent == 1 and report.filed == 1 and report.handled == []
+    assert len(smtp_sink.messages()) == 1
+    assert list(imap_account.messages(PROCESSED).values()) == [data]
+    assert imap_account.messages("INBOX") == {}
+    mailbox.close()
+    store.close()
+
+
+def _reset_uidvalidity(account) -> None:
+    """Make Dovecot hand out a new UIDVALIDITY for INBOX, as after a server-side rebuild."""
+    import time
+
+    root = account.server.maildir(account.username)
+    for name in ("dovecot-uidlist", "dovecot.index", "dovecot.index.cache", "dovecot.index.log",
+                 "dovecot.list.index", "dovecot.list.index.log"):
+        path = Path(root) / name
+        if path.exists():
+            path.unlink()
+    time.sleep(1.1)  # UIDVALIDITY is a timestamp
