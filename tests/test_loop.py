@@ -294,3 +294,20 @@ def _reset_uidvalidity(account) -> None:
         if path.exists():
             path.unlink()
     time.sleep(1.1)  # UIDVALIDITY is a timestamp
+
+
+def test_whole_loop_on_a_server_without_move(nomove_account, smtp_sink, tmp_path):
+    """COPY + UID EXPUNGE instead of MOVE, on a server with "." separators and an INBOX. prefix."""
+    mails = dict(sample_mails(NOW))
+    names = ["order_shibuya", "outside_gmail", "bounce", "order_no_code"]
+    for name in names:
+        nomove_account.append("INBOX", crlf(mails[name]))
+    config = write_config(tmp_path, nomove_account, smtp_sink)
+    assert poll_cli(config).returncode == 0
+    assert nomove_account.messages("INBOX") == {}
+    for name in names:
+        folder = "INBOX." + EXPECTED[name][1].replace("/", ".")  # as this server names it
+        assert list(nomove_account.messages(folder).values()).count(crlf(mails[name])) == 1, name
+    assert len(smtp_sink.messages()) == 2
+    assert poll_cli(config).returncode == 0
+    assert len(smtp_sink.messages()) == 2
