@@ -3,15 +3,18 @@ the SMTP server → originals in the right folders → a second poll sends nothi
 
 from __future__ import annotations
 
+import email
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from helpers import ROOT, TOKYO
+from mailbot.classify import strip_prefixes, subject_rules
 from mailbot.config import load
 from mailbot.mailbox.imap import ImapMailbox
 from mailbot.outbox import SmtpTransport
@@ -123,13 +126,11 @@ def test_whole_loop_on_real_servers(imap_account, smtp_sink, loaded, tmp_path):
     for name, (_decision, _folder, prefix) in EXPECTED.items():
         if prefix is None:
             continue
-        from mailbot.classify import strip_prefixes, subject_rules
-
         original = strip_prefixes(SAMPLES[name].subject, subject_rules(ROOT / "rules"))[0]
         got = by_subject.get(prefix + original, [])
         assert len(got) == 1, f"{name}: {len(got)} replies with subject {prefix + original}"
         reply = got[0].message
-        source = __import__("email").message_from_bytes(loaded[name])
+        source = email.message_from_bytes(loaded[name])
         assert reply["In-Reply-To"] == source["Message-ID"]
         assert source["From"] and got[0].rcpt_tos[0] in str(reply["To"])
     assert len(replies) == sum(1 for e in EXPECTED.values() if e[2])
@@ -147,120 +148,103 @@ def test_whole_loop_on_real_servers(imap_account, smtp_sink, loaded, tmp_path):
     assert len(smtp_sink.messages()) == len(replies)
 
 
-def _bot(config: Path, **kw) -> tuple[Bot, Store, ImapMailbox]:
+class Crash(BaseException):
+    """Stands for the process dying at that point: nothing after it runs."""
+
+
+@contextmanager
+def bot_session(config: Path, **mailbox_options):
+    """A Bot on the configured real servers, as one `mailbot` process would run it."""
     settings = load(config)
     i = settings.imap
-    mailbox = ImapMailbox(i.host, i.port, i.ssl, i.username, i.password, **kw)
+    mailbox = ImapMailbox(i.host, i.port, i.ssl, i.username, i.password, **mailbox_options)
     store = Store(settings.database)
-    return Bot(settings, mailbox, SmtpTransport(settings.smtp), store, retry_base=timedelta(0)), store, mailbox
+    try:
+        yield Bot(settings, mailbox, SmtpTransport(settings.smtp), store, retry_base=timedelta(0)), store
+    finally:
+        mailbox.close()
+        store.close()
+
+
+def then_crash(step):
+    def run_then_crash(*args):
+        step(*args)
+        raise Crash
+    return run_then_crash
+
+
+def appended(account, name: str) -> bytes:
+    data = crlf(dict(sample_mails(NOW))[name])
+    account.append("INBOX", data)
+    return data
 
 
 def test_failed_send_is_retried_never_lost_never_doubled(imap_account, smtp_sink, tmp_path):
-    data = crlf(dict(sample_mails(NOW))["order_shibuya"])
-    imap_account.append("INBOX", data)
-    config = write_config(tmp_path, imap_account, smtp_sink)
-    bot, store, mailbox = _bot(config)
+    data = appended(imap_account, "order_shibuya")
+    with bot_session(write_config(tmp_path, imap_account, smtp_sink)) as (bot, store):
+        smtp_sink.set_mode("tempfail")
+        report = bot.poll()
+        assert report.sent == 0 and report.send_failures == 1
+        assert list(imap_account.messages("INBOX").values()) == [data], "stays in the inbox until answered"
 
-    smtp_sink.set_mode("tempfail")
-    report = bot.poll()
-    assert report.sent == 0 and report.send_failures == 1
-    assert list(imap_account.messages("INBOX").values()) == [data], "stays in the inbox until answered"
-
-    smtp_sink.set_mode("accept")
-    report = bot.poll()
-    assert report.sent == 1 and report.filed == 1
-    assert bot.poll().sent == 0
-    assert len(smtp_sink.messages()) == 1
-    assert list(imap_account.messages(PROCESSED).values()) == [data]
-    events = [e for _, e, _ in store.events(1)]
-    assert events == ["received", "decided accept", "reply queued", "reply retry", "reply sent", "filed"]
-    mailbox.close()
-    store.close()
+        smtp_sink.set_mode("accept")
+        report = bot.poll()
+        assert report.sent == 1 and report.filed == 1
+        assert bot.poll().sent == 0
+        assert len(smtp_sink.messages()) == 1
+        assert list(imap_account.messages(PROCESSED).values()) == [data]
+        events = [e for _, e, _ in store.events(1)]
+        assert events == ["received", "decided accept", "reply queued", "reply retry", "reply sent", "filed"]
 
 
 def test_permanent_send_failure_holds_the_mail_for_a_person(imap_account, smtp_sink, tmp_path):
-    data = crlf(dict(sample_mails(NOW))["order_no_pdf"])
-    imap_account.append("INBOX", data)
-    bot, store, mailbox = _bot(write_config(tmp_path, imap_account, smtp_sink))
-    smtp_sink.set_mode("permfail")
-    bot.poll()
+    data = appended(imap_account, "order_no_pdf")
+    with bot_session(write_config(tmp_path, imap_account, smtp_sink)) as (bot, _store):
+        smtp_sink.set_mode("permfail")
+        bot.poll()
     assert list(imap_account.messages(HELD).values()) == [data]
     assert smtp_sink.messages() == []
-    mailbox.close()
-    store.close()
 
 
 def test_crash_between_move_and_record_files_once(imap_account, smtp_sink, tmp_path):
     """The MOVE happened but the bot died before recording it: no second copy, no second reply."""
-    data = crlf(dict(sample_mails(NOW))["termination"])
-    imap_account.append("INBOX", data)
+    data = appended(imap_account, "termination")
     config = write_config(tmp_path, imap_account, smtp_sink)
-
-    class Crash(BaseException):
-        pass
-
-    bot, store, mailbox = _bot(config)
-    real_move = mailbox.move
-
-    def move_then_die(ref, dest):
-        real_move(ref, dest)
-        raise Crash
-
-    mailbox.move = move_then_die
-    with pytest.raises(Crash):
-        bot.poll()
-    mailbox.close()
-    store.close()
-
-    bot, store, mailbox = _bot(config)
-    report = bot.poll()
-    assert report.sent == 0 and report.filed == 0
+    with bot_session(config) as (bot, _store):
+        bot.mailbox.move = then_crash(bot.mailbox.move)
+        with pytest.raises(Crash):
+            bot.poll()
+    with bot_session(config) as (bot, store):
+        report = bot.poll()
+        assert report.sent == 0 and report.filed == 0
+        assert store.get(1).state == "filed"
     assert list(imap_account.messages(PROCESSED).values()) == [data]
     assert len(smtp_sink.messages()) == 1
-    assert store.get(1).state == "filed"
-    mailbox.close()
-    store.close()
 
 
 def test_crash_after_decision_before_send_sends_once(imap_account, smtp_sink, tmp_path):
-    data = crlf(dict(sample_mails(NOW))["relocation"])
-    imap_account.append("INBOX", data)
+    data = appended(imap_account, "relocation")
     config = write_config(tmp_path, imap_account, smtp_sink)
-
-    class Crash(BaseException):
-        pass
-
-    bot, store, mailbox = _bot(config)
-
-    def die(*_):
-        raise Crash
-
-    bot._send_replies = die
-    with pytest.raises(Crash):
-        bot.poll()
-    assert store.get(1).state == "reply_queued"
-    mailbox.close()
-    store.close()
-
-    bot, store, mailbox = _bot(config)
-    assert bot.poll().sent == 1
-    assert bot.poll().sent == 0
+    with bot_session(config) as (bot, store):
+        bot._send_replies = then_crash(lambda report: None)
+        with pytest.raises(Crash):
+            bot.poll()
+        assert store.get(1).state == "reply_queued"
+    with bot_session(config) as (bot, _store):
+        assert bot.poll().sent == 1
+        assert bot.poll().sent == 0
     assert len(smtp_sink.messages()) == 1
     assert list(imap_account.messages(PROCESSED).values()) == [data]
-    mailbox.close()
-    store.close()
 
 
 def test_uidvalidity_change_does_not_make_old_mail_new(imap_account, smtp_sink, tmp_path):
     """The inbox is rebuilt with new UIDs while a reply is pending: one reply, one filed copy."""
-    data = crlf(dict(sample_mails(NOW))["cancellation"])
     config = write_config(tmp_path, imap_account, smtp_sink)
-    imap_account.append("INBOX", data)
+    data = appended(imap_account, "cancellation")
     smtp_sink.set_mode("tempfail")
-    bot, store, mailbox = _bot(config)
-    bot.poll()
+    with bot_session(config) as (bot, _store):
+        bot.poll()
     before = imap_account.uidvalidity("INBOX")
-    mailbox.close()
 
     # Rebuild the inbox: a new UIDVALIDITY and new UIDs for the same mail.
     client = imap_account.client()
@@ -273,14 +257,12 @@ def test_uidvalidity_change_does_not_make_old_mail_new(imap_account, smtp_sink, 
     assert imap_account.uidvalidity("INBOX") != before
 
     smtp_sink.set_mode("accept")
-    bot, store, mailbox = _bot(config)
-    report = bot.poll()
+    with bot_session(config) as (bot, _store):
+        report = bot.poll()
     assert report.sent == 1 and report.filed == 1 and report.handled == []
     assert len(smtp_sink.messages()) == 1
     assert list(imap_account.messages(PROCESSED).values()) == [data]
     assert imap_account.messages("INBOX") == {}
-    mailbox.close()
-    store.close()
 
 
 def _reset_uidvalidity(account) -> None:
