@@ -52,6 +52,17 @@ class Folders:
 
 
 @dataclass(frozen=True)
+class FormSettings:
+    """Opening attached PDFs: the agreed password and the limits of the sandbox."""
+
+    password: str = "uspot"
+    max_bytes: int = 20 * 1024 * 1024
+    max_pages: int = 30
+    timeout_s: float = 20.0
+    memory_mb: int = 1024
+
+
+@dataclass(frozen=True)
 class Settings:
     imap: ImapSettings | None  # None: the local Maildir below
     maildir: Path | None
@@ -69,6 +80,7 @@ class Settings:
     acknowledge_held: bool
     rules_dir: Path
     templates_dir: Path
+    forms: FormSettings = FormSettings()
     max_send_attempts: int = 8
     source: Path | None = None  # the file these came from
 
@@ -161,6 +173,13 @@ def _address(table: _Table, k: str, default: Any = ...) -> str:
     return value
 
 
+def _positive(table: _Table, k: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    value = table.get(k, kind, default)
+    if value <= 0:
+        raise ConfigError(f"{table.key(k)}: {value} must be greater than 0")
+    return value
+
+
 def _time_of_day(table: _Table, k: str, default: str) -> str:
     value = table.get(k, str, default)
     hh, _, mm = value.partition(":")
@@ -172,7 +191,7 @@ def _time_of_day(table: _Table, k: str, default: str) -> str:
 # ---------------------------------------------------------------- loading
 
 _TOP_LEVEL = {"imap", "maildir", "folders", "smtp", "outbox", "unis", "branches", "digest",
-              "scheduler", "state", "policy", "paths"}
+              "scheduler", "state", "policy", "paths", "forms"}
 
 
 def load(path: str | os.PathLike[str]) -> Settings:
@@ -275,6 +294,16 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
     if max_attempts < 1:
         raise ConfigError(f"policy.max_send_attempts: {max_attempts} must be at least 1")
 
+    forms_t = top.table("forms")
+    forms_t.unknown({"password", "max_mb", "max_pages", "timeout", "memory_mb"})
+    forms = FormSettings(
+        password=forms_t.get("password", str, FormSettings.password),
+        max_bytes=int(_positive(forms_t, "max_mb", (int, float), FormSettings.max_bytes / 2**20) * 2**20),
+        max_pages=_positive(forms_t, "max_pages", int, FormSettings.max_pages),
+        timeout_s=float(_positive(forms_t, "timeout", (int, float), FormSettings.timeout_s)),
+        memory_mb=_positive(forms_t, "memory_mb", int, FormSettings.memory_mb),
+    )
+
     paths = top.table("paths")
     paths.unknown({"rules", "templates"})
 
@@ -292,6 +321,7 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
         acknowledge_held=policy.get("acknowledge_held", bool, False),
         rules_dir=paths.path("rules", base, str(DEFAULT_RULES), must_exist=True),
         templates_dir=paths.path("templates", base, str(DEFAULT_TEMPLATES), must_exist=True),
+        forms=forms,
         max_send_attempts=max_attempts,
         source=source,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from mailbot.model import Action, Decision, Finding
@@ -11,8 +12,21 @@ from mailbot.rules import RulesError, reasons
 _PRECEDENCE = (Action.IGNORE, Action.REMAND, Action.HOLD, Action.ACCEPT)
 
 
+def merge_same_codes(findings: list[Finding]) -> list[Finding]:
+    """One finding per code (the body and the form may both disagree with the subject), details joined."""
+    merged: dict[str, Finding] = {}
+    for f in findings:
+        first = merged.get(f.code)
+        if first is None:
+            merged[f.code] = f
+        elif f.detail and f.detail not in first.detail:
+            merged[f.code] = replace(first, detail="; ".join(d for d in (first.detail, f.detail) if d))
+    return list(merged.values())
+
+
 def decide(findings: list[Finding], rules_dir: Path) -> Decision:
     table = reasons(rules_dir)
+    findings = merge_same_codes(findings)
     for f in findings:
         if f.code not in table:
             raise RulesError(f"{rules_dir / 'reasons.toml'}: no entry for reason code {f.code}")

@@ -122,7 +122,8 @@ class Request:
     classification: Classification
     received: datetime  # Asia/Tokyo aware
     body_items: dict[str, str] = field(default_factory=dict)  # label → value from the body
-    fields: dict[str, object] = field(default_factory=dict)  # extracted form fields (issue 3)
+    form_reading: object | None = None  # forms.model.PdfReading of the required form, when one is attached
+    form: object | None = None  # forms.model.ApplicationForm / TerminationForm read from it
 
 
 @dataclass(frozen=True)

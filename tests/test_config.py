@@ -88,6 +88,8 @@ def test_embedded_default_needs_no_servers(tmp_path):
     ('poll_interval = 30', 'poll_intervall = 30', "scheduler.poll_intervall: unknown setting"),
     ('held = "保留"', 'held = "処理済"', "folders: processed, held and ignored must be three different folders"),
     ('recipients = ["sv@usen.co.jp"]', 'recipients = ["nobody"]', "digest.recipients[0]: 'nobody' is not a mail address"),
+    ('[state]', '[forms]\ntimeout = 0\n[state]', "forms.timeout: 0 must be greater than 0"),
+    ('[state]', '[forms]\nmax_pages = "many"\n[state]', "forms.max_pages: expected an integer"),
 ])
 def test_each_error_names_the_key(tmp_path, monkeypatch, old, new, message):
     monkeypatch.setenv("MAILBOT_TEST_PW", "s3cret")
