@@ -16,10 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-# Real servers for the tests: Dovecot from Debian packages (the SMTP server is aiosmtpd, a test dependency).
+# Real servers for the tests: Dovecot from Debian packages (the SMTP server is aiosmtpd, a test dependency);
+# IPA and DejaVu fonts for the second producer (fpdf2) of the sample forms.
 servers:
-	@[ -x /usr/sbin/dovecot ] || { $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; }
+	@[ -x /usr/sbin/dovecot ] && [ -e /usr/share/fonts/opentype/ipafont-gothic/ipag.ttf ] || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd fonts-ipafont-gothic fonts-dejavu-core >/dev/null; }
 
 demo: install
 	$(VENV)/bin/mailbot poll

@@ -9,18 +9,21 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import SMTP
 from zoneinfo import ZoneInfo
 
-from mailbot.checks import CheckContext, run_checks
+from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
+from mailbot.checks.attachments import documents, is_pdf
 from mailbot.classify import classify
 from mailbot.config import Settings
 from mailbot.decide import decide
-from mailbot.extract import body_items
+from mailbot.extract import body_items, request_rules
+from mailbot.forms.read import form_from_reading
+from mailbot.forms.sandbox import PdfLimits, read_pdf
 from mailbot.mailbox import Mailbox, MailboxError
 from mailbot.message import UnreadableMail, parse_mail
 from mailbot.model import Action, Classification, Decision, Finding, Kind, Mail, RawMail, Request
@@ -67,13 +70,39 @@ def evaluate(data: bytes, internaldate: datetime | None, settings: Settings,
                           decide([Finding("MAIL_UNREADABLE", e.reason, stop=True)], settings.rules_dir))
     classification = classify(mail.subject, settings.rules_dir)
     received = received_time(mail, internaldate)
-    items = body_items(mail.body, settings.rules_dir)
-    request = Request(mail=mail, classification=classification, received=received, body_items=items)
+    request = Request(mail=mail, classification=classification, received=received)
     ctx = CheckContext(rules_dir=settings.rules_dir, internal_domains=settings.internal_domains,
                        own_addresses=(settings.reply_from.lower(),), now=now)
-    findings = run_checks(request, ctx)
+    findings = run_checks(request, ctx, gate_checks())
+    if not any(f.stop for f in findings):
+        request = extract(request, settings)
+        findings += run_checks(request, ctx, content_checks())
     decision = decide(findings, settings.rules_dir)
-    return Evaluation(mail, classification, decision, {**items, **request.fields}, received)
+    return Evaluation(mail, classification, decision, reported_fields(request), received)
+
+
+def extract(request: Request, settings: Settings) -> Request:
+    """The body items, and the required form read from its PDF in the sandbox."""
+    items = body_items(request.mail.body, settings.rules_dir)
+    form_name = request_rules(settings.rules_dir).form.get(request.classification.kind.value)
+    pdf = next((a for a in documents(request) if is_pdf(a)), None) if form_name else None
+    if pdf is None:
+        return replace(request, body_items=items)
+    f = settings.forms
+    reading = read_pdf(pdf.data, form_name, password=f.password, rules_dir=settings.rules_dir,
+                       limits=PdfLimits(max_bytes=f.max_bytes, max_pages=f.max_pages, timeout_s=f.timeout_s,
+                                        memory_mb=f.memory_mb))
+    return replace(request, body_items=items, form_reading=reading, form=form_from_reading(reading, form_name))
+
+
+def reported_fields(request: Request) -> dict[str, object]:
+    """What `check --json` shows and the state database keeps: body items and the form as read."""
+    fields: dict[str, object] = {"body": dict(request.body_items)}
+    reading = request.form_reading
+    if reading is not None:
+        fields["pdf"] = {"status": reading.status.value, "shape": reading.shape, "detail": reading.detail}
+        fields["form"] = dict(reading.fields)
+    return fields
 
 
 def target_folder(action: Action, settings: Settings) -> str | None:

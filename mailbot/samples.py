@@ -11,9 +11,13 @@ text around the body items.  Each one arrives through the company MX (Return-Pat
 Delivered-To, Received, Authentication-Results on top).
 
 Everything is a function of `now` (the mails are spread over the preceding ~3.5 hours), except
-the bytes of the placeholder PDFs: pikepdf's AES-256 (R=6) encryption draws random salts and
-IVs, so those are built once per process and cached (same bytes for every call in a process).
-Pass `application_pdf` / `termination_pdf` (customer code → PDF bytes) to attach real forms.
+the bytes of the attached forms: pikepdf's AES-256 (R=6) encryption draws random salts and IVs,
+so those are built once per process and cached (same bytes for every call in a process).
+
+The forms come from `mailbot.forms.generate`, with the values each mail's body states (customer
+code, shop name, Plus, 親1台、子2台 in 備考) and a different layout and producer per mail (see
+`_FORMS`), all AES-256 with user password `uspot`.  Pass `application_pdf` / `termination_pdf`
+(customer code → PDF bytes) to attach something else.
 
 `SAMPLES` describes each mail (decoded subject, the kind it claims, the code in its subject),
 `BRANCHES` the branches and people appearing in them (for a matching branch directory).
@@ -313,12 +317,104 @@ def placeholder_pdf(title: str, lines: tuple[str, ...] = ()) -> bytes:
     return buf.getvalue()
 
 
-def _application_placeholder(code: str) -> bytes:
-    return placeholder_pdf("USEN SPOT Application Form (placeholder)", (f"Customer code: {code}",))
+# The application form attached to each order: (layout, producer, the form's values beyond
+# sample_application's defaults), consistent with the mail's body.
+_FORMS: dict[str, tuple[str, str, dict[str, object]]] = {
+    "988776654": ("excel_grid", "reportlab", dict(
+        contractor_kana="カブシキガイシャ ソレイユ", contractor_name="株式会社ソレイユ",
+        contractor_address="150-0043 東京都渋谷区道玄坂1丁目12番1号 渋谷マークシティウエスト22F",
+        contractor_phone="03-6416-2201",
+        shop_kana="カフェ ド ソレイユ シブヤテン", shop_name="カフェ・ド・ソレイユ 渋谷店",
+        shop_address="150-0042 東京都渋谷区宇田川町33番6号 渋谷宇田川町ビル1F", shop_phone="03-6416-2205",
+        line_kind="フレッツ光ネクスト", line_type="マンション", opening_check="開通通知書",
+        mail_addresses=("soleil-shibuya@uspot.jp",), contact_name="日向 陽子", plus=False,
+        ssid="Soleil_Free_Wi-Fi", tourist=False)),
+    "988123456": ("word_stacked", "fpdf2", dict(
+        contractor_kana="カブシキガイシャ ルミエール", contractor_name="株式会社ルミエール",
+        contractor_address="107-0062 東京都港区南青山5丁目6番24号 南青山ステアーズ4F",
+        contractor_phone="03-5778-6610",
+        shop_kana="ビヨウシツ ルミエール オモテサンドウテン", shop_name="美容室 ルミエール 表参道店",
+        shop_address="150-0001 東京都渋谷区神宮前4丁目12番10号 表参道ヒルズ同潤館2F",
+        shop_phone="03-5778-6611",
+        line_kind="Bフレッツ", line_type="マンション", opening_check="116へ確認",
+        mail_addresses=("lumiere-omotesando@uspot.jp", "lumiere-yoyaku@uspot.jp"),
+        contact_name="白石 真理", plus=False, ssid="LUMIERE_GUEST", tourist=False)),
+    "965432107": ("browser_chosen_only", "fpdf2", dict(
+        contractor_kana="イチバンボシ カブシキガイシャ", contractor_name="一番星株式会社",
+        contractor_address="170-0013 東京都豊島区東池袋1丁目25番8号 タカセビル6F",
+        contractor_phone="03-5953-1180",
+        shop_kana="ラーメン イチバンボシ イケブクロヒガシグチテン", shop_name="ラーメン 一番星 池袋東口店",
+        shop_address="170-0013 東京都豊島区東池袋1丁目12番5号 第一宮池ビル1F", shop_phone="03-5953-1181",
+        line_kind="フレッツ光ネクスト", line_type="ファミリー", opening_check="NTT請求書(裏面)",
+        mail_addresses=("ichibanboshi-ikebukuro@uspot.jp",), contact_name="星野 拓海", plus=False,
+        ssid="ICHIBANBOSHI_FREE", tourist=True)),
+    "987650123": ("acroform", "reportlab", dict(
+        contractor_kana="カブシキガイシャ ベイサイドホテルズ", contractor_name="株式会社ベイサイドホテルズ",
+        contractor_address="220-0012 神奈川県横浜市西区みなとみらい2丁目3番1号 クイーンズタワーA 18F",
+        contractor_phone="045-682-3300",
+        shop_kana="ホテル ベイサイド ヨコハマ", shop_name="ホテル ベイサイド横浜",
+        shop_address="231-0023 神奈川県横浜市中区山下町25番地 ベイサイドホテル本館",
+        shop_phone="045-682-3311",
+        line_kind="Bフレッツ", line_type="ファミリー", opening_check="開通通知書",
+        mail_addresses=("bayside-yokohama@uspot.jp", "bayside-front@uspot.jp", "bayside-guest@uspot.jp"),
+        contact_name="港 健司", plus=True, ssid="BAYSIDE_YOKOHAMA_GUEST", tourist=True,
+        remarks="親1台、子2台（2F・3F客室フロアに子機設置）")),
+    "954320018": ("label_below", "reportlab", dict(
+        contractor_kana="タイヨウショクヒン カブシキガイシャ", contractor_name="たいよう食品株式会社",
+        contractor_address="530-0001 大阪府大阪市北区梅田1丁目3番1号 大阪駅前第1ビル9F",
+        contractor_phone="06-6341-2280",
+        shop_kana="ヤキニク タイヨウ ウメダテン", shop_name="焼肉 たいよう 梅田店",
+        shop_address="530-0027 大阪府大阪市北区堂山町5番9号 扇会館ビル1F", shop_phone="06-6341-2281",
+        line_kind="フレッツ光ネクスト", line_type=None, opening_check="116へ確認",
+        mail_addresses=("taiyou-umeda@uspot.jp", "taiyou-yoyaku@uspot.jp"), contact_name="大洋 一樹",
+        plus=False, ssid="TAIYOU_UMEDA", tourist=False)),
+    "976543210": ("acroform_split", "fpdf2", dict(
+        contractor_kana="ハナマル ユウゲンガイシャ", contractor_name="はなまる有限会社",
+        contractor_address="160-0022 東京都新宿区新宿3丁目1番24号 京王新宿三丁目ビル7F",
+        contractor_phone="03-3354-8870",
+        shop_kana="イザカヤ ハナマル シンジュクサンチョウメテン", shop_name="居酒屋 はなまる 新宿三丁目店",
+        shop_address="160-0022 東京都新宿区新宿3丁目11番10号 新宿ミラザビルB1F", shop_phone="03-3354-8871",
+        line_kind="Bフレッツ", line_type="マンション", opening_check="NTT請求書(裏面)",  # fixed after the remand
+        mail_addresses=("hanamaru-shinjuku@uspot.jp",), contact_name="花田 誠", plus=False,
+        ssid="hanamaru_wifi", tourist=False)),
+    "98877665": ("excel_grid", "fpdf2", dict(
+        contractor_kana="ミツモリ ミズキ", contractor_name="三森 瑞希",
+        contractor_address="810-0041 福岡県福岡市中央区大名2丁目1番35号 大名ガーデンシティ・レジデンス1204",
+        contractor_phone="090-4512-7789",
+        shop_kana="ネイルサロン ミモザ テンジンテン", shop_name="ネイルサロン ミモザ 天神店",
+        shop_address="810-0001 福岡県福岡市中央区天神2丁目5番28号 天神西通りビル3F", shop_phone="092-713-4456",
+        line_kind="フレッツ光ネクスト", line_type="マンション", opening_check="開通通知書",
+        mail_addresses=("mimosa-tenjin@uspot.jp",), contact_name="三森 瑞希", plus=False,
+        ssid="Mimosa_Nail_WiFi", tourist=False)),
+}
+
+# The termination form attached to each termination: (layout, producer, shop name, reason)
+_TERMINATIONS: dict[str, tuple[str, str, str, str]] = {
+    "910987654": ("table", "reportlab", "スポーツバー ゴール 渋谷店", "閉店のため"),
+}
 
 
-def _termination_placeholder(code: str) -> bytes:
-    return placeholder_pdf("USEN SPOT Termination Form (placeholder)", (f"Customer code: {code}",))
+@functools.lru_cache(maxsize=64)
+def _application_form(code: str) -> bytes:
+    """The sample's application form for `code` (cached: AES draws random salts)."""
+    from mailbot.forms.generate import application_pdf, sample_application
+
+    layout, producer, values = _FORMS.get(code, ("excel_grid", "reportlab", {}))
+    return application_pdf(sample_application(code, **values), layout=layout, producer=producer,
+                           encryption="aes256", password=PDF_PASSWORD)
+
+
+@functools.lru_cache(maxsize=64)
+def _termination_form(code: str, end: date) -> bytes:
+    """The sample's termination form for `code`, 解約日 `end` (cached like the applications)."""
+    from mailbot.forms.generate import termination_pdf
+    from mailbot.forms.model import TerminationForm
+
+    layout, producer, shop, reason = _TERMINATIONS.get(code, ("table", "reportlab", "", ""))
+    form = TerminationForm(customer_code=code, termination_date=end, shop_name=shop or None,
+                           reason=reason or None)
+    return termination_pdf(form, layout=layout, producer=producer, encryption="aes256",
+                           password=PDF_PASSWORD)
 
 
 # ---- message builders --------------------------------------------------------------------------
@@ -1014,8 +1110,14 @@ def _as_jst(now: datetime) -> datetime:
 
 def _built(now: datetime, application_pdf: PdfMaker | None,
            termination_pdf: PdfMaker | None) -> list[_Built]:
-    return _build(_as_jst(now), application_pdf or _application_placeholder,
-                  termination_pdf or _termination_placeholder)
+    now = _as_jst(now)
+    if termination_pdf is None:
+        end = _month_end(now.date(), 1)  # the 解約日 the termination sample's body states
+
+        def termination_pdf(code: str) -> bytes:
+            return _termination_form(code, end)
+
+    return _build(now, application_pdf or _application_form, termination_pdf)
 
 
 def sample_mails(
@@ -1026,7 +1128,8 @@ def sample_mails(
     """(name, raw RFC 5322 bytes with CRLF) for a morning in the mailbox, oldest first.
 
     `now` may be naive (taken as Asia/Tokyo).  `application_pdf(code)` / `termination_pdf(code)`
-    supply the attached forms; by default a placeholder PDF encrypted with user password `uspot`.
+    supply the attached forms; by default forms from `mailbot.forms.generate` matching each body,
+    encrypted AES-256 with user password `uspot`.
     """
     return [(b.name, b.data) for b in _built(now, application_pdf, termination_pdf)]
 

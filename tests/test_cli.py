@@ -58,7 +58,7 @@ def test_check_json_gives_one_object_per_mail(tmp_path):
     assert by_name["order_no_pdf"]["reasons"] == ["ATTACHMENT_MISSING"]
     assert by_name["outside_gmail"]["reasons"] == ["SENDER_NOT_ALLOWED"]
     assert by_name["auto_reply"]["reasons"] == ["AUTO_REPLY"]
-    assert by_name["order_shibuya"]["fields"]["shop_name"]
+    assert by_name["order_shibuya"]["fields"]["body"]["shop_name"]
     assert by_name["order_shibuya"]["customer_code"] == "988776654"
     # Nothing was written: check has no side effects.
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files)

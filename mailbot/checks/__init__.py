@@ -3,6 +3,7 @@
 Like Mailman's rules, a check only reports; `decide.py` turns the findings into a decision.
 The order below is the order they run in; a finding with `stop=True` ends the run
 (AUTO_REPLY, SENDER_NOT_ALLOWED, UNKNOWN_SUBJECT: nothing else is worth saying).
+`run_checks` with no list runs them all, on a request whose form has already been read.
 """
 
 from __future__ import annotations
@@ -38,15 +39,28 @@ def run_checks(request: Request, ctx: CheckContext, checks: list[Check] | None =
     return findings
 
 
-def all_checks() -> list[Check]:
-    from mailbot.checks import attachments, body, sender, subject
+def gate_checks() -> list[Check]:
+    """Who sent it and what it is: run before anything is extracted, so nothing of a mail that
+    will not be answered (automatic, outsider, unknown) is opened."""
+    from mailbot.checks import sender, subject
+
+    return [sender.auto_reply, sender.sender_allowed, subject.unknown_subject]
+
+
+def content_checks() -> list[Check]:
+    """What the request says: subject code, attachments, body items, the form."""
+    from mailbot.checks import attachments, body, form, subject
 
     return [
-        sender.auto_reply,
-        sender.sender_allowed,
-        subject.unknown_subject,
         subject.customer_code,
         attachments.required_attachment,
+        form.pdf_opened_as_agreed,
         body.required_items,
         body.body_code_matches,
+        form.form_code_matches,
+        form.application_filled_in,
     ]
+
+
+def all_checks() -> list[Check]:
+    return gate_checks() + content_checks()

@@ -57,6 +57,8 @@ class PdfReading:
     status: PdfStatus
     detail: str = ""  # why (for staff): "timed out after 20 s", "no text layer", …
     shape: str = ""  # "acroform" | "layout" | "scan" | ""
-    fields: dict[str, object] = field(default_factory=dict)  # raw field name → value, as read
+    # the form's fields by their dataclass names → plain values as read (str, bool, list of str
+    # for mail_addresses, ISO text for dates); None / empty left out; JSON-printable
+    fields: dict[str, object] = field(default_factory=dict)
     text: str = ""  # the page text, for the audit trail and for unit counts in 備考
     pages: int = 0  # pages in the file, where it could be opened
