@@ -1,0 +1,248 @@
+"""Business days, the daily cutoff and the dates the replies promise (DOMAIN.md §5).
+
+Times are Asia/Tokyo.  A business day is Monday–Friday, not a Japanese national holiday
+(jpholiday) and not one of the company's closed days; all of it is `rules/calendar.toml`.
+
+    cal = BusinessCalendar.load(settings.rules_dir)
+    n = cal.day_n(received)                  # after the cutoff or on a closed day: the next business day
+    cal.equipment_schedule(n)                # (registered N+1, shipped N+2, arrive N+3 … N+5)
+    cal.withdrawal_deadline(date(2026, 11, 27))   # 2026-11-24 17:00 JST (11-23 is 勤労感謝の日)
+
+Conventions: the cutoff is exclusive (received at 17:00:00 is after the cutoff); a naive
+datetime is taken as Tokyo time; `add_business_days(d, 0)` is d itself, even on a closed day.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jpholiday
+
+from mailbot.config import DEFAULT_RULES
+from mailbot.rules import RulesError, load_toml
+
+RULES_FILE = "calendar.toml"
+_MONTH_DAY = re.compile(r"^(\d{2})-(\d{2})$")
+
+
+class EquipmentSchedule(NamedTuple):
+    """The dates an equipment order's acceptance states (business days after day N)."""
+
+    registered: date  # N+1: registered at FiberGate
+    shipped: date  # N+2: kitted and shipped
+    arrive_from: date  # N+3: at the branch from …
+    arrive_to: date  # N+5: … to
+
+
+@dataclass(frozen=True)
+class Closure:
+    """A range of closed days: every year (month-day, may run over the year end) or once."""
+
+    start: tuple[int, int] | date
+    end: tuple[int, int] | date
+    name: str
+
+    def __contains__(self, d: date) -> bool:
+        if isinstance(self.start, date):
+            assert isinstance(self.end, date)
+            return self.start <= d <= self.end
+        md = (d.month, d.day)
+        if self.start <= self.end:
+            return self.start <= md <= self.end
+        return md >= self.start or md <= self.end  # e.g. 12-29 … 01-03
+
+
+@dataclass
+class BusinessCalendar:
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Tokyo"))
+    cutoff: time = time(17, 0)
+    national_holidays: bool = True
+    closures: tuple[Closure, ...] = ()
+    open_days: frozenset[date] = frozenset()
+    equipment_offsets: tuple[int, int, int, int] = (1, 2, 3, 5)
+    withdrawal_days: int = 3
+    _cache: dict[date, str | None] = field(default_factory=dict, repr=False, compare=False)
+
+    # ------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, rules_dir: Path = DEFAULT_RULES) -> BusinessCalendar:
+        path = rules_dir / RULES_FILE
+        data = load_toml(rules_dir, RULES_FILE)
+
+        def fail(key: str, what: str) -> RulesError:
+            return RulesError(f"{path}: {key}: {what}")
+
+        try:
+            tz = ZoneInfo(data.get("timezone", "Asia/Tokyo"))
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise fail("timezone", f"unknown time zone {data.get('timezone')!r}") from None
+        cutoff_text = data.get("cutoff", "17:00")
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", cutoff_text) if isinstance(cutoff_text, str) else None
+        if not m or int(m[1]) > 23 or int(m[2]) > 59:
+            raise fail("cutoff", f"expected a time of day like \"17:00\", got {cutoff_text!r}")
+        holidays = data.get("national_holidays", True)
+        if not isinstance(holidays, bool):
+            raise fail("national_holidays", "expected true or false")
+
+        closed = data.get("closed") or {}
+        closures: list[Closure] = []
+        for i, entry in enumerate(closed.get("recurring", [])):
+            key = f"closed.recurring[{i}]"
+            if not isinstance(entry, dict) or "from" not in entry:
+                raise fail(key, 'expected { from = "MM-DD", to = "MM-DD", name = "…" }')
+            start = _month_day(entry["from"], lambda what: fail(f"{key}.from", what))
+            end = _month_day(entry.get("to", entry["from"]), lambda what: fail(f"{key}.to", what))
+            closures.append(Closure(start, end, str(entry.get("name", "休業日"))))
+        for i, entry in enumerate(closed.get("dates", [])):
+            key = f"closed.dates[{i}]"
+            if isinstance(entry, (str, date)):
+                d = _date(entry, lambda what: fail(key, what))
+                closures.append(Closure(d, d, "休業日"))
+            elif isinstance(entry, dict) and "from" in entry:
+                start = _date(entry["from"], lambda what: fail(f"{key}.from", what))
+                end = _date(entry.get("to", entry["from"]), lambda what: fail(f"{key}.to", what))
+                if end < start:
+                    raise fail(key, "to is before from")
+                closures.append(Closure(start, end, str(entry.get("name", "休業日"))))
+            else:
+                raise fail(key, 'expected "YYYY-MM-DD" or { from = "YYYY-MM-DD", to = "YYYY-MM-DD", name = "…" }')
+        opened = frozenset(_date(e, lambda what, i=i: fail(f"open.dates[{i}]", what))
+                           for i, e in enumerate((data.get("open") or {}).get("dates", [])))
+
+        eq = data.get("equipment_order") or {}
+        offsets = []
+        for k, default in (("registered", 1), ("shipped", 2), ("arrive_from", 3), ("arrive_to", 5)):
+            v = eq.get(k, default)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise fail(f"equipment_order.{k}", f"expected a number of business days, got {v!r}")
+            offsets.append(v)
+        if offsets != sorted(offsets):
+            raise fail("equipment_order", "the days must not decrease (registered ≤ shipped ≤ arrive_from ≤ arrive_to)")
+        wd = (data.get("termination_withdrawal") or {}).get("business_days_before", 3)
+        if not isinstance(wd, int) or isinstance(wd, bool) or wd < 0:
+            raise fail("termination_withdrawal.business_days_before", f"expected a number of days, got {wd!r}")
+        return cls(tz=tz, cutoff=time(int(m[1]), int(m[2])), national_holidays=holidays, closures=tuple(closures),
+                   open_days=opened, equipment_offsets=(offsets[0], offsets[1], offsets[2], offsets[3]),
+                   withdrawal_days=wd)
+
+    # ------------------------------------------------------------ days
+
+    def closed_reason(self, d: date) -> str | None:
+        """Why d is not a business day ("土曜日", "勤労感謝の日", "年末年始休業" …), None if it is one."""
+        if isinstance(d, datetime):
+            d = d.date()
+        if d in self._cache:
+            return self._cache[d]
+        reason: str | None = None
+        if d not in self.open_days:
+            if d.weekday() >= 5:
+                reason = "土曜日" if d.weekday() == 5 else "日曜日"
+            elif self.national_holidays and (name := jpholiday.is_holiday_name(d)):
+                reason = name
+            else:
+                reason = next((c.name for c in self.closures if d in c), None)
+        self._cache[d] = reason
+        return reason
+
+    def is_business_day(self, d: date) -> bool:
+        return self.closed_reason(d) is None
+
+    def next_business_day(self, d: date) -> date:
+        """The first business day after d."""
+        return self.add_business_days(d, 1)
+
+    def previous_business_day(self, d: date) -> date:
+        """The last business day before d."""
+        return self.add_business_days(d, -1)
+
+    def add_business_days(self, d: date, n: int) -> date:
+        """The n-th business day after d (before d when n < 0); d itself when n == 0."""
+        if isinstance(d, datetime):
+            d = d.date()
+        step = timedelta(days=1 if n > 0 else -1)
+        left = abs(n)
+        while left:
+            d += step
+            if self.is_business_day(d):
+                left -= 1
+        return d
+
+    def business_days_between(self, a: date, b: date) -> int:
+        """The business days d with a < d ≤ b (negated when b < a), so that
+        business_days_between(a, add_business_days(a, n)) == n for a business day a."""
+        if isinstance(a, datetime):
+            a = a.date()
+        if isinstance(b, datetime):
+            b = b.date()
+        if b < a:
+            return -self.business_days_between(b, a)
+        count, d = 0, a
+        while d < b:
+            d += timedelta(days=1)
+            if self.is_business_day(d):
+                count += 1
+        return count
+
+    # ------------------------------------------------------------ times
+
+    def local(self, t: datetime) -> datetime:
+        """t in the calendar's time zone (a naive t is taken as already local)."""
+        return t.replace(tzinfo=self.tz) if t.tzinfo is None else t.astimezone(self.tz)
+
+    def day_n(self, received: datetime) -> date:
+        """The business day a mail counts from: its own day when that is a business day and it
+        came before the cutoff, else the next business day."""
+        t = self.local(received)
+        d = t.date()
+        if self.is_business_day(d) and t.time() < self.cutoff:
+            return d
+        return self.next_business_day(d)
+
+    def at_cutoff(self, d: date) -> datetime:
+        """The cutoff moment of day d (aware)."""
+        return datetime.combine(d, self.cutoff, tzinfo=self.tz)
+
+    def equipment_schedule(self, day_n: date) -> EquipmentSchedule:
+        """Registered at FiberGate N+1, shipped N+2, at the branch N+3 … N+5 (business days)."""
+        return EquipmentSchedule(*(self.add_business_days(day_n, k) for k in self.equipment_offsets))
+
+    def withdrawal_last_day(self, termination_date: date) -> date:
+        """The last business day a termination withdrawal is on time (3 business days before 解約日)."""
+        return self.add_business_days(termination_date, -self.withdrawal_days)
+
+    def withdrawal_deadline(self, termination_date: date) -> datetime:
+        """The moment from which a withdrawal is too late: the cutoff of the last day.  A withdrawal
+        received strictly before it is on time (2026-11-27 → 2026-11-24 17:00 JST)."""
+        return self.at_cutoff(self.withdrawal_last_day(termination_date))
+
+    def withdrawal_on_time(self, received: datetime, termination_date: date) -> bool:
+        return self.local(received) < self.withdrawal_deadline(termination_date)
+
+
+def _month_day(value: Any, fail: Any) -> tuple[int, int]:
+    m = _MONTH_DAY.match(value) if isinstance(value, str) else None
+    if not m:
+        raise fail(f'expected "MM-DD", got {value!r}')
+    month, day = int(m[1]), int(m[2])
+    try:
+        date(2024, month, day)  # a leap year: 02-29 is a valid month-day
+    except ValueError:
+        raise fail(f"{value!r} is not a day of the year") from None
+    return month, day
+
+
+def _date(value: Any, fail: Any) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value  # TOML date literal
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise fail(f'expected a date "YYYY-MM-DD", got {value!r}')
