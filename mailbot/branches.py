@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 
-from mailbot.unis import SUPPORTED_ENCODINGS, detect_encoding, locate_decode_error, norm_header
+from mailbot.files import DataFileError
+from mailbot.unis import (
+    SUPPORTED_ENCODINGS,
+    detect_encoding,
+    locate_decode_error,
+    norm_header,
+)
 
 COLUMNS = {"name": "支店名", "manager": "支店長メール", "members": "所属メール", "corporate": "法人営業"}
 # Accepted spellings of each header (compared after NFKC, spaces removed).
@@ -39,17 +45,8 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-
 _SEPARATORS = re.compile(r"[;；,、\s]+")
 
 
-class BranchError(Exception):
+class BranchError(DataFileError):
     """A bad branch directory.  str() names the file, the row and the column."""
-
-    def __init__(self, path: Path | str, message: str, row: int | None = None, column: str | None = None):
-        self.path, self.message, self.row, self.column = Path(path), message, row, column
-        where = str(path)
-        if row is not None:
-            where += f": row {row}"
-        if column is not None:
-            where += f", column {column}" if row is not None else f": column {column}"
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)

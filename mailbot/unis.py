@@ -31,15 +31,16 @@ import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import date, datetime, timezone
 from enum import StrEnum
+from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailbot.config import DEFAULT_RULES
+from mailbot.files import DataFileError, fsync_dir
 from mailbot.rules import RulesError, load_toml
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -47,17 +48,8 @@ FINGERPRINT_BYTES = 64 * 1024
 RULES_FILE = "unis.toml"
 
 
-class UnisError(Exception):
-    """A bad extract.  str() names the file, the row (header = row 1) and the column."""
-
-    def __init__(self, path: Path | str, message: str, row: int | None = None, column: str | None = None):
-        self.path, self.message, self.row, self.column = Path(path), message, row, column
-        where = str(path)
-        if row is not None:
-            where += f": row {row}"
-        if column is not None:
-            where += f", column {column}" if row is not None else f": column {column}"
-        super().__init__(f"{where}: {message}")
+class UnisError(DataFileError):
+    """A bad extract.  str() names the file, the row and the column."""
 
 
 # ---------------------------------------------------------------- CSV text (shared with branches.py)
@@ -721,7 +713,7 @@ class UnisData:
             fresh.unlink(missing_ok=True)  # written to while we read it: next time
             return False
         os.replace(fresh, self.db_path)
-        _fsync_dir(self.db_path.parent)
+        fsync_dir(self.db_path.parent)
         self.close()
         self._db, self.info = _connect_ro(self.db_path), info
         self.error = self._failed = None
@@ -798,14 +790,3 @@ class UnisData:
         return next((x.branch for x in self.lines(code) if x.branch), None)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

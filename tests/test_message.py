@@ -640,7 +640,7 @@ def test_headers_keep_every_value_in_order() -> None:
 
 
 def nested_multipart(depth: int) -> bytes:
-    lines = ["From: a@b.jp", "Subject: deep", f'Content-Type: multipart/mixed; boundary="b0"', ""]
+    lines = ["From: a@b.jp", "Subject: deep", 'Content-Type: multipart/mixed; boundary="b0"', ""]
     for level in range(1, depth):
         lines += [f"--b{level - 1}", f'Content-Type: multipart/mixed; boundary="b{level}"', ""]
     lines += [f"--b{depth - 1}", "Content-Type: text/plain", "", "deepest"]

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from mailbot.files import fsync_dir
 from mailbot.mailbox import MailboxError
 from mailbot.model import MailRef, RawMail
 
@@ -71,19 +72,6 @@ def _base(filename: str) -> str:
 def _order_key(base: str) -> tuple:
     """Natural order of Maildir names: `1718000000.M5P9Q2.host` before `1718000000.M12P9Q3.host`."""
     return tuple(int(p) if i % 2 else p for i, p in enumerate(re.split(r"(\d+)", base)))
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _hostname() -> str:
@@ -183,8 +171,8 @@ class MaildirMailbox:
                 break
             else:
                 raise MailboxError(f"mail {base} in {ref.folder!r} keeps changing its name")
-            _fsync_dir(dst / "cur")
-            _fsync_dir(current.parent)
+            fsync_dir(dst / "cur")
+            fsync_dir(current.parent)
             del uidlist.entries[ref.uid]
             self._write_uidlist(src, uidlist)
         with self._guard(dest), self._locked(dst):
@@ -209,7 +197,7 @@ class MaildirMailbox:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-            _fsync_dir(path / "new")
+            fsync_dir(path / "new")
 
     def close(self) -> None:
         pass  # nothing is held open between calls
@@ -374,7 +362,7 @@ class MaildirMailbox:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path / UIDLIST)
-        _fsync_dir(path)
+        fsync_dir(path)
 
     def _sync(self, path: Path) -> tuple[_UidList, dict[str, Path]]:
         """Bring the uidlist up to date with new/ and cur/.  Call with the folder's lock held."""
