@@ -1,3 +1,5 @@
 from mailbot.cli import main
 
-raise SystemExit(main())
+# Guarded: the PDF sandbox's forkserver may import the main module in its children.
+if __name__ == "__main__":
+    raise SystemExit(main())
