@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import SMTP
 from zoneinfo import ZoneInfo
@@ -28,7 +27,7 @@ from mailbot.mailbox import Mailbox, MailboxError
 from mailbot.message import UnreadableMail, parse_mail
 from mailbot.model import Action, Classification, Decision, Finding, Kind, Mail, RawMail, Request
 from mailbot.outbox import Outcome, Transport
-from mailbot.reply import Reply, ReplySettings, build_reply
+from mailbot.reply import Reply, ReplySettings, build_reply, next_steps
 from mailbot.store import MailRow, Store
 
 log = logging.getLogger("mailbot")
@@ -213,7 +212,8 @@ class Bot:
         if evaluation.mail is None:
             return None
         return build_reply(evaluation.mail, sha256, evaluation.classification, evaluation.decision,
-                           self.reply_settings)
+                           self.reply_settings, next_steps(evaluation.classification, evaluation.decision,
+                                                           evaluation.received, self.settings.rules_dir))
 
     def _forget_vanished(self, present: set[int], validity: int) -> None:
         """Mails recorded in the inbox that are no longer there."""

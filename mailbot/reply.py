@@ -7,7 +7,7 @@ add a header to the reply.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import jinja2
 
+from mailbot.calendar import BusinessCalendar
 from mailbot.checks.sender import is_internal
-from mailbot.model import Action, Address, Classification, Decision, Mail
+from mailbot.model import Action, Address, Classification, Decision, Kind, Mail
 from mailbot.rules import reasons
 
 _TOKYO = ZoneInfo("Asia/Tokyo")
@@ -53,12 +54,37 @@ class Reply:
 
 @cache
 def _environment(templates_dir: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,  # plain-text mail
     )
+    env.filters["jdate"] = japanese_date
+    return env
+
+
+def japanese_date(d: date) -> str:
+    """11月24日（火）, as dates are written to branches."""
+    return f"{d.month}月{d.day}日（{'月火水木金土日'[d.weekday()]}）"
+
+
+@cache
+def _calendar(rules_dir: Path) -> BusinessCalendar:
+    return BusinessCalendar.load(rules_dir)
+
+
+def next_steps(classification: Classification, decision: Decision, received: datetime | None,
+               rules_dir: Path) -> dict[str, object]:
+    """What the acceptance says will happen when (DOMAIN.md §5): the equipment order's dates."""
+    if decision.action is not Action.ACCEPT or received is None:
+        return {}
+    calendar = _calendar(rules_dir)
+    day_n = calendar.day_n(received)
+    context: dict[str, object] = {"day_n": day_n}
+    if classification.kind is Kind.EQUIPMENT_ORDER:
+        context["schedule"] = calendar.equipment_schedule(day_n)
+    return context
 
 
 def reply_message_id(sha256: str, action: Action, sender: str) -> str:

@@ -95,3 +95,25 @@ def test_nothing_from_the_mail_adds_a_header(subject, name, message_id):
     assert set(names) <= allowed
     assert len(names) == len(set(names))
     assert b"\x00" not in head
+
+
+def test_equipment_acceptance_states_the_dates_from_the_business_calendar():
+    from datetime import datetime
+
+    from helpers import TOKYO
+    from mailbot.reply import next_steps
+
+    m = mail()
+    decision = Decision(Action.ACCEPT, ())
+    c = classify(m.subject, RULES)
+    # Friday 2026-11-20 18:05, after the cutoff: day N is Tuesday 11-24 (Monday 11-23 is a holiday).
+    context = next_steps(c, decision, datetime(2026, 11, 20, 18, 5, tzinfo=TOKYO), RULES)
+    body = parsed(build_reply(m, SHA, c, decision, SETTINGS, context)).get_content()
+    assert "受付日（11月24日（火））" in body
+    assert "11月25日（水）　ファイバーゲート社へ登録" in body
+    assert "11月26日（木）　キッティング・出荷" in body
+    assert "11月27日（金）～12月1日（火）　支店へ到着予定" in body
+    # Before the cutoff on a business day, day N is that day.
+    context = next_steps(c, decision, datetime(2026, 11, 25, 16, 59, tzinfo=TOKYO), RULES)
+    assert context["day_n"].isoformat() == "2026-11-25" and context["schedule"].registered.isoformat() == "2026-11-26"
+    assert next_steps(c, Decision(Action.REMAND, ()), datetime(2026, 11, 25, 10, tzinfo=TOKYO), RULES) == {}
