@@ -139,6 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     stopping = threading.Event()
+    shared: dict[str, object] = {}  # the reference data, kept (and refreshed) across cycles
 
     def cycle() -> None:
         try:
@@ -147,7 +148,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             log.warning("mailbox unreachable: %s", e)
             return
         try:
-            report = Bot(settings, mailbox, transport, store).poll(stop=stopping.is_set)
+            bot = Bot(settings, mailbox, transport, store, reference=shared.get("reference"))
+            report = bot.poll(stop=stopping.is_set)
+            shared["reference"] = bot.reference
             if report.handled or report.sent or report.errors:
                 log.info("cycle: %d decided, %d sent, %d filed, %d errors",
                          len(report.handled), report.sent, report.filed, len(report.errors))
@@ -170,19 +173,38 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from mailbot.pipeline import evaluate
+    import tempfile
+
+    from mailbot.files import DataFileError
+    from mailbot.reference import ReferenceData
 
     settings = _settings(args)
     for option in (args.unis, args.branches):
         if option and not option.is_file():
             raise UsageError(f"{option}: no such file")
+    # check has no side effects: the extract is imported into a temporary directory.
+    with tempfile.TemporaryDirectory(prefix="mailbot-check-") as tmp:
+        try:
+            reference = ReferenceData.load(settings, unis_extract=args.unis, branch_directory=args.branches,
+                                           unis_db=Path(tmp) / "unis.sqlite3", strict=True)
+        except DataFileError as e:
+            raise UsageError(str(e)) from None
+        try:
+            return _check_mails(args, settings, reference)
+        finally:
+            reference.close()
+
+
+def _check_mails(args: argparse.Namespace, settings: Settings, reference) -> int:
+    from mailbot.pipeline import evaluate
+
     rows = []
     for path in args.mails:
         try:
             data = path.read_bytes()
         except OSError as e:
             raise UsageError(f"{path}: cannot read ({e.strerror})") from None
-        e = evaluate(data, None, settings)
+        e = evaluate(data, None, settings, reference=reference)
         result = {"file": str(path), "kind": e.classification.kind.value, "customer_code": e.classification.code,
                   "decision": e.decision.action.value, "reasons": e.decision.reasons, "fields": e.fields}
         if args.json:

@@ -27,6 +27,7 @@ from mailbot.mailbox import Mailbox, MailboxError
 from mailbot.message import UnreadableMail, parse_mail
 from mailbot.model import Action, Classification, Decision, Finding, Kind, Mail, RawMail, Request
 from mailbot.outbox import Outcome, Transport
+from mailbot.reference import ReferenceData
 from mailbot.reply import Reply, ReplySettings, build_reply, next_steps
 from mailbot.store import MailRow, Store
 
@@ -48,6 +49,7 @@ class Evaluation:
     decision: Decision
     fields: dict[str, object] = field(default_factory=dict)
     received: datetime | None = None
+    data_version: str | None = None  # the UNIS extract the checks consulted
 
 
 def received_time(mail: Mail, internaldate: datetime | None) -> datetime:
@@ -59,8 +61,9 @@ def received_time(mail: Mail, internaldate: datetime | None) -> datetime:
 
 
 def evaluate(data: bytes, internaldate: datetime | None, settings: Settings,
-             now: datetime | None = None) -> Evaluation:
-    """bytes → Decision, with no side effects."""
+             now: datetime | None = None, reference: ReferenceData | None = None) -> Evaluation:
+    """bytes → Decision, with no side effects.  Without `reference` (or with parts of it missing)
+    the checks that need the UNIS extract or the branch directory are skipped."""
     now = now or datetime.now(TOKYO)
     try:
         mail = parse_mail(data)
@@ -71,13 +74,17 @@ def evaluate(data: bytes, internaldate: datetime | None, settings: Settings,
     received = received_time(mail, internaldate)
     request = Request(mail=mail, classification=classification, received=received)
     ctx = CheckContext(rules_dir=settings.rules_dir, internal_domains=settings.internal_domains,
-                       own_addresses=(settings.reply_from.lower(),), now=now)
+                       own_addresses=(settings.reply_from.lower(),), now=now,
+                       unis=reference.unis if reference else None,
+                       branches=reference.branches if reference else None,
+                       calendar=reference.calendar if reference else None)
     findings = run_checks(request, ctx, gate_checks())
     if not any(f.stop for f in findings):
         request = extract(request, settings)
         findings += run_checks(request, ctx, content_checks())
     decision = decide(findings, settings.rules_dir)
-    return Evaluation(mail, classification, decision, reported_fields(request), received)
+    return Evaluation(mail, classification, decision, reported_fields(request), received,
+                      reference.version if reference else None)
 
 
 def extract(request: Request, settings: Settings) -> Request:
@@ -123,8 +130,10 @@ class CycleReport:
 
 class Bot:
     def __init__(self, settings: Settings, mailbox: Mailbox, transport: Transport, store: Store,
-                 retry_base: timedelta = _RETRY_BASE):
+                 retry_base: timedelta = _RETRY_BASE, reference: ReferenceData | None = None):
         self.settings = settings
+        # Shared across cycles by `run` (refreshed at each poll); else built at the first poll.
+        self.reference = reference
         self.retry_base = retry_base  # first wait after a failed send; doubles up to _RETRY_CAP
         self.mailbox = mailbox
         self.transport = transport
@@ -146,6 +155,11 @@ class Bot:
         `stop()` is asked between mails: the mail in hand is always finished first.
         """
         report = CycleReport()
+        if self.reference is None:
+            self.reference = ReferenceData.load(self.settings)
+        else:
+            self.reference.refresh()
+        report.errors.extend(f"reference data: {e}" for e in self.reference.errors)
         f = self.settings.folders
         self.mailbox.ensure_folders([f.processed, f.held, f.ignored])
         self._take_in(report, stop)
@@ -157,8 +171,11 @@ class Bot:
         validity = self.mailbox.uidvalidity(self.inbox)
         present = self.mailbox.list_uids(self.inbox)
         known = self.store.in_folder(self.inbox, validity)
+        version = self.reference.version if self.reference else None
+        # A deferred mail waits for another UNIS extract: checked again only when one came.
         wanted = [uid for uid in present if uid not in known or known[uid].state == "received"
-                  or (known[uid].state == "decided" and known[uid].action == Action.DEFER.value)]
+                  or (known[uid].state == "decided" and known[uid].action == Action.DEFER.value
+                      and known[uid].data_version != version)]
         for raw in self.mailbox.fetch(self.inbox, wanted):
             self._take(raw, report)
             if stop():
@@ -188,7 +205,7 @@ class Bot:
                     [Finding("PROCESSING_FAILED", f"{attempts - 1} failed attempts", stop=True)],
                     self.settings.rules_dir))
             else:
-                evaluation = evaluate(raw.data, raw.internaldate, self.settings)
+                evaluation = evaluate(raw.data, raw.internaldate, self.settings, reference=self.reference)
             reply = self._reply_for(evaluation, raw.sha256)
         except Exception as e:  # a bug must cost one mail a retry, never the mailbox
             log.exception("processing mail %s failed", row.id)
@@ -196,14 +213,18 @@ class Bot:
             report.errors.append(f"mail {row.id}: {type(e).__name__}")
             return
         if evaluation.decision.action is Action.DEFER and row.action == Action.DEFER.value:
-            return  # still waiting: nothing new to record
+            # Still waiting: only the extract it was checked against is new.
+            if evaluation.data_version != row.data_version:
+                self.store.set_state(row.id, row.state, "still deferred", evaluation.data_version or "",
+                                     data_version=evaluation.data_version)
+            return
         mail, c, d = evaluation.mail, evaluation.classification, evaluation.decision
         self.store.record_decision(
             row.id, action=d.action.value, kind=c.kind.value, code=c.code, reasons=d.reasons,
             fields=evaluation.fields, subject=mail.subject if mail else "",
             sender=mail.sender.addr if mail and mail.sender else "",
             message_id=mail.message_id if mail else None,
-            target=target_folder(d.action, self.settings), data_version=None,
+            target=target_folder(d.action, self.settings), data_version=evaluation.data_version,
             detail=" ".join(f"{f.code}({f.detail})" if f.detail else f.code for f in d.findings),
             reply=(reply.message_id, reply.recipients, reply.message.as_bytes()) if reply else None)
         report.handled.append((mail.subject if mail else "", evaluation, target_folder(d.action, self.settings)))

@@ -11,9 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from mailbot.calendar import BusinessCalendar
 from mailbot.model import Finding, Request
+
+if TYPE_CHECKING:
+    from mailbot.branches import BranchDirectory
+    from mailbot.unis import UnisData
+
+
+@cache
+def business_calendar(rules_dir: Path) -> BusinessCalendar:
+    return BusinessCalendar.load(rules_dir)
 
 
 @dataclass(frozen=True)
@@ -24,6 +36,13 @@ class CheckContext:
     internal_domains: tuple[str, ...]
     own_addresses: tuple[str, ...]  # the bot's own addresses: its mail is never answered
     now: datetime
+    unis: UnisData | None = None  # the UNIS extract in use; None: no extract, UNIS checks are skipped
+    branches: BranchDirectory | None = None  # None: no directory, branch checks are skipped
+    calendar: BusinessCalendar | None = None  # None: loaded from rules_dir
+
+    def __post_init__(self) -> None:
+        if self.calendar is None:
+            object.__setattr__(self, "calendar", business_calendar(self.rules_dir))
 
 
 Check = Callable[[Request, CheckContext], list[Finding]]
@@ -48,8 +67,9 @@ def gate_checks() -> list[Check]:
 
 
 def content_checks() -> list[Check]:
-    """What the request says: subject code, attachments, body items, the form."""
-    from mailbot.checks import attachments, body, form, subject
+    """What the request says: subject code, attachments, body items, the form, then what the
+    reference data (branch directory, UNIS extract, calendar) says about it."""
+    from mailbot.checks import attachments, body, form, reference, subject
 
     return [
         subject.customer_code,
@@ -59,6 +79,12 @@ def content_checks() -> list[Check]:
         body.body_code_matches,
         form.form_code_matches,
         form.application_filled_in,
+        reference.corporate_case,
+        reference.branch_known,
+        reference.manager_in_cc,
+        reference.unis_order_found,
+        reference.active_contract,
+        reference.withdrawal_possible,
     ]
 
 

@@ -1,0 +1,99 @@
+"""Checks against the reference data (DOMAIN.md §4, §7): the branch directory (CORPORATE_CASE,
+BRANCH_UNKNOWN, CC_MANAGER_MISSING) and the UNIS extract (UNIS_ORDER_NOT_FOUND with its
+deferral, NO_ACTIVE_CONTRACT, NOT_TERMINATING, WITHDRAWAL_TOO_LATE).
+
+A check whose reference data is not configured is skipped (no finding); so are all UNIS checks
+when the subject has no valid customer code.
+"""
+
+from __future__ import annotations
+
+from mailbot.branches import Branch
+from mailbot.checks import CheckContext
+from mailbot.classify import code_is_valid
+from mailbot.model import Finding, Kind, Request
+
+_CONTRACT_KINDS = {Kind.TERMINATION, Kind.RELOCATION, Kind.CONTRACT_CHANGE}
+
+
+def _code(request: Request, ctx: CheckContext) -> str | None:
+    """The subject's customer code when it is valid (else no UNIS check applies)."""
+    code = request.classification.code
+    return code if code and code_is_valid(code, ctx.rules_dir) else None
+
+
+def _sender(request: Request) -> str:
+    return request.mail.sender.addr if request.mail.sender else ""
+
+
+def _is_corporate(request: Request, ctx: CheckContext) -> bool:
+    return ctx.branches is not None and ctx.branches.is_corporate(_sender(request))
+
+
+def _requesting_branch(request: Request, ctx: CheckContext) -> Branch | None:
+    """DOMAIN.md §7: the body's 送付支店名, else the sender's branch, else UNIS 管轄支店名."""
+    assert ctx.branches is not None
+    code = _code(request, ctx)
+    unis_branch = ctx.unis.branch(code) if ctx.unis is not None and code else None
+    return ctx.branches.requesting_branch(request.body_items.get("sending_branch"), _sender(request), unis_branch)
+
+
+def corporate_case(request: Request, ctx: CheckContext) -> list[Finding]:
+    if not _is_corporate(request, ctx):
+        return []
+    names = "、".join(b.name for b in ctx.branches.branches_of(_sender(request)) if b.corporate)
+    return [Finding("CORPORATE_CASE", names)]
+
+
+def branch_known(request: Request, ctx: CheckContext) -> list[Finding]:
+    if ctx.branches is None or _requesting_branch(request, ctx) is not None:
+        return []
+    named = (request.body_items.get("sending_branch") or "").strip()
+    return [Finding("BRANCH_UNKNOWN", f"送付支店名 {named}" if named else f"送信者 {_sender(request)}")]
+
+
+def manager_in_cc(request: Request, ctx: CheckContext) -> list[Finding]:
+    if ctx.branches is None:
+        return []
+    branch = _requesting_branch(request, ctx)
+    if branch is None:
+        return []  # BRANCH_UNKNOWN says it
+    mail = request.mail
+    present = {a.addr for a in (*mail.to, *mail.cc)} | {_sender(request)}  # a manager may write himself
+    if branch.manager in present:
+        return []
+    return [Finding("CC_MANAGER_MISSING", f"{branch.name} {branch.manager}")]
+
+
+def unis_order_found(request: Request, ctx: CheckContext) -> list[Finding]:
+    code = _code(request, ctx)
+    if request.classification.kind is not Kind.EQUIPMENT_ORDER or ctx.unis is None or code is None:
+        return []
+    if _is_corporate(request, ctx):
+        return []  # corporate sales: the office center registers it in UNIS (CORPORATE_CASE)
+    if ctx.unis.has_order(code):
+        return []
+    extracted = ctx.unis.extracted_at
+    detail = f"{code}（UNIS抽出 {extracted:%Y-%m-%d %H:%M}）"
+    # Deferral: the extract predates the mail, so the order may simply be too new to be in it.
+    return [Finding("UNIS_ORDER_NOT_FOUND", detail, defer=extracted < request.received)]
+
+
+def active_contract(request: Request, ctx: CheckContext) -> list[Finding]:
+    code = _code(request, ctx)
+    if request.classification.kind not in _CONTRACT_KINDS or ctx.unis is None or code is None:
+        return []
+    return [] if ctx.unis.has_live_contract(code) else [Finding("NO_ACTIVE_CONTRACT", code)]
+
+
+def withdrawal_possible(request: Request, ctx: CheckContext) -> list[Finding]:
+    code = _code(request, ctx)
+    if request.classification.kind is not Kind.TERMINATION_WITHDRAWAL or ctx.unis is None or code is None:
+        return []
+    ends = ctx.unis.termination_date(code)
+    if ends is None:
+        return [Finding("NOT_TERMINATING", code)]
+    if not ctx.calendar.withdrawal_on_time(request.received, ends):
+        deadline = ctx.calendar.withdrawal_deadline(ends)
+        return [Finding("WITHDRAWAL_TOO_LATE", f"解約日 {ends:%Y-%m-%d}、期限 {deadline:%Y-%m-%d %H:%M}")]
+    return []
