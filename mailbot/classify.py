@@ -18,10 +18,24 @@ _INVISIBLE = dict.fromkeys(
 )
 
 
+# Characters that JIS and CP932 map differently (a PDF font's CMap or a Windows CSV may give either).
+JIS_CP932 = str.maketrans({"\u301c": "\uff5e", "\u2212": "\uff0d", "\u2016": "\u2225", "\u00a2": "\uffe0",
+                           "\u00a3": "\uffe1", "\u00ac": "\uffe2", "\u2014": "\u2015"})
+# Hiragana → katakana: a name written in either reads the same.
+_HIRAGANA_KATAKANA = {c: c + 0x60 for c in range(0x3041, 0x3097)}
+
+
 def normalise(text: str) -> str:
     """NFKC, invisible characters removed, whitespace runs collapsed to one space."""
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
     return " ".join(text.split())
+
+
+def fold(text: str) -> str:
+    """A name as compared (shop names, line kinds, answers): width (NFKC), kana (hiragana as
+    katakana), case and spaces folded away, JIS/CP932 variants taken as one."""
+    text = unicodedata.normalize("NFKC", text.translate(JIS_CP932)).translate(_INVISIBLE)
+    return "".join(text.casefold().translate(_HIRAGANA_KATAKANA).split())
 
 
 @dataclass(frozen=True)

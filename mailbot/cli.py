@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -90,13 +91,19 @@ def _open(settings: Settings):
 
 
 def _seed_demo(settings: Settings) -> bool:
-    """The embedded default starts with a morning's worth of realistic mail."""
+    """The embedded default starts with a morning's worth of realistic mail, and the UNIS
+    extract and branch directory of that morning."""
     if settings.imap or settings.maildir.exists():
         return False
     from mailbot.mailbox.maildir import MaildirMailbox
-    from mailbot.samples import seed_maildir
+    from mailbot.samples import sample_directory, sample_extract, seed_maildir
 
-    seed_maildir(MaildirMailbox(settings.maildir), datetime.now().astimezone())
+    now = datetime.now().astimezone()
+    for path, data in ((settings.unis_extract, sample_extract(now)), (settings.branch_directory, sample_directory())):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    seed_maildir(MaildirMailbox(settings.maildir), now)
     return True
 
 
@@ -172,6 +179,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _existing(path: Path | None) -> Path | None:
+    return path if path is not None and path.exists() else None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -182,6 +193,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     for option in (args.unis, args.branches):
         if option and not option.is_file():
             raise UsageError(f"{option}: no such file")
+    if not args.config:  # the embedded default's reference data exists once `poll` has seeded it
+        settings = replace(settings, unis_extract=_existing(settings.unis_extract),
+                           branch_directory=_existing(settings.branch_directory))
     # check has no side effects: the extract is imported into a temporary directory.
     with tempfile.TemporaryDirectory(prefix="mailbot-check-") as tmp:
         try:
@@ -196,15 +210,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_mails(args: argparse.Namespace, settings: Settings, reference) -> int:
+    from mailbot.history import MemoryHistory, PastRequest
     from mailbot.pipeline import evaluate
 
+    history = MemoryHistory()  # the mails are checked as if they arrived in the order given
     rows = []
     for path in args.mails:
         try:
             data = path.read_bytes()
         except OSError as e:
             raise UsageError(f"{path}: cannot read ({e.strerror})") from None
-        e = evaluate(data, None, settings, reference=reference)
+        e = evaluate(data, None, settings, reference=reference, history=history)
+        if e.classification.code and e.received is not None:
+            history.add(PastRequest(e.classification.kind, e.classification.code, e.decision.action, e.received))
         result = {"file": str(path), "kind": e.classification.kind.value, "customer_code": e.classification.code,
                   "decision": e.decision.action.value, "reasons": e.decision.reasons, "fields": e.fields}
         if args.json:

@@ -213,7 +213,9 @@ def load(path: str | os.PathLike[str]) -> Settings:
 def embedded_default(root: Path) -> Settings:
     """The settings of the embedded default: everything local under `root`."""
     return from_dict({"maildir": {"path": "mailbox"}, "outbox": {"path": "outbox"},
-                      "state": {"database": "state.sqlite3"}}, base=root)
+                      "state": {"database": "state.sqlite3"},
+                      "unis": {"extract": "unis/usen_spot_orders.csv"},
+                      "branches": {"directory": "branches.csv"}}, base=root)
 
 
 def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> Settings:

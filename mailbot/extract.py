@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from mailbot.classify import normalise
+from mailbot.model import Kind
 from mailbot.rules import load_toml
 
 # Where the quoted or forwarded original starts: nothing below belongs to this request.
@@ -33,7 +34,8 @@ class RequestRules:
 @cache
 def request_rules(rules_dir: Path) -> RequestRules:
     data = load_toml(rules_dir, "requests.toml")
-    labels: dict[str, list[str]] = data.pop("labels")
+    labels: dict[str, list[str]] = data["labels"]
+    data = {k: v for k, v in data.items() if k in {kind.value for kind in Kind}}  # the per-kind tables
     spellings = sorted(((normalise(s), name) for name, ss in labels.items() for s in ss),
                        key=lambda item: len(item[0]), reverse=True)
     groups, names = [], {}

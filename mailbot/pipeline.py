@@ -23,6 +23,7 @@ from mailbot.decide import decide
 from mailbot.extract import body_items, request_rules
 from mailbot.forms.read import form_from_reading
 from mailbot.forms.sandbox import PdfLimits, read_pdf
+from mailbot.history import History
 from mailbot.mailbox import Mailbox, MailboxError
 from mailbot.message import UnreadableMail, parse_mail
 from mailbot.model import Action, Classification, Decision, Finding, Kind, Mail, RawMail, Request
@@ -61,9 +62,11 @@ def received_time(mail: Mail, internaldate: datetime | None) -> datetime:
 
 
 def evaluate(data: bytes, internaldate: datetime | None, settings: Settings,
-             now: datetime | None = None, reference: ReferenceData | None = None) -> Evaluation:
+             now: datetime | None = None, reference: ReferenceData | None = None,
+             history: History | None = None) -> Evaluation:
     """bytes → Decision, with no side effects.  Without `reference` (or with parts of it missing)
-    the checks that need the UNIS extract or the branch directory are skipped."""
+    the checks that need the UNIS extract or the branch directory are skipped; without `history`
+    those that need earlier decisions (DUPLICATE_REQUEST, the bot's own order day)."""
     now = now or datetime.now(TOKYO)
     try:
         mail = parse_mail(data)
@@ -77,7 +80,7 @@ def evaluate(data: bytes, internaldate: datetime | None, settings: Settings,
                        own_addresses=(settings.reply_from.lower(),), now=now,
                        unis=reference.unis if reference else None,
                        branches=reference.branches if reference else None,
-                       calendar=reference.calendar if reference else None)
+                       calendar=reference.calendar if reference else None, history=history)
     findings = run_checks(request, ctx, gate_checks())
     if not any(f.stop for f in findings):
         request = extract(request, settings)
@@ -205,7 +208,8 @@ class Bot:
                     [Finding("PROCESSING_FAILED", f"{attempts - 1} failed attempts", stop=True)],
                     self.settings.rules_dir))
             else:
-                evaluation = evaluate(raw.data, raw.internaldate, self.settings, reference=self.reference)
+                evaluation = evaluate(raw.data, raw.internaldate, self.settings, reference=self.reference,
+                                      history=self.store)
             reply = self._reply_for(evaluation, raw.sha256)
         except Exception as e:  # a bug must cost one mail a retry, never the mailbox
             log.exception("processing mail %s failed", row.id)
@@ -226,7 +230,8 @@ class Bot:
             message_id=mail.message_id if mail else None,
             target=target_folder(d.action, self.settings), data_version=evaluation.data_version,
             detail=" ".join(f"{f.code}({f.detail})" if f.detail else f.code for f in d.findings),
-            reply=(reply.message_id, reply.recipients, reply.message.as_bytes()) if reply else None)
+            reply=(reply.message_id, reply.recipients, reply.message.as_bytes()) if reply else None,
+            received=evaluation.received)
         report.handled.append((mail.subject if mail else "", evaluation, target_folder(d.action, self.settings)))
 
     def _reply_for(self, evaluation: Evaluation, sha256: str) -> Reply | None:

@@ -54,6 +54,8 @@ __all__ = [
     "OFFICE_ADDR",
     "PDF_PASSWORD",
     "SAMPLES",
+    "sample_directory",
+    "sample_extract",
     "Branch",
     "Person",
     "SampleInfo",
@@ -126,6 +128,8 @@ INOUE = _p("井上 拓也", "t-inoue", "名古屋支店", "営業課", "052-581-
 KIMURA = _p("木村 修", "o-kimura", "名古屋支店", "支店長", "052-581-1100")
 SAITO = _p("斎藤 さくら", "s-saito", "札幌支店", "総務課", "011-221-1201")
 YAMAGUCHI = _p("山口 修一", "s-yamaguchi", "札幌支店", "支店長", "011-221-1200")
+KUDO = _p("工藤 隼人", "h-kudo", "法人営業部", "法人営業課", "03-6823-1010")
+NISHIDA = _p("西田 亜希", "a-nishida", "法人営業部", "部長", "03-6823-1000")
 
 BRANCHES: tuple[Branch, ...] = (
     Branch("渋谷支店", TANAKA, (SUZUKI, OKADA)),
@@ -139,6 +143,7 @@ BRANCHES: tuple[Branch, ...] = (
     Branch("福岡支店", MATSUMOTO, (YOSHIDA,)),
     Branch("名古屋支店", KIMURA, (INOUE,)),
     Branch("札幌支店", YAMAGUCHI, (SAITO,)),
+    Branch("法人営業部", NISHIDA, (KUDO,), corporate=True),
 )
 
 
@@ -1148,3 +1153,90 @@ def seed_maildir(
     for b in built:
         mailbox.append(folder, b.data, internaldate=b.received)
     return [b.name for b in built]
+
+
+# ---- reference data matching the samples -------------------------------------------------------
+
+_EXTRACT_HEADER = ("顧客CD", "顧客名", "店舗名", "管轄支店名", "契約品目CD", "契約状態", "受注日", "解約日",
+                   "シリアルNo", "獲得区分", "回線種別", "回線タイプ", "設置先住所", "契約先住所", "請求先住所",
+                   "営業担当者", "抽出日時")  # 営業担当者: a column the bot does not use
+
+
+def _extract_rows(today: date) -> list[tuple[str, ...]]:
+    """The USEN SPOT lines of every customer the samples write about, as UNIS would show them
+    that morning: shops as the forms name them (spaced as UNIS spaces them), the orders of the
+    day 受注, older contracts 確定, the termination and the withdrawal 解約予定."""
+    def weekday_before(days: int) -> date:
+        d = today - timedelta(days=days)
+        while d.weekday() >= 5:
+            d -= timedelta(days=1)
+        return d
+
+    def form_line(code: str, branch: str, rep: str, items: Sequence[str] = ("9603023",),
+                  status: str = "受注", ordered: date = today) -> list[tuple[str, ...]]:
+        v = _FORMS[code][2]
+        shop = str(v["shop_name"]).replace(" ", "\u3000")  # UNIS pads with full-width spaces
+        return [(code, str(v["contractor_name"]), shop, branch, item, status, f"{ordered:%Y/%m/%d}", "", "",
+                 "新規", str(v["line_kind"]), str(v["line_type"] or ""), str(v["shop_address"]),
+                 str(v["contractor_address"]), str(v["contractor_address"]), rep) for item in items]
+
+    def contract(code: str, name: str, shop: str, branch: str, status: str, ordered: date,
+                 ended: date | None = None, serial: str = "", item: str = "9603023", address: str = "",
+                 kind: str = "フレッツ光ネクスト", ltype: str = "") -> tuple[str, ...]:
+        return (code, name, shop, branch, item, status, f"{ordered:%Y/%m/%d}",
+                f"{ended:%Y/%m/%d}" if ended else "", serial, "新規", kind, ltype, address, address, address, "")
+
+    end = _month_end(today, 1)
+    return [
+        *form_line("988776654", "渋谷支店", "鈴木 一郎"),
+        *form_line("988123456", "青山支店", "内田 美穂"),
+        *form_line("965432107", "池袋支店", "清水 亮"),
+        # SPOT Plus, 親1台 (FGN-1000) and 子2台 (CR-1)
+        *form_line("987650123", "横浜支店", "山本 翔太", items=("9603030", "9603040", "9603040")),
+        *form_line("954320018", "梅田支店", "小林 直樹"),
+        *form_line("976543210", "新宿支店", "渡辺 健太", ordered=weekday_before(1)),
+        contract("943215678", "有限会社こむぎ", "ベーカリー　こむぎ　栄店", "名古屋支店", "受注", today,
+                 item="9603050", address="愛知県名古屋市中区栄3丁目5番12号"),
+        # ordered a few days ago: the cancellation comes after the order's day
+        contract("921098765", "株式会社ひだまり", "珈琲館　ひだまり　吉祥寺店", "吉祥寺支店", "受注",
+                 weekday_before(4), address="東京都武蔵野市吉祥寺本町1丁目10番7号"),
+        contract("932104567", "株式会社さくらダイニング", "和食処　さくら　新宿東口店", "新宿支店", "確定",
+                 date(2023, 4, 12), serial="FB05HFH01703", address="東京都新宿区新宿3丁目24番1号"),
+        contract("910987654", "有限会社ゴール", "スポーツバー　ゴール　渋谷店", "渋谷支店", "解約予定",
+                 date(2021, 9, 1), end, serial="FB03HFH00871", address="東京都渋谷区宇田川町13番8号"),
+        contract("909876543", "株式会社まるや", "居酒屋　まるや　難波店", "難波支店", "解約",
+                 date(2020, 2, 3), _month_end(today, -2), serial="FB02HFH00315",
+                 address="大阪府大阪市中央区難波3丁目2番18号"),
+        contract("998765432", "株式会社スターエンタテインメント", "カラオケ　スター　川崎駅前店", "横浜支店",
+                 "確定", date(2022, 7, 20), serial="FB06HFH02290",
+                 address="神奈川県川崎市川崎区駅前本町11-2 川崎フロンティアビル3F"),
+        contract("945612378", "株式会社鉄板屋", "お好み焼き　鉄板屋　梅田店", "梅田支店", "解約予定",
+                 date(2022, 11, 1), end, serial="FB07HFH00551", address="大阪府大阪市北区角田町5番1号"),
+        contract("955443322", "株式会社北のめぐみ", "海鮮居酒屋　北のめぐみ　すすきの店", "札幌支店", "確定",
+                 date(2024, 5, 8), serial="FB08HFH01120", address="北海道札幌市中央区南4条西3丁目1番"),
+        contract("944556677", "合同会社ムーン", "バー　ムーン　吉祥寺店", "吉祥寺支店", "確定",
+                 date(2025, 1, 15), serial="FB09HFH00077", address="東京都武蔵野市吉祥寺南町1丁目6番3号"),
+    ]
+
+
+def sample_extract(now: datetime) -> bytes:
+    """The UNIS extract (CSV, CP932, CRLF, as UNIS writes it) taken before the morning of
+    `sample_mails(now)`: every sample order is in it, consistent with its mail and form."""
+    import csv
+
+    now = _as_jst(now)
+    extracted = (now - timedelta(hours=4)).replace(minute=0, second=0, microsecond=0)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(_EXTRACT_HEADER)
+    for row in _extract_rows(now.date()):
+        writer.writerow((*row, f"{extracted:%Y/%m/%d %H:%M:%S}"))
+    return buf.getvalue().encode("cp932")
+
+
+def sample_directory() -> bytes:
+    """The branch directory (CSV, UTF-8 with BOM as Excel saves it) of `BRANCHES`."""
+    lines = ["支店名,支店長メール,所属メール,法人営業"] + [
+        f"{b.name},{b.manager.addr},{';'.join(m.addr for m in b.members)},{1 if b.corporate else ''}"
+        for b in BRANCHES]
+    return ("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8")

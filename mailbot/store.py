@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mailbot.model import MailRef, RawMail
+from mailbot.history import PastRequest
+from mailbot.model import Action, Kind, MailRef, RawMail
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mails (
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS mails (
     sender        TEXT,
     target        TEXT,
     data_version  TEXT,
+    received      TEXT,
     first_seen    TEXT NOT NULL,
     updated       TEXT NOT NULL,
     UNIQUE (folder, uidvalidity, uid)
@@ -130,6 +132,13 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after a database was first made."""
+        have = {r["name"] for r in self.db.execute("PRAGMA table_info(mails)")}
+        if "received" not in have:  # the request's received time (DOMAIN.md §5), for the history
+            self.db.execute("ALTER TABLE mails ADD COLUMN received TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -199,16 +208,16 @@ class Store:
     def record_decision(self, mail_id: int, *, action: str, kind: str | None, code: str | None,
                         reasons: list[str], fields: dict[str, object], subject: str, sender: str,
                         message_id: str | None, target: str | None, data_version: str | None, detail: str,
-                        reply: tuple[str, list[str], bytes] | None) -> None:
+                        reply: tuple[str, list[str], bytes] | None, received: datetime | None = None) -> None:
         """The decision and its reply (message-id, recipients, bytes) in one commit."""
         t = now_utc().isoformat()
         state = "reply_queued" if reply else "decided"
         with self.transaction() as db:
             db.execute(
                 "UPDATE mails SET state=?, action=?, kind=?, code=?, reasons=?, fields=?, subject=?, sender=?,"
-                " message_id=?, target=?, data_version=?, updated=? WHERE id=?",
+                " message_id=?, target=?, data_version=?, received=?, updated=? WHERE id=?",
                 (state, action, kind, code, json.dumps(reasons), json.dumps(fields, ensure_ascii=False, default=str),
-                 subject, sender, message_id, target, data_version, t, mail_id),
+                 subject, sender, message_id, target, data_version, _iso(received), t, mail_id),
             )
             self._event(db, mail_id, f"decided {action}", detail)
             if reply:
@@ -220,6 +229,14 @@ class Store:
                     (mail_id, message_id, action, json.dumps(recipients), data, t),
                 )
                 self._event(db, mail_id, "reply queued", message_id)
+
+    def requests_for(self, code: str) -> list[PastRequest]:
+        """The decided requests of a customer code, oldest first (history.History)."""
+        rows = self.db.execute(
+            "SELECT kind, code, action, received FROM mails WHERE code=? AND received IS NOT NULL"
+            " AND action IS NOT NULL AND kind IS NOT NULL ORDER BY received, id", (code,))
+        return [PastRequest(Kind(r["kind"]), r["code"], Action(r["action"]), datetime.fromisoformat(r["received"]))
+                for r in rows]
 
     def set_state(self, mail_id: int, state: str, event: str, detail: str = "", **columns: object) -> None:
         sets = ", ".join(f"{k}=?" for k in columns)

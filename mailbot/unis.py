@@ -147,6 +147,7 @@ class UnisRules:
     order: frozenset[Status]
     live: frozenset[Status]
     terminating: frozenset[Status]
+    cancellable: frozenset[Status]
     plus: frozenset[str]
     enterprise_fgn1000: frozenset[str]
     routers: frozenset[str]
@@ -218,6 +219,7 @@ class UnisRules:
             date_formats=strings(formats, "dates", "formats"),
             datetime_formats=strings(formats, "datetimes", "formats"),
             status=status, order=group("order"), live=group("live"), terminating=group("terminating"),
+            cancellable=group("cancellable"),
             plus=frozenset(strings(items, "plus", "items")),
             enterprise_fgn1000=frozenset(strings(items, "enterprise_fgn1000", "items")),
             routers=frozenset(strings(items, "routers", "items")),
@@ -784,6 +786,12 @@ class UnisData:
     def order_date(self, code: str) -> date | None:
         """The earliest 受注日 of the code's USEN SPOT order lines."""
         return min((x.order_date for x in self.router_lines(code) if x.order_date), default=None)
+
+    def latest_order_date(self, code: str) -> date | None:
+        """The latest 受注日 of the router lines a cancellation may refer to ([status_groups]
+        cancellable: also those UNIS already shows cancelled)."""
+        return max((x.order_date for x in self.router_lines(code, self.rules.cancellable) if x.order_date),
+                   default=None)
 
     def branch(self, code: str) -> str | None:
         """管轄支店名 of the code (of its first line that has one)."""

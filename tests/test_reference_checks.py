@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from mailbot.decide import decide
 from mailbot.model import Action, Request
 from mailbot.pipeline import evaluate
 from mailbot.reference import ReferenceData
+from mailbot import samples
 from mailbot.samples import BRANCHES, sample_mails
 from mailbot.unis import UnisData
 from test_branches import CSV as DIRECTORY_CSV
@@ -147,21 +148,27 @@ def test_without_reference_data_the_checks_are_skipped():
 
 
 def sample_extract(tmp_path: Path, *, without: tuple[str, ...] = ()) -> Path:
-    """An extract matching the sample mails: every code they use has its USEN SPOT line."""
-    rows = [line(c, status=s, item="9603023") for c, s in (
-        ("988776654", "受注"), ("988123456", "受注"), ("965432107", "受注"), ("987650123", "受注"),
-        ("976543210", "受注"), ("943215678", "受注"), ("921098765", "受注"), ("932104567", "確定"),
-        ("910987654", "確定"), ("998765432", "確定"), ("909876543", "確定")) if c not in without]
-    rows.append(line("945612378", status="解約予定", ended="2026/12/25", branch="梅田支店"))
-    return write(tmp_path / "usen_spot_orders.csv", rows, encoding="cp932", extracted=EXTRACTED)
+    """The samples' own extract (every code they use), less the lines of `without`."""
+    text = samples.sample_extract(NOW).decode("cp932")
+    kept = [row for row in text.splitlines(keepends=True) if row.split(",", 1)[0] not in without]
+    path = tmp_path / "usen_spot_orders.csv"
+    path.write_bytes("".join(kept).encode("cp932"))
+    return path
 
 
 def sample_directory(tmp_path: Path) -> Path:
-    text = "支店名,支店長メール,所属メール,法人営業\n" + "".join(
-        f"{b.name},{b.manager.addr},{';'.join(m.addr for m in b.members)},{int(b.corporate)}\n" for b in BRANCHES)
     path = tmp_path / "branches.csv"
-    path.write_bytes(text.encode("cp932"))
+    path.write_bytes(samples.sample_directory())
     return path
+
+
+# With the morning's extract and directory: the reasons of each sample (none for the others).
+SAMPLE_REASONS = {
+    "auto_reply": ["AUTO_REPLY"], "bounce": ["AUTO_REPLY"], "outside_gmail": ["SENDER_NOT_ALLOWED"],
+    "order_no_code": ["CODE_MISSING"], "order_8digit": ["CODE_INVALID"], "order_no_pdf": ["ATTACHMENT_MISSING"],
+    "unknown_subject": ["UNKNOWN_SUBJECT"],
+    "cancellation": ["CANCEL_AFTER_ORDER"],  # ordered four weekdays before: accepted, flagged
+}
 
 
 def test_sample_morning_with_reference_data(tmp_path):
@@ -173,6 +180,7 @@ def test_sample_morning_with_reference_data(tmp_path):
         for name, data in sample_mails(NOW):
             e = evaluate(data, None, settings, reference=reference)
             assert e.decision.action.value == EXPECTED[name][0], (name, e.decision.reasons)
+            assert e.decision.reasons == SAMPLE_REASONS.get(name, []), name
             assert e.data_version == reference.version
     finally:
         reference.close()
@@ -238,8 +246,7 @@ def test_deferred_mail_is_checked_again_only_after_a_new_extract(tmp_path):
         assert store.get(row.id).attempts == 1 and mailbox.list_uids("INBOX")
 
         # The next day's extract has the order: checked again, accepted and filed.
-        rows = [line("988776654", status="受注", item="9603023")]
-        write(csv_path, rows, encoding="cp932", extracted="2026/11/21 06:00:00")
+        csv_path.write_bytes(samples.sample_extract(NOW + timedelta(days=1)))
         report = bot.poll()
         assert [e.decision.action for _, e, _ in report.handled] == [Action.ACCEPT]
         after = store.get(row.id)

@@ -3,6 +3,7 @@
 from email import message_from_bytes
 from email.policy import default
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,6 +76,48 @@ def test_acceptance_texts_per_kind():
     assert "30,000円" in termination and "撤去" in termination
     notice = parsed(reply_for(mail("登録通知書の再発行依頼"), Action.ACCEPT)).get_content()
     assert "郵送のみ" in notice and "翌営業日" in notice and "日付指定はできません" in notice
+
+
+SUBJECTS = {
+    "equipment_order": "USEN SPOT 器材発注依頼_988776654", "contract_change": "USEN SPOT 契約変更_988776654",
+    "cancellation": "USEN SPOT キャンセル申請_988776654", "termination": "USEN SPOT 解約申請_988776654",
+    "router_not_removed": "USEN SPOT ルーター未撤去_988776654", "relocation": "USEN SPOT 移設依頼_988776654",
+    "termination_withdrawal": "USEN SPOT 解約キャンセル依頼_988776654",
+    "registration_notice": "USEN SPOT 登録通知書再発送依頼_988776654", "unknown": "ルーターについて",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SUBJECTS))
+@pytest.mark.parametrize("action, findings", [
+    (Action.ACCEPT, ()),
+    (Action.ACCEPT, (Finding("CANCEL_AFTER_ORDER", "UNIS受注日 2026-11-19、キャンセル受付 2026-11-24"),)),
+    (Action.REMAND, (Finding("CC_MANAGER_MISSING", "渋谷支店 m-tanaka@usen.co.jp"),
+                     Finding("BODY_FIELD_MISSING", "店舗名"))),
+    (Action.HOLD, (Finding("SHOP_MISMATCH", "申込書 A / UNIS B"),)),
+])
+def test_every_kind_renders_for_every_decision(kind, action, findings):
+    """Each template of templates/ renders for each kind, with and without findings."""
+    m = mail(SUBJECTS[kind])
+    r = reply_for(m, action, findings, ReplySettings(**{**SETTINGS.__dict__, "acknowledge_held": True}))
+    assert classify(m.subject, RULES).kind.value == kind
+    body = parsed(r).get_content()
+    assert body.startswith("鈴木 一郎 様") and "USEN SPOT 事務センター" in body
+    for f in findings:
+        # Accept and remand tell every finding with what exactly was found; a hold only
+        # acknowledges (its findings are for office-center staff, in the held folder).
+        assert (f.detail in body) is (action is not Action.HOLD)
+    if action is Action.REMAND:
+        assert "支店長（依頼部署責任者）をCCに入れて再送してください。" in body
+
+
+def test_cancellation_tells_whether_the_router_was_already_made():
+    m = mail("USEN SPOT キャンセル申請_988776654")
+    free = parsed(reply_for(m, Action.ACCEPT)).get_content()
+    late = parsed(reply_for(m, Action.ACCEPT, [Finding("CANCEL_AFTER_ORDER", "発注受付日 2026-11-19、キャンセル受付 2026-11-24")]))
+    late = late.get_content()
+    assert "費用が発生しません" in free and "返送" not in free
+    assert "手配済み" in late and "物流センターへ返送" in late and "2026-11-19" in late
+    assert late.count("物流センター") == 1  # explained once, not again among the notes
 
 
 NASTY = st.text(alphabet=st.sampled_from(list("AbＡ漢\r\n\x00\u2028\u2029\u202e\u200b\t =?:<>@\"")), max_size=60)

@@ -20,6 +20,7 @@ from mailbot.model import Finding, Request
 
 if TYPE_CHECKING:
     from mailbot.branches import BranchDirectory
+    from mailbot.history import History
     from mailbot.unis import UnisData
 
 
@@ -39,6 +40,7 @@ class CheckContext:
     unis: UnisData | None = None  # the UNIS extract in use; None: no extract, UNIS checks are skipped
     branches: BranchDirectory | None = None  # None: no directory, branch checks are skipped
     calendar: BusinessCalendar | None = None  # None: loaded from rules_dir
+    history: History | None = None  # what was decided before; None: the history checks are skipped
 
     def __post_init__(self) -> None:
         if self.calendar is None:
@@ -69,7 +71,7 @@ def gate_checks() -> list[Check]:
 def content_checks() -> list[Check]:
     """What the request says: subject code, attachments, body items, the form, then what the
     reference data (branch directory, UNIS extract, calendar) says about it."""
-    from mailbot.checks import attachments, body, form, reference, subject
+    from mailbot.checks import agreement, attachments, body, form, history, reference, subject
 
     return [
         subject.customer_code,
@@ -85,6 +87,12 @@ def content_checks() -> list[Check]:
         reference.unis_order_found,
         reference.active_contract,
         reference.withdrawal_possible,
+        agreement.plus_agrees,
+        agreement.line_agrees,
+        agreement.shop_agrees,
+        agreement.unit_count_given,
+        history.not_duplicate,
+        history.cancel_on_order_day,
     ]
 
 

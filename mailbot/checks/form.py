@@ -51,7 +51,7 @@ def pdf_opened_as_agreed(request: Request, ctx: CheckContext) -> list[Finding]:
     return [Finding(_PDF_FINDINGS[reading.status], reading.detail)]
 
 
-def _readable_application(request: Request) -> ApplicationForm | None:
+def readable_application(request: Request) -> ApplicationForm | None:
     reading = request.form_reading
     if reading is None or reading.status not in (PdfStatus.READ, PdfStatus.NOT_ENCRYPTED):
         return None
@@ -59,7 +59,7 @@ def _readable_application(request: Request) -> ApplicationForm | None:
 
 
 def application_filled_in(request: Request, ctx: CheckContext) -> list[Finding]:
-    form = _readable_application(request)
+    form = readable_application(request)
     if form is None:
         return []
     rules = application_rules(ctx.rules_dir)

@@ -16,7 +16,7 @@ from mailbot.model import Finding, Kind, Request
 _CONTRACT_KINDS = {Kind.TERMINATION, Kind.RELOCATION, Kind.CONTRACT_CHANGE}
 
 
-def _code(request: Request, ctx: CheckContext) -> str | None:
+def valid_code(request: Request, ctx: CheckContext) -> str | None:
     """The subject's customer code when it is valid (else no UNIS check applies)."""
     code = request.classification.code
     return code if code and code_is_valid(code, ctx.rules_dir) else None
@@ -33,7 +33,7 @@ def _is_corporate(request: Request, ctx: CheckContext) -> bool:
 def _requesting_branch(request: Request, ctx: CheckContext) -> Branch | None:
     """DOMAIN.md §7: the body's 送付支店名, else the sender's branch, else UNIS 管轄支店名."""
     assert ctx.branches is not None
-    code = _code(request, ctx)
+    code = valid_code(request, ctx)
     unis_branch = ctx.unis.branch(code) if ctx.unis is not None and code else None
     return ctx.branches.requesting_branch(request.body_items.get("sending_branch"), _sender(request), unis_branch)
 
@@ -66,7 +66,7 @@ def manager_in_cc(request: Request, ctx: CheckContext) -> list[Finding]:
 
 
 def unis_order_found(request: Request, ctx: CheckContext) -> list[Finding]:
-    code = _code(request, ctx)
+    code = valid_code(request, ctx)
     if request.classification.kind is not Kind.EQUIPMENT_ORDER or ctx.unis is None or code is None:
         return []
     if _is_corporate(request, ctx):
@@ -80,14 +80,14 @@ def unis_order_found(request: Request, ctx: CheckContext) -> list[Finding]:
 
 
 def active_contract(request: Request, ctx: CheckContext) -> list[Finding]:
-    code = _code(request, ctx)
+    code = valid_code(request, ctx)
     if request.classification.kind not in _CONTRACT_KINDS or ctx.unis is None or code is None:
         return []
     return [] if ctx.unis.has_live_contract(code) else [Finding("NO_ACTIVE_CONTRACT", code)]
 
 
 def withdrawal_possible(request: Request, ctx: CheckContext) -> list[Finding]:
-    code = _code(request, ctx)
+    code = valid_code(request, ctx)
     if request.classification.kind is not Kind.TERMINATION_WITHDRAWAL or ctx.unis is None or code is None:
         return []
     ends = ctx.unis.termination_date(code)

@@ -35,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from mailbot.classify import JIS_CP932
 from mailbot.forms.model import ApplicationForm, PdfReading
 from mailbot.forms.pdf import Cell, Layout, Word
 
@@ -57,15 +58,10 @@ def key(text: str) -> str:
     return "".join(ch for ch, _ in norm_chars(text))
 
 
-# Characters that JIS and CP932 map differently (a PDF font's CMap may give either)
-_JIS_CP932 = str.maketrans({"\u301c": "\uff5e", "\u2212": "\uff0d", "\u2016": "\u2225", "\u00a2": "\uffe0",
-                            "\u00a3": "\uffe1", "\u00ac": "\uffe2", "\u2014": "\u2015"})
-
-
 def same_text(a: str | None, b: str | None) -> bool:
     """Equal after NFKC and with spaces removed (case kept; 〜/～ and −/－ taken as one)."""
     def k(s):
-        return re.sub(r"\s+", "", unicodedata.normalize("NFKC", (s or "").translate(_JIS_CP932)))
+        return re.sub(r"\s+", "", unicodedata.normalize("NFKC", (s or "").translate(JIS_CP932)))
     return k(a) == k(b)
 
 
