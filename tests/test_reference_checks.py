@@ -296,3 +296,56 @@ def test_check_command_bad_extract_is_one_line_and_exit_2(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("mailbot: ") and "orders.csv" in result.stderr
+
+
+def test_the_same_order_sent_again_is_held_as_a_duplicate_by_the_bot(tmp_path):
+    """The store is the bot's history: a second, re-sent copy of an accepted order is held."""
+    from mailbot.config import from_dict
+    from mailbot.mailbox.maildir import MaildirMailbox
+    from mailbot.outbox import MaildirOutbox
+    from mailbot.pipeline import Bot
+    from mailbot.store import Store
+
+    settings = from_dict({"maildir": {"path": "mailbox"}, "outbox": {"path": "outbox"},
+                          "state": {"database": "state.sqlite3"},
+                          "unis": {"extract": str(sample_extract(tmp_path))},
+                          "branches": {"directory": str(sample_directory(tmp_path))}}, base=tmp_path)
+    order = dict(sample_mails(NOW))["order_shibuya"]
+    # Outlook's "resend": the same mail with a new Message-ID, an hour later.
+    resent = order.replace(b"Message-ID: <", b"Message-ID: <resent.", 1)
+    assert resent != order
+    mailbox = MaildirMailbox(settings.maildir)
+    mailbox.append("INBOX", order, NOW)
+    mailbox.append("INBOX", resent, NOW + timedelta(hours=1))
+    store = Store(settings.database)
+    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
+    try:
+        report = bot.poll()
+        assert [e.decision.reasons for _, e, _ in report.handled] == [[], ["DUPLICATE_REQUEST"]]
+        assert [e.decision.action for _, e, _ in report.handled] == [Action.ACCEPT, Action.HOLD]
+        assert [p.action for p in store.requests_for("988776654")] == [Action.ACCEPT, Action.HOLD]
+    finally:
+        bot.reference.close()
+        mailbox.close()
+        store.close()
+
+
+def test_a_state_database_of_an_earlier_version_gains_the_received_column(tmp_path):
+    import sqlite3
+
+    from mailbot.store import SCHEMA, Store
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA.replace("    received      TEXT,\n", ""))
+    db.execute("INSERT INTO mails (sha256, folder, uidvalidity, uid, state, action, kind, code, first_seen, updated)"
+               " VALUES ('x', 'INBOX', 1, 1, 'filed', 'accept', 'equipment_order', '988776654', 't', 't')")
+    db.commit()
+    db.close()
+    store = Store(path)
+    try:
+        assert store.requests_for("988776654") == []  # no received time recorded: not in the history
+        store.db.execute("UPDATE mails SET received='2026-11-20T10:00:00+09:00'")
+        assert [p.kind.value for p in store.requests_for("988776654")] == ["equipment_order"]
+    finally:
+        store.close()
