@@ -60,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except MailboxError as e:
         print(f"mailbot: mailbox: {e}", file=sys.stderr)
+        if args.command == "poll":
+            record_unreachable(_settings(args), e)
         return 1
 
 
@@ -88,6 +90,17 @@ def _open(settings: Settings):
         mailbox = MaildirMailbox(settings.maildir)
     transport = SmtpTransport(settings.smtp) if settings.smtp else MaildirOutbox(settings.outbox)
     return mailbox, transport, Store(settings.database)
+
+
+def record_unreachable(settings: Settings, error: Exception) -> None:
+    """The digest alerts on it: recorded in the audit trail without a mail."""
+    from mailbot.store import Store
+
+    store = Store(settings.database)
+    try:
+        store.event(None, "mailbox unreachable", str(error))
+    finally:
+        store.close()
 
 
 def _seed_demo(settings: Settings) -> bool:
@@ -153,6 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             mailbox, transport, store = _open(settings)
         except MailboxError as e:
             log.warning("mailbox unreachable: %s", e)
+            record_unreachable(settings, e)
             return
         try:
             bot = Bot(settings, mailbox, transport, store, reference=shared.get("reference"))
@@ -163,6 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          len(report.handled), report.sent, report.filed, len(report.errors))
         except MailboxError as e:
             log.warning("mailbox error, retrying next cycle: %s", e)
+            store.event(None, "mailbox unreachable", str(e))
         finally:
             mailbox.close()
             store.close()

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
 from mailbot.checks.attachments import documents, is_pdf
+from mailbot.checks.reference import branch_name
 from mailbot.classify import classify
 from mailbot.config import Settings
 from mailbot.decide import decide
@@ -51,6 +52,7 @@ class Evaluation:
     fields: dict[str, object] = field(default_factory=dict)
     received: datetime | None = None
     data_version: str | None = None  # the UNIS extract the checks consulted
+    branch: str | None = None  # the requesting branch (DOMAIN.md §7), where known
 
 
 def received_time(mail: Mail, internaldate: datetime | None) -> datetime:
@@ -86,8 +88,9 @@ def evaluate(data: bytes, internaldate: datetime | None, settings: Settings,
         request = extract(request, settings)
         findings += run_checks(request, ctx, content_checks())
     decision = decide(findings, settings.rules_dir)
+    branch = branch_name(request, ctx) if classification.kind is not Kind.UNKNOWN else None
     return Evaluation(mail, classification, decision, reported_fields(request), received,
-                      reference.version if reference else None)
+                      reference.version if reference else None, branch)
 
 
 def extract(request: Request, settings: Settings) -> Request:
@@ -231,7 +234,7 @@ class Bot:
             target=target_folder(d.action, self.settings), data_version=evaluation.data_version,
             detail=" ".join(f"{f.code}({f.detail})" if f.detail else f.code for f in d.findings),
             reply=(reply.message_id, reply.recipients, reply.message.as_bytes()) if reply else None,
-            received=evaluation.received)
+            received=evaluation.received, branch=evaluation.branch)
         report.handled.append((mail.subject if mail else "", evaluation, target_folder(d.action, self.settings)))
 
     def _reply_for(self, evaluation: Evaluation, sha256: str) -> Reply | None:

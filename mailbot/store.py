@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS mails (
     target        TEXT,
     data_version  TEXT,
     received      TEXT,
+    branch        TEXT,
     first_seen    TEXT NOT NULL,
     updated       TEXT NOT NULL,
     UNIQUE (folder, uidvalidity, uid)
@@ -73,6 +74,29 @@ CREATE TABLE IF NOT EXISTS events (
     detail   TEXT
 );
 CREATE INDEX IF NOT EXISTS events_mail ON events (mail_id);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+-- A held mail (DOMAIN.md §6): its note in the held folder, until office-center staff decide by
+-- moving the note (outcome accepted | remanded | handled).
+CREATE TABLE IF NOT EXISTS held (
+    mail_id       INTEGER PRIMARY KEY REFERENCES mails (id),
+    note_id       TEXT NOT NULL UNIQUE,   -- the note's Message-ID
+    original      BLOB NOT NULL,          -- the original bytes, to answer once staff decide
+    opened_at     TEXT NOT NULL,
+    closed_at     TEXT,
+    outcome       TEXT,
+    decided_in    TEXT                    -- the folder the note was moved to
+);
+-- The supervisors' daily digest: one row per business day, sent exactly once.
+CREATE TABLE IF NOT EXISTS digests (
+    day           TEXT PRIMARY KEY,       -- YYYY-MM-DD (Asia/Tokyo)
+    message_id    TEXT NOT NULL UNIQUE,
+    state         TEXT NOT NULL,          -- queued | sent | failed
+    data          BLOB NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    created_at    TEXT NOT NULL,
+    sent_at       TEXT
+);
 """
 
 
@@ -137,8 +161,9 @@ class Store:
     def _migrate(self) -> None:
         """Columns added after a database was first made."""
         have = {r["name"] for r in self.db.execute("PRAGMA table_info(mails)")}
-        if "received" not in have:  # the request's received time (DOMAIN.md §5), for the history
-            self.db.execute("ALTER TABLE mails ADD COLUMN received TEXT")
+        for column in ("received", "branch"):  # received time (DOMAIN.md §5), requesting branch (§7)
+            if column not in have:
+                self.db.execute(f"ALTER TABLE mails ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -208,16 +233,17 @@ class Store:
     def record_decision(self, mail_id: int, *, action: str, kind: str | None, code: str | None,
                         reasons: list[str], fields: dict[str, object], subject: str, sender: str,
                         message_id: str | None, target: str | None, data_version: str | None, detail: str,
-                        reply: tuple[str, list[str], bytes] | None, received: datetime | None = None) -> None:
+                        reply: tuple[str, list[str], bytes] | None, received: datetime | None = None,
+                        branch: str | None = None) -> None:
         """The decision and its reply (message-id, recipients, bytes) in one commit."""
         t = now_utc().isoformat()
         state = "reply_queued" if reply else "decided"
         with self.transaction() as db:
             db.execute(
                 "UPDATE mails SET state=?, action=?, kind=?, code=?, reasons=?, fields=?, subject=?, sender=?,"
-                " message_id=?, target=?, data_version=?, received=?, updated=? WHERE id=?",
+                " message_id=?, target=?, data_version=?, received=?, branch=?, updated=? WHERE id=?",
                 (state, action, kind, code, json.dumps(reasons), json.dumps(fields, ensure_ascii=False, default=str),
-                 subject, sender, message_id, target, data_version, _iso(received), t, mail_id),
+                 subject, sender, message_id, target, data_version, _iso(received), branch, t, mail_id),
             )
             self._event(db, mail_id, f"decided {action}", detail)
             if reply:

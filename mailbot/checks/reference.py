@@ -38,6 +38,18 @@ def _requesting_branch(request: Request, ctx: CheckContext) -> Branch | None:
     return ctx.branches.requesting_branch(request.body_items.get("sending_branch"), _sender(request), unis_branch)
 
 
+def branch_name(request: Request, ctx: CheckContext) -> str | None:
+    """The requesting branch as the digest counts it: the directory's branch (DOMAIN.md §7),
+    else the name the body or UNIS gives, else None."""
+    if ctx.branches is not None:
+        branch = _requesting_branch(request, ctx)
+        if branch is not None:
+            return branch.name
+    named = (request.body_items.get("sending_branch") or "").strip()
+    code = valid_code(request, ctx)
+    return named or (ctx.unis.branch(code) if ctx.unis is not None and code else None) or None
+
+
 def corporate_case(request: Request, ctx: CheckContext) -> list[Finding]:
     if not _is_corporate(request, ctx):
         return []
