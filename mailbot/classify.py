@@ -84,16 +84,29 @@ def strip_prefixes(subject: str, rules: SubjectRules) -> tuple[str, bool]:
     return text, resubmission
 
 
+def as_written(subject: str, stripped: str) -> str:
+    """The end of `subject` as the branch wrote it (full-width kept) that normalises to `stripped`:
+    replies carry the branch's own subject.  Invisible characters are left out."""
+    subject = subject.translate(_INVISIBLE)
+    if len(subject) > 500:  # a pathological subject: quadratic search not worth it
+        return stripped
+    for i in range(len(subject) + 1):
+        if normalise(subject[i:]) == stripped:
+            return re.sub(r"[ \t\r\n]+", " ", subject[i:]).strip(" \t\r\n\u3000")
+    return stripped
+
+
 def classify(subject: str, rules_dir: Path) -> Classification:
     rules = subject_rules(rules_dir)
     stripped, resubmission = strip_prefixes(subject, rules)
+    written = as_written(subject, stripped)
     match = rules.kind_pattern.search(stripped)
     if match:
         kind = rules.word_kinds[normalise(match.group("word"))]
-        return Classification(kind, match.group("code") or None, stripped, resubmission)
+        return Classification(kind, match.group("code") or None, written, resubmission)
     if any(w in stripped for w in rules.registration_words):
-        return Classification(Kind.REGISTRATION_NOTICE, None, stripped, resubmission)
-    return Classification(Kind.UNKNOWN, None, stripped, resubmission)
+        return Classification(Kind.REGISTRATION_NOTICE, None, written, resubmission)
+    return Classification(Kind.UNKNOWN, None, written, resubmission)
 
 
 def code_is_valid(code: str, rules_dir: Path) -> bool:

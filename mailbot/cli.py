@@ -1,16 +1,17 @@
-"""Command line: poll, run, check (digest, held and history come with the held-folder work)."""
+"""Command line: poll, run, check, digest, history (held comes with the held-folder work)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import re
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from mailbot import __version__
@@ -46,6 +47,19 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--branches", type=Path, help="branch directory CSV (overrides [branches] directory)")
     check.add_argument("--json", action="store_true", help="one JSON object per mail and line")
     check.add_argument("mails", nargs="+", type=Path, metavar="MAIL.eml")
+
+    digest = sub.add_parser("digest", help="the supervisors' daily digest: print it, or send it (once per day)")
+    digest.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
+    digest.add_argument("--date", help="the day, YYYY-MM-DD (default: today, Asia/Tokyo)")
+    digest.add_argument("--send", action="store_true", help="send it to [digest] recipients unless already sent")
+
+    held = sub.add_parser("held", help="the held items staff have not decided yet, oldest first")
+    held.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
+
+    history = sub.add_parser("history", help="everything mailbot did for a customer code")
+    history.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
+    history.add_argument("--json", action="store_true", help="one JSON object")
+    history.add_argument("code", metavar="CODE", help="the customer code (9 digits)")
     return p
 
 
@@ -54,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return {"poll": cmd_poll, "run": cmd_run, "check": cmd_check}[args.command](args)
+        return {"poll": cmd_poll, "run": cmd_run, "check": cmd_check, "digest": cmd_digest,
+                "history": cmd_history, "held": cmd_held}[args.command](args)
     except (ConfigError, RulesError, UsageError) as e:
         print(f"mailbot: {e}", file=sys.stderr)
         return 2
@@ -76,7 +91,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _open(settings: Settings):
     """The mailbox, transport and store these settings describe."""
-    from mailbot.outbox import MaildirOutbox, SmtpTransport
     from mailbot.store import Store
 
     if settings.imap:
@@ -88,8 +102,13 @@ def _open(settings: Settings):
         from mailbot.mailbox.maildir import MaildirMailbox
 
         mailbox = MaildirMailbox(settings.maildir)
-    transport = SmtpTransport(settings.smtp) if settings.smtp else MaildirOutbox(settings.outbox)
-    return mailbox, transport, Store(settings.database)
+    return mailbox, _transport(settings), Store(settings.database)
+
+
+def _transport(settings: Settings):
+    from mailbot.outbox import MaildirOutbox, SmtpTransport
+
+    return SmtpTransport(settings.smtp) if settings.smtp else MaildirOutbox(settings.outbox)
 
 
 def record_unreachable(settings: Settings, error: Exception) -> None:
@@ -163,6 +182,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def cycle() -> None:
         try:
+            poll()
+        finally:
+            if not stopping.is_set():
+                send_digests(settings, shared.get("reference"))
+
+    def poll() -> None:
+        try:
             mailbox, transport, store = _open(settings)
         except MailboxError as e:
             log.warning("mailbox unreachable: %s", e)
@@ -192,6 +218,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The mail in hand is finished first: poll() checks `stopping` only between mails.
     scheduler.shutdown(wait=True)
     return 0
+
+
+def send_digests(settings: Settings, reference=None) -> None:
+    """After each poll cycle (also when the mailbox was unreachable): the digests that are due.
+    Whatever goes wrong is logged; it never stops the polling."""
+    from mailbot.digest import TOKYO, send_due_digests
+    from mailbot.store import Store
+
+    try:
+        store = Store(settings.database)
+        try:
+            for r in send_due_digests(settings, store, _transport(settings), datetime.now(TOKYO), reference=reference):
+                log.info("digest of %s: %s %s", r.day, r.state, r.detail)
+        finally:
+            store.close()
+    except Exception:
+        log.exception("digest: failed, tried again after the next poll")
 
 
 def _existing(path: Path | None) -> Path | None:
@@ -271,3 +314,131 @@ def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         print("  ".join(c + " " * (widths[i] - width(c)) for i, c in enumerate(r)).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
+
+
+# ---------------------------------------------------------------- digest and history
+
+
+def _state(settings: Settings):
+    """The state database, which these read-only commands never create."""
+    from mailbot.store import Store
+
+    if not settings.database.exists():
+        raise UsageError(f"{settings.database}: no state database yet (mailbot has not polled)")
+    return Store(settings.database)
+
+
+def _day(text: str) -> date:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise UsageError(f"--date: {text!r} is not a date YYYY-MM-DD")
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    from mailbot.calendar import BusinessCalendar
+    from mailbot.digest import TOKYO, digest_recipients, digest_row, digest_text, send_digest
+
+    settings = _settings(args)
+    now = datetime.now(TOKYO)
+    day = _day(args.date) if args.date is not None else now.date()
+    if args.send and day > now.date():
+        raise UsageError(f"--date: {day} is in the future; its digest is sent on the day")
+    store = _state(settings)
+    try:
+        if not args.send:
+            print(digest_text(settings, store, day, now), end="")
+            return 0
+        calendar = BusinessCalendar.load(settings.rules_dir)
+        closed = calendar.closed_reason(day)
+        if closed:
+            print(f"{day} is not a business day ({closed}): no digest is sent.")
+            return 0
+        if not digest_recipients(settings):
+            print("No [digest] recipients (inside the internal domains) are configured: no digest is sent.")
+            return 0
+        row = digest_row(store, day)
+        if row is not None and row["state"] == "sent":
+            print(f"The digest of {day} was already sent ({row['message_id']}, {row['sent_at']}): not sent again.")
+            return 0
+        result = send_digest(settings, store, _transport(settings), day, now, calendar=calendar)
+        if result.state != "sent":
+            print(f"mailbot: the digest of {day} was not sent ({result.state}): {result.detail}", file=sys.stderr)
+            return 1
+        print(f"The digest of {day} was sent ({result.message_id}).")
+        return 0
+    finally:
+        store.close()
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    import unicodedata
+
+    from mailbot.classify import subject_rules
+    from mailbot.digest import code_history
+
+    settings = _settings(args)
+    digits = subject_rules(settings.rules_dir).code_digits
+    code = unicodedata.normalize("NFKC", args.code).strip()
+    if not (len(code) == digits and code.isascii() and code.isdigit()):
+        raise UsageError(f"{args.code!r} is not a customer code ({digits} digits)")
+    store = _state(settings)
+    try:
+        mails = code_history(store, code, settings.rules_dir)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"code": code, "mails": mails}, ensure_ascii=False,
+                         default=lambda v: v.isoformat() if isinstance(v, (date, datetime)) else str(v)))
+        return 0
+    if not mails:
+        print(f"No mail with the customer code {code}.")
+        return 0
+
+    def when(t: datetime | None) -> str:
+        return t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+    print(f"Customer code {code}: {len(mails)} mail{'s' if len(mails) != 1 else ''}")
+    print()
+    _print_table(("mail", "received", "kind", "decision", "reasons", "branch", "sender", "subject"),
+                 [(str(m["id"]), when(m["received"]), m["kind_label"], m["decision_label"],
+                   " ".join(m["reasons"]) or "-", m["branch"] or "-", m["sender"] or "-", m["subject"] or "-")
+                  for m in mails])
+    print()
+    _print_table(("time", "mail", "event", "detail"),
+                 [(when(e["at"]), str(m["id"]), e["event"], e["detail"]) for m in mails for e in m["events"]])
+    replies = [(str(m["id"]), r["action"], r["state"], str(r["attempts"]), when(r["sent_at"]),
+                r["last_error"] or "-", r["message_id"]) for m in mails for r in m["replies"]]
+    if replies:
+        print()
+        _print_table(("mail", "reply", "state", "attempts", "sent", "error", "message-id"), replies)
+    return 0
+
+
+def cmd_held(args: argparse.Namespace) -> int:
+    """What waits for staff in the held folder: the note to move, and why it is there."""
+    from mailbot.calendar import BusinessCalendar
+    from mailbot.store import Store
+
+    settings = _settings(args)
+    if not settings.database.exists():
+        print("0 open held items")
+        return 0
+    calendar = BusinessCalendar.load(settings.rules_dir)
+    today = calendar.local(datetime.now().astimezone())
+    store = Store(settings.database)
+    try:
+        items = store.open_held_items()
+    finally:
+        store.close()
+    rows = [(f"{calendar.local(h.opened_at):%Y-%m-%d %H:%M}",
+             str(calendar.business_days_between(calendar.day_n(h.opened_at), today.date())),
+             m.kind or "", m.code or "", " ".join(code for code, _ in m.findings) or " ".join(m.reasons),
+             m.subject) for m, h in items]
+    if rows:
+        _print_table(("held since", "age (business days)", "kind", "code", "reasons", "subject"), rows)
+    print(f"{len(rows)} open held items (in {settings.folders.held}: move a note to {settings.folders.held_accept}, "
+          f"{settings.folders.held_remand} or {settings.folders.processed})")
+    return 0

@@ -49,6 +49,19 @@ class Folders:
     processed: str = "処理済"
     held: str = "保留"
     ignored: str = "対象外"
+    # Staff decide on a held mail by moving its note (defaults: subfolders of `held`).
+    held_accept: str = ""  # → the acceptance is sent
+    held_remand: str = ""  # → the remand is sent
+    held_originals: str = ""  # the held originals themselves, untouched
+
+    def __post_init__(self) -> None:
+        for name, sub in (("held_accept", "受付"), ("held_remand", "差戻"), ("held_originals", "原本")):
+            if not getattr(self, name):
+                object.__setattr__(self, name, f"{self.held}/{sub}")
+
+    @property
+    def all(self) -> list[str]:
+        return [self.processed, self.held, self.ignored, self.held_accept, self.held_remand, self.held_originals]
 
 
 @dataclass(frozen=True)
@@ -255,13 +268,17 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
         outbox = t.path("path", base, "outbox")
 
     folders_t = top.table("folders")
-    folders_t.unknown({"processed", "held", "ignored"})
+    folders_t.unknown({"processed", "held", "ignored", "held_accept", "held_remand", "held_originals"})
     folders = Folders(processed=folders_t.get("processed", str, Folders.processed),
                       held=folders_t.get("held", str, Folders.held),
-                      ignored=folders_t.get("ignored", str, Folders.ignored))
-    names = [folders.processed, folders.held, folders.ignored]
-    if len(set(names)) != 3:
-        raise ConfigError("folders: processed, held and ignored must be three different folders")
+                      ignored=folders_t.get("ignored", str, Folders.ignored),
+                      held_accept=folders_t.get("held_accept", str, ""),
+                      held_remand=folders_t.get("held_remand", str, ""),
+                      held_originals=folders_t.get("held_originals", str, ""))
+    names = folders.all
+    if len(set(names)) != len(names):
+        raise ConfigError("folders: processed, held, ignored, held_accept, held_remand and held_originals "
+                          "must be different folders")
     inbox_name = imap.inbox if imap else "INBOX"
     if inbox_name in names:
         raise ConfigError(f"folders: the inbox {inbox_name!r} cannot also be a target folder")

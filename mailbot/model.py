@@ -94,7 +94,7 @@ class Kind(str, enum.Enum):
 class Classification:
     kind: Kind
     code: str | None  # the customer code as written after the kind word (NFKC), None when absent
-    subject: str  # the original subject without Re:/Fw:/bot prefixes
+    subject: str  # the subject as the branch wrote it, without Re:/Fw:/bot prefixes
     resubmission: bool = False  # the subject carried one of the bot's own prefixes
 
 

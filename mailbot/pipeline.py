@@ -8,11 +8,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from email.parser import BytesParser
-from email.policy import SMTP
+from email.parser import BytesHeaderParser, BytesParser
+from email.policy import SMTP, compat32
 from zoneinfo import ZoneInfo
 
 from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
@@ -24,6 +27,7 @@ from mailbot.decide import decide
 from mailbot.extract import body_items, request_rules
 from mailbot.forms.read import form_from_reading
 from mailbot.forms.sandbox import PdfLimits, read_pdf
+from mailbot.held import HELD_HEADER, NoteFacts, build_note
 from mailbot.history import History
 from mailbot.mailbox import Mailbox, MailboxError
 from mailbot.message import UnreadableMail, parse_mail
@@ -31,7 +35,8 @@ from mailbot.model import Action, Classification, Decision, Finding, Kind, Mail,
 from mailbot.outbox import Outcome, Transport
 from mailbot.reference import ReferenceData
 from mailbot.reply import Reply, ReplySettings, build_reply, next_steps
-from mailbot.store import MailRow, Store
+from mailbot.rules import reasons
+from mailbot.store import HeldRow, MailRow, Store
 
 log = logging.getLogger("mailbot")
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -117,6 +122,18 @@ def reported_fields(request: Request) -> dict[str, object]:
     return fields
 
 
+def held_sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _held_sha(note: bytes) -> str | None:
+    """The X-Mailbot-Held header of a note: the SHA-256 of the original it carries."""
+    head = note.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    value = BytesHeaderParser(policy=compat32).parsebytes(head).get(HELD_HEADER)
+    value = "".join(str(value).split()).lower() if value else ""
+    return value if re.fullmatch(r"[0-9a-f]{64}", value) else None
+
+
 def target_folder(action: Action, settings: Settings) -> str | None:
     folders = settings.folders
     return {Action.ACCEPT: folders.processed, Action.REMAND: folders.processed, Action.HOLD: folders.held,
@@ -132,6 +149,7 @@ class CycleReport:
     send_failures: int = 0
     filed: int = 0
     errors: list[str] = field(default_factory=list)
+    staff: list[tuple[str, str]] = field(default_factory=list)  # (subject, outcome) of staff decisions taken up
 
 
 class Bot:
@@ -166,9 +184,9 @@ class Bot:
         else:
             self.reference.refresh()
         report.errors.extend(f"reference data: {e}" for e in self.reference.errors)
-        f = self.settings.folders
-        self.mailbox.ensure_folders([f.processed, f.held, f.ignored])
+        self.mailbox.ensure_folders(self.settings.folders.all)
         self._take_in(report, stop)
+        self._staff_decisions(report)
         self._send_replies(report)
         self._file(report)
         return report
@@ -196,7 +214,7 @@ class Bot:
             # Same bytes at a new place: the UIDVALIDITY changed, or the server delivered a copy.
             if row.state == "filed":
                 self.store.event(row.id, "copy seen again", f"uid {raw.ref.uid}; filed like the first")
-                self.mailbox.move(raw.ref, row.target or self.settings.folders.held)
+                self.mailbox.move(raw.ref, self._destination(row.target or self.settings.folders.held))
                 return
             self.store.relocate(row.id, raw.ref, "UIDVALIDITY changed or copy delivered")
             row = self.store.get(row.id)
@@ -234,7 +252,8 @@ class Bot:
             target=target_folder(d.action, self.settings), data_version=evaluation.data_version,
             detail=" ".join(f"{f.code}({f.detail})" if f.detail else f.code for f in d.findings),
             reply=(reply.message_id, reply.recipients, reply.message.as_bytes()) if reply else None,
-            received=evaluation.received, branch=evaluation.branch)
+            received=evaluation.received, branch=evaluation.branch,
+            findings=[(f.code, f.detail) for f in d.findings])
         report.handled.append((mail.subject if mail else "", evaluation, target_folder(d.action, self.settings)))
 
     def _reply_for(self, evaluation: Evaluation, sha256: str) -> Reply | None:
@@ -275,27 +294,106 @@ class Bot:
             if result.outcome is Outcome.PERMANENT or attempts >= self.settings.max_send_attempts:
                 self.store.reply_failed(reply, result.detail, None)
                 # A reply that cannot be sent is a person's job: the mail goes to the held folder.
+                failed = [*self.store.get(reply.mail_id).findings, ("REPLY_FAILED", result.detail)]
                 self.store.set_state(reply.mail_id, "decided", "held: reply could not be sent", result.detail,
-                                     target=self.settings.folders.held)
+                                     target=self.settings.folders.held,
+                                     findings=json.dumps(failed, ensure_ascii=False))
             else:
                 delay = min(self.retry_base * 2 ** (attempts - 1), _RETRY_CAP)
                 self.store.reply_failed(reply, result.detail, datetime.now(timezone.utc) + delay)
 
     # ------------------------------------------------------------ filing
 
+    def _destination(self, target: str) -> str:
+        """Where the mail itself goes: a held original beside its note, in the originals folder."""
+        f = self.settings.folders
+        return f.held_originals if target == f.held else target
+
     def _file(self, report: CycleReport) -> None:
-        for row in self.store.unfinished(self.inbox):
-            ready = (row.state == "sent" or row.state == "decided" and row.action != Action.DEFER.value)
-            if not ready or not row.target or self.store.pending_reply_count(row.id):
-                continue
-            try:
-                self.mailbox.move(row.ref, row.target)
-            except MailboxError as e:
-                report.errors.append(f"mail {row.id}: {e}")
-                self.store.event(row.id, "move failed", str(e))
-                continue
-            self.store.set_state(row.id, "filed", "filed", row.target)
-            report.filed += 1
+        f = self.settings.folders
+        # The inbox, and the notes staff moved to decide (filed to the processed folder once answered).
+        for folder in (self.inbox, f.held_accept, f.held_remand):
+            for row in self.store.unfinished(folder):
+                ready = (row.state == "sent" or row.state == "decided" and row.action != Action.DEFER.value)
+                if not ready or not row.target or self.store.pending_reply_count(row.id):
+                    continue
+                try:
+                    if row.target == f.held and not self._file_note(row):
+                        continue
+                    self.mailbox.move(row.ref, self._destination(row.target))
+                except MailboxError as e:
+                    report.errors.append(f"mail {row.id}: {e}")
+                    self.store.event(row.id, "move failed", str(e))
+                    continue
+                self.store.set_state(row.id, "filed", "filed", row.target)
+                report.filed += 1
+
+    def _file_note(self, row: MailRow) -> bool:
+        """Put the held mail's note into the held folder, once; False when the mail is gone."""
+        f = self.settings.folders
+        raw = next(iter(self.mailbox.fetch(row.ref.folder, [row.ref.uid])), None)
+        if raw is None or raw.ref.uidvalidity != row.ref.uidvalidity:
+            return False
+        note = build_note(raw.data, NoteFacts(raw.sha256, row.kind, row.code, row.findings or
+                                              [(code, "") for code in row.reasons], row.received,
+                                              datetime.now(TOKYO)), self.settings)
+        # Found by its derived Message-ID: a crash after the APPEND never makes a second note.
+        if not self.mailbox.search_header(f.held, "Message-ID", note.message_id):
+            self.mailbox.append(f.held, note.data, datetime.now(timezone.utc))
+        self.store.open_held(row.id, note.message_id, raw.data)
+        return True
+
+    # ------------------------------------------------------------ staff decisions
+
+    def _staff_decisions(self, report: CycleReport) -> None:
+        """Staff decide on a held mail by moving its note: into the accept folder, the remand
+        folder, or straight into the processed folder (handled by a person, no reply)."""
+        f = self.settings.folders
+        for folder, outcome in ((f.held_accept, "accepted"), (f.held_remand, "remanded"), (f.processed, "handled")):
+            validity = self.mailbox.uidvalidity(folder)
+            # The processed folder only grows: look at what arrived since the last cycle.
+            since = self.store.cursor(folder, validity) + 1 if folder == f.processed else 1
+            uids = self.mailbox.search_header(folder, HELD_HEADER, "", since)
+            for raw in self.mailbox.fetch(folder, uids):
+                sha = _held_sha(raw.data)
+                item = self.store.held_item(sha) if sha else None
+                if item is None or item[1].closed_at is not None:
+                    continue  # not one of ours, or decided already (its note waits to be filed)
+                row, held = item
+                try:
+                    reply = None if outcome == "handled" else self._staff_reply(row, held, outcome)
+                except Exception as e:  # a bug must not block the other decisions
+                    log.exception("staff decision on mail %s failed", row.id)
+                    report.errors.append(f"mail {row.id}: staff decision: {type(e).__name__}")
+                    continue
+                self.store.staff_decision(row.id, outcome, raw.ref, f.processed, reply)
+                report.staff.append((row.subject, outcome))
+            if folder == f.processed and uids:
+                self.store.set_cursor(folder, validity, max(uids))
+
+    def _staff_reply(self, row: MailRow, held: HeldRow, outcome: str) -> tuple[str, str, list[str], bytes] | None:
+        """The reply staff asked for: the acceptance (with what happens next from today) or the
+        remand with every finding and how the branch fixes it."""
+        evaluation = evaluate(held.original, row.internaldate, self.settings, reference=self.reference,
+                              history=self.store)
+        if evaluation.mail is None:
+            return None
+        table = reasons(self.settings.rules_dir)
+        if outcome == "accepted":
+            action = Action.ACCEPT
+            findings = [x for x in evaluation.decision.findings if table[x.code].action is Action.ACCEPT]
+        else:
+            action = Action.REMAND
+            findings = [x for x in evaluation.decision.findings
+                        if table[x.code].action in (Action.REMAND, Action.HOLD)]
+        decision = Decision(action, tuple(findings))
+        reply = build_reply(evaluation.mail, held_sha(held.original), evaluation.classification, decision,
+                            self.reply_settings,
+                            next_steps(evaluation.classification, decision, datetime.now(TOKYO),
+                                       self.settings.rules_dir))
+        if reply is None:
+            return None
+        return reply.message_id, action.value, reply.recipients, reply.message.as_bytes()
 
 
 

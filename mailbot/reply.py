@@ -53,12 +53,13 @@ class Reply:
 
 
 @cache
-def _environment(templates_dir: Path) -> jinja2.Environment:
+def environment(templates_dir: Path) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # plain-text mail
+        # plain-text mail; HTML templates (*.html.j2: held notes, the digest) are escaped
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
     )
     env.filters["jdate"] = japanese_date
     return env
@@ -126,9 +127,9 @@ def build_reply(mail: Mail, sha256: str, classification: Classification, decisio
     if not to:
         return None
     table = reasons(settings.rules_dir)
-    findings = [{"code": f.code, "title": table[f.code].title, "fix": table[f.code].fix, "detail": f.detail}
-                for f in decision.findings]
-    env = _environment(settings.templates_dir)
+    findings = [{"code": f.code, "title": table[f.code].title, "fix": table[f.code].fix_for(decision.action),
+                 "detail": f.detail} for f in decision.findings]
+    env = environment(settings.templates_dir)
     template = env.select_template([f"{decision.action.value}/{classification.kind.value}.txt.j2",
                                     f"{decision.action.value}/default.txt.j2", f"{decision.action.value}.txt.j2"])
     body = template.render(

@@ -34,6 +34,11 @@ class Reason:
     title: str  # what is wrong, one line, for the branch and for staff
     fix: str  # how to fix it (remands) or what staff should look at (holds)
     flag: bool = False  # shown in the digest even when the mail is accepted
+    branch_fix: str = ""  # for a hold that staff turn into a remand: how the branch fixes it
+
+    def fix_for(self, action: Action) -> str:
+        """The fix as the reader of a reply with this decision needs it."""
+        return self.branch_fix or self.fix if action is Action.REMAND else self.fix
 
 
 @cache
@@ -43,7 +48,8 @@ def reasons(rules_dir: Path) -> dict[str, Reason]:
     for code, entry in data.items():
         try:
             action = Action(entry["decision"])
-            result[code] = Reason(code, action, entry["title"], entry.get("fix", ""), entry.get("flag", False))
+            result[code] = Reason(code, action, entry["title"], entry.get("fix", ""), entry.get("flag", False),
+                                  entry.get("branch_fix", ""))
         except (KeyError, ValueError, TypeError) as e:
             raise RulesError(f"{rules_dir / 'reasons.toml'}: [{code}] is incomplete or wrong ({e})") from None
     return result

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS mails (
     data_version  TEXT,
     received      TEXT,
     branch        TEXT,
+    findings      TEXT,
     first_seen    TEXT NOT NULL,
     updated       TEXT NOT NULL,
     UNIQUE (folder, uidvalidity, uid)
@@ -86,6 +87,12 @@ CREATE TABLE IF NOT EXISTS held (
     outcome       TEXT,
     decided_in    TEXT                    -- the folder the note was moved to
 );
+-- How far the bot has looked for staff decisions in a folder (the processed folder grows).
+CREATE TABLE IF NOT EXISTS cursors (
+    folder        TEXT PRIMARY KEY,
+    uidvalidity   INTEGER NOT NULL,
+    last_uid      INTEGER NOT NULL
+);
 -- The supervisors' daily digest: one row per business day, sent exactly once.
 CREATE TABLE IF NOT EXISTS digests (
     day           TEXT PRIMARY KEY,       -- YYYY-MM-DD (Asia/Tokyo)
@@ -123,6 +130,10 @@ class MailRow:
     reasons: list[str]
     target: str | None
     data_version: str | None
+    findings: list[tuple[str, str]] = ()  # (code, detail) of the decision
+    subject: str = ""
+    sender: str = ""
+    received: datetime | None = None
 
     @classmethod
     def from_sql(cls, r: sqlite3.Row) -> MailRow:
@@ -133,7 +144,25 @@ class MailRow:
             state=r["state"], attempts=r["attempts"], action=r["action"], kind=r["kind"], code=r["code"],
             reasons=json.loads(r["reasons"]) if r["reasons"] else [], target=r["target"],
             data_version=r["data_version"],
+            findings=[tuple(f) for f in json.loads(r["findings"])] if r["findings"] else [],
+            subject=r["subject"] or "", sender=r["sender"] or "",
+            received=datetime.fromisoformat(r["received"]) if r["received"] else None,
         )
+
+
+@dataclass(frozen=True)
+class HeldRow:
+    mail_id: int
+    note_id: str
+    original: bytes
+    opened_at: datetime
+    closed_at: datetime | None
+    outcome: str | None  # accepted | remanded | handled
+
+    @classmethod
+    def from_sql(cls, r: sqlite3.Row) -> HeldRow:
+        return cls(r["mail_id"], r["note_id"], bytes(r["original"]), datetime.fromisoformat(r["opened_at"]),
+                   datetime.fromisoformat(r["closed_at"]) if r["closed_at"] else None, r["outcome"])
 
 
 @dataclass(frozen=True)
@@ -161,7 +190,8 @@ class Store:
     def _migrate(self) -> None:
         """Columns added after a database was first made."""
         have = {r["name"] for r in self.db.execute("PRAGMA table_info(mails)")}
-        for column in ("received", "branch"):  # received time (DOMAIN.md §5), requesting branch (§7)
+        # received time (DOMAIN.md §5), requesting branch (§7), findings [[code, detail], ...]
+        for column in ("received", "branch", "findings"):
             if column not in have:
                 self.db.execute(f"ALTER TABLE mails ADD COLUMN {column} TEXT")
 
@@ -234,16 +264,17 @@ class Store:
                         reasons: list[str], fields: dict[str, object], subject: str, sender: str,
                         message_id: str | None, target: str | None, data_version: str | None, detail: str,
                         reply: tuple[str, list[str], bytes] | None, received: datetime | None = None,
-                        branch: str | None = None) -> None:
+                        branch: str | None = None, findings: list[tuple[str, str]] | None = None) -> None:
         """The decision and its reply (message-id, recipients, bytes) in one commit."""
         t = now_utc().isoformat()
         state = "reply_queued" if reply else "decided"
         with self.transaction() as db:
             db.execute(
                 "UPDATE mails SET state=?, action=?, kind=?, code=?, reasons=?, fields=?, subject=?, sender=?,"
-                " message_id=?, target=?, data_version=?, received=?, branch=?, updated=? WHERE id=?",
+                " message_id=?, target=?, data_version=?, received=?, branch=?, findings=?, updated=? WHERE id=?",
                 (state, action, kind, code, json.dumps(reasons), json.dumps(fields, ensure_ascii=False, default=str),
-                 subject, sender, message_id, target, data_version, _iso(received), branch, t, mail_id),
+                 subject, sender, message_id, target, data_version, _iso(received), branch,
+                 json.dumps(findings or [], ensure_ascii=False), t, mail_id),
             )
             self._event(db, mail_id, f"decided {action}", detail)
             if reply:
@@ -270,6 +301,58 @@ class Store:
             db.execute(f"UPDATE mails SET state=?, updated=?{', ' + sets if sets else ''} WHERE id=?",
                        (state, now_utc().isoformat(), *columns.values(), mail_id))
             self._event(db, mail_id, event, detail)
+
+    # ------------------------------------------------------------ held mails and staff decisions
+
+    def open_held(self, mail_id: int, note_id: str, original: bytes) -> None:
+        """The note is in the held folder: the item is open until staff decide (idempotent)."""
+        with self.transaction() as db:
+            cur = db.execute("INSERT OR IGNORE INTO held (mail_id, note_id, original, opened_at) VALUES (?,?,?,?)",
+                             (mail_id, note_id, original, now_utc().isoformat()))
+            if cur.rowcount:
+                self._event(db, mail_id, "held note filed", note_id)
+
+    def held_item(self, sha256: str) -> tuple[MailRow, HeldRow] | None:
+        r = self.db.execute("SELECT h.* FROM held h JOIN mails m ON m.id = h.mail_id WHERE m.sha256=?",
+                            (sha256,)).fetchone()
+        return (self.get(r["mail_id"]), HeldRow.from_sql(r)) if r else None
+
+    def open_held_items(self) -> list[tuple[MailRow, HeldRow]]:
+        """Held items staff have not decided yet, oldest first."""
+        rows = self.db.execute("SELECT * FROM held WHERE closed_at IS NULL ORDER BY opened_at, mail_id")
+        return [(self.get(r["mail_id"]), HeldRow.from_sql(r)) for r in rows.fetchall()]
+
+    def staff_decision(self, mail_id: int, outcome: str, note: MailRef, target: str,
+                       reply: tuple[str, str, list[str], bytes] | None) -> None:
+        """Staff moved the note (now at `note`): the item is closed, and the mail row follows the
+        note so that it is answered (reply: message-id, action, recipients, bytes) and filed to
+        `target` like any decided mail.  One commit: a staff decision is recorded exactly once."""
+        t = now_utc().isoformat()
+        state = "reply_queued" if reply else ("filed" if note.folder == target else "decided")
+        with self.transaction() as db:
+            cur = db.execute("UPDATE held SET closed_at=?, outcome=?, decided_in=? WHERE mail_id=? AND closed_at IS NULL",
+                             (t, outcome, note.folder, mail_id))
+            if not cur.rowcount:
+                return
+            db.execute("UPDATE mails SET folder=?, uidvalidity=?, uid=?, state=?, target=?, updated=? WHERE id=?",
+                       (note.folder, note.uidvalidity, note.uid, state, target, t, mail_id))
+            self._event(db, mail_id, f"staff {outcome}", f"note moved to {note.folder}")
+            if reply:
+                message_id, action, recipients, data = reply
+                db.execute(
+                    "INSERT OR IGNORE INTO replies (mail_id, message_id, action, recipients, data, state, next_attempt)"
+                    " VALUES (?,?,?,?,?,'queued',?)", (mail_id, message_id, action, json.dumps(recipients), data, t))
+                self._event(db, mail_id, "reply queued", message_id)
+
+    def cursor(self, folder: str, uidvalidity: int) -> int:
+        """The last UID looked at in a folder (0 after a UIDVALIDITY change)."""
+        r = self.db.execute("SELECT * FROM cursors WHERE folder=?", (folder,)).fetchone()
+        return r["last_uid"] if r and r["uidvalidity"] == uidvalidity else 0
+
+    def set_cursor(self, folder: str, uidvalidity: int, last_uid: int) -> None:
+        self.db.execute("INSERT INTO cursors (folder, uidvalidity, last_uid) VALUES (?,?,?) ON CONFLICT (folder)"
+                        " DO UPDATE SET uidvalidity=excluded.uidvalidity, last_uid=excluded.last_uid",
+                        (folder, uidvalidity, last_uid))
 
     # ------------------------------------------------------------ replies
 

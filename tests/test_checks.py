@@ -165,3 +165,28 @@ def test_decision_precedence_and_deferral():
     remand = decide([Finding("UNIS_ORDER_NOT_FOUND", defer=True), Finding("ATTACHMENT_MISSING")], RULES)
     assert remand.action is Action.REMAND and remand.reasons == ["ATTACHMENT_MISSING"]
     assert decide([], RULES).action is Action.ACCEPT
+
+
+MX = "mx01.usen.co.jp"
+
+
+@pytest.mark.parametrize("results, held", [
+    ((f"{MX}; spf=pass smtp.mailfrom=usen.co.jp; dkim=pass header.d=usen.co.jp",), False),
+    ((f"{MX}; spf=fail (sender IP is 203.0.113.7) smtp.mailfrom=usen.co.jp",), True),
+    ((f"{MX}; spf=pass; dkim=fail header.d=usen.co.jp",), True),
+    ((f"{MX}; spf=pass; dkim=fail header.d=other.example; dkim=pass header.d=usen.co.jp",), False),
+    ((f"{MX}; dmarc=fail action=none header.from=usen.co.jp",), True),
+    ((f"{MX}; spf=softfail; dkim=none",), False),  # only "fail" fails (rules/senders.toml)
+    # a forged header below the company MX's own is not read
+    ((f"{MX}; spf=pass", "evil.example; spf=fail"), False),
+    (("evil.example; spf=pass", f"{MX}; spf=fail"), False),  # the topmost one is the verdict
+    ((f"{MX}; spf=pass (comment says spf=fail)",), False),
+    ((), False),
+])
+def test_failed_spf_dkim_dmarc_is_held_never_answered(results, held):
+    m = mail(body=ORDER_BODY, cc=("m-tanaka@usen.co.jp",), attachments=(PDF,),
+             headers={"Authentication-Results": results} if results else None)
+    codes = findings_of(m)
+    assert ("SENDER_NOT_ALLOWED" in codes) is held
+    if held:
+        assert codes == ["SENDER_NOT_ALLOWED"]  # stops the other checks: nothing more is read

@@ -86,7 +86,7 @@ def test_embedded_default_needs_no_servers(tmp_path):
     ('time = "18:00"', 'time = "25:00"', "digest.time: '25:00' is not a time of day"),
     ('poll_interval = 30', 'poll_interval = 0', "scheduler.poll_interval: 0 must be at least 1"),
     ('poll_interval = 30', 'poll_intervall = 30', "scheduler.poll_intervall: unknown setting"),
-    ('held = "保留"', 'held = "処理済"', "folders: processed, held and ignored must be three different folders"),
+    ('held = "保留"', 'held = "処理済"', "folders: processed, held, ignored, held_accept, held_remand and held_originals must be different folders"),
     ('recipients = ["sv@usen.co.jp"]', 'recipients = ["nobody"]', "digest.recipients[0]: 'nobody' is not a mail address"),
     ('[state]', '[forms]\ntimeout = 0\n[state]', "forms.timeout: 0 must be greater than 0"),
     ('[state]', '[forms]\nmax_pages = "many"\n[state]', "forms.max_pages: expected an integer"),

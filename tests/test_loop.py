@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, TOKYO
-from mailbot.classify import strip_prefixes, subject_rules
+from mailbot.classify import classify
 from mailbot.config import load
+from mailbot.held import original_of
 from mailbot.mailbox.imap import ImapMailbox
 from mailbot.outbox import SmtpTransport
 from mailbot.pipeline import Bot
@@ -24,6 +25,7 @@ from mailbot.store import Store
 
 NOW = datetime(2026, 11, 20, 10, 30, tzinfo=TOKYO)
 PROCESSED, HELD, IGNORED = "処理済", "保留/要確認", "対象外"
+ORIGINALS = HELD + "/原本"  # held originals, untouched; the held folder has a note carrying each
 
 # What each sample mail must come to: (decision, folder, reply subject prefix or None).
 EXPECTED = {
@@ -34,7 +36,7 @@ EXPECTED = {
     "order_fullwidth": ("accept", PROCESSED, "【受付】"),
     "contract_change": ("accept", PROCESSED, "【受付】"),
     "order_forwarded": ("accept", PROCESSED, "【受付】"),
-    "outside_gmail": ("hold", HELD, None),
+    "outside_gmail": ("hold", ORIGINALS, None),
     "order_multi_units": ("accept", PROCESSED, "【受付】"),
     "termination": ("accept", PROCESSED, "【受付】"),
     "order_no_code": ("remand", PROCESSED, "【差戻】"),
@@ -45,7 +47,7 @@ EXPECTED = {
     "registration_notice": ("accept", PROCESSED, "【受付】"),
     "termination_withdrawal": ("accept", PROCESSED, "【受付】"),
     "order_no_pdf": ("remand", PROCESSED, "【差戻】"),
-    "unknown_subject": ("hold", HELD, None),
+    "unknown_subject": ("hold", ORIGINALS, None),
 }
 
 
@@ -106,12 +108,16 @@ def test_whole_loop_on_real_servers(imap_account, smtp_sink, loaded, tmp_path):
 
     # Every original is in exactly one folder, byte for byte, and the inbox is empty.
     assert imap_account.messages("INBOX") == {}
-    by_folder = {folder: sorted(imap_account.messages(folder).values()) for folder in (PROCESSED, HELD, IGNORED)}
+    by_folder = {folder: sorted(imap_account.messages(folder).values())
+                 for folder in (PROCESSED, ORIGINALS, IGNORED)}
     for name, data in loaded.items():
         folder = EXPECTED[name][1]
         assert by_folder[folder].count(data) == 1, f"{name} not filed once in {folder}"
     assert sum(len(v) for v in by_folder.values()) == len(loaded)
-    for folder in (PROCESSED, HELD, IGNORED):
+    # Each held mail has one note in the held folder, carrying the original byte for byte.
+    notes = [original_of(n) for n in imap_account.messages(HELD).values()]
+    assert sorted(notes) == sorted(data for name, data in loaded.items() if EXPECTED[name][1] == ORIGINALS)
+    for folder in (PROCESSED, ORIGINALS, IGNORED):
         for flags in imap_account.flags(folder).values():
             assert b"\\Seen" not in flags, "nothing is marked read by the bot"
 
@@ -126,7 +132,7 @@ def test_whole_loop_on_real_servers(imap_account, smtp_sink, loaded, tmp_path):
     for name, (_decision, _folder, prefix) in EXPECTED.items():
         if prefix is None:
             continue
-        original = strip_prefixes(SAMPLES[name].subject, subject_rules(ROOT / "rules"))[0]
+        original = classify(SAMPLES[name].subject, ROOT / "rules").subject  # as the branch wrote it
         got = by_subject.get(prefix + original, [])
         assert len(got) == 1, f"{name}: {len(got)} replies with subject {prefix + original}"
         reply = got[0].message
@@ -202,7 +208,9 @@ def test_permanent_send_failure_holds_the_mail_for_a_person(imap_account, smtp_s
     with bot_session(write_config(tmp_path, imap_account, smtp_sink)) as (bot, _store):
         smtp_sink.set_mode("permfail")
         bot.poll()
-    assert list(imap_account.messages(HELD).values()) == [data]
+    assert list(imap_account.messages(ORIGINALS).values()) == [data]
+    (note,) = imap_account.messages(HELD).values()
+    assert original_of(note) == data and b"REPLY_FAILED" in note
     assert smtp_sink.messages() == []
 
 

@@ -25,7 +25,7 @@ from mailbot.samples import BRANCHES, sample_mails
 from mailbot.unis import UnisData
 from test_branches import CSV as DIRECTORY_CSV
 from test_loop import EXPECTED, NOW
-from test_unis import LINES, line, write
+from test_unis import LINES, write
 
 CHECKS = [ref_checks.corporate_case, ref_checks.branch_known, ref_checks.manager_in_cc,
           ref_checks.unis_order_found, ref_checks.active_contract, ref_checks.withdrawal_possible]

@@ -17,6 +17,7 @@ from mailbot.checks import CheckContext
 from mailbot.checks.form import application_rules, readable_application
 from mailbot.checks.reference import valid_code
 from mailbot.classify import fold, normalise
+from mailbot.extract import split_original
 from mailbot.model import Finding, Kind, Request
 from mailbot.rules import load_toml
 from mailbot.unis import OrderLine
@@ -128,8 +129,11 @@ def unit_count_given(request: Request, ctx: CheckContext) -> list[Finding]:
     if rules.units_given.search(normalise(request.mail.body)) or rules.units_given.search(remarks):
         return []
     lines = _order_lines(request, ctx)
+    own_text = normalise(split_original(request.mail.body)[0])  # not the quoted mails (our own remand)
     says_several = [where for where, text in (("本文の台数", stated), ("申込書備考", remarks))
                     if any(w in fold(text) for w in rules.several_words) or any(n > 1 for n in _counts(text))]
+    if any(w in fold(own_text) for w in rules.several_words):
+        says_several.append("本文")
     if len(lines) > 1:
         says_several.append(f"UNISのUSEN SPOT品目 {len(lines)}件")
     if says_several:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from mailbot.checks import CheckContext
 from mailbot.classify import code_is_valid, normalise
 from mailbot.extract import request_rules
@@ -20,7 +22,9 @@ def body_code_matches(request: Request, ctx: CheckContext) -> list[Finding]:
     subject_code = request.classification.code
     if not subject_code or not code_is_valid(subject_code, ctx.rules_dir):
         return []  # CODE_MISSING / CODE_INVALID already say the subject must change
-    body_code = normalise(request.body_items.get("customer_code", "")).replace(" ", "")
+    # The code is the value's first run of digits: branches add notes after it (「932104567（新規）」).
+    found = re.search(r"[0-9][0-9-]*", normalise(request.body_items.get("customer_code", "")))
+    body_code = found.group().replace("-", "") if found else ""
     if body_code and body_code != subject_code:
         return [Finding("CODE_MISMATCH", f"件名 {subject_code} / 本文 {body_code}")]
     return []

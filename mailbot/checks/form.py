@@ -7,7 +7,6 @@ that could not be read gets its PDF finding and no field findings.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -95,7 +94,8 @@ def _ssid_findings(ssid: str | None, rules: ApplicationRules) -> list[Finding]:
     if not ssid:
         return []  # the Original SSID is an option: no SSID is no finding
     findings = []
-    wide = [c for c in ssid if unicodedata.east_asian_width(c) in ("F", "W", "A")]
+    # 半角英数字・記号: printable ASCII only (half-width kana and accented letters are not).
+    wide = [c for c in ssid if not (" " <= c <= "~")]
     if wide:
         findings.append(Finding("SSID_NOT_HALFWIDTH", "".join(dict.fromkeys(wide))))
     size = len(ssid.encode("utf-8"))

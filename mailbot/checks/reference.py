@@ -33,6 +33,9 @@ def _is_corporate(request: Request, ctx: CheckContext) -> bool:
 def _requesting_branch(request: Request, ctx: CheckContext) -> Branch | None:
     """DOMAIN.md §7: the body's 送付支店名, else the sender's branch, else UNIS 管轄支店名."""
     assert ctx.branches is not None
+    corporate = [b for b in ctx.branches.branches_of(_sender(request)) if b.corporate]
+    if corporate:  # corporate sales request for themselves; 送付支店名 only says where the router goes
+        return corporate[0]
     code = valid_code(request, ctx)
     unis_branch = ctx.unis.branch(code) if ctx.unis is not None and code else None
     return ctx.branches.requesting_branch(request.body_items.get("sending_branch"), _sender(request), unis_branch)

@@ -1,7 +1,9 @@
-"""Who may be answered: RFC 3834 automatic mail (AUTO_REPLY) and outsiders (SENDER_NOT_ALLOWED)."""
+"""Who may be answered: RFC 3834 automatic mail (AUTO_REPLY), and outsiders or senders the
+receiving server could not authenticate (SENDER_NOT_ALLOWED)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,17 +20,45 @@ class SenderRules:
     system_senders: tuple[str, ...]
     content_types: tuple[str, ...]
     subject_words: tuple[str, ...]
+    authserv_ids: tuple[str, ...]  # empty: the topmost Authentication-Results only
+    auth_fail: dict[str, tuple[str, ...]]  # method → failing results
 
 
 @cache
 def sender_rules(rules_dir: Path) -> SenderRules:
-    data = load_toml(rules_dir, "senders.toml")["auto_reply"]
+    rules = load_toml(rules_dir, "senders.toml")
+    data, auth = rules["auto_reply"], rules.get("authentication", {})
     return SenderRules(
         headers={k.lower(): tuple(v.lower() for v in vs) for k, vs in data["headers"].items()},
         system_senders=tuple(s.lower() for s in data["system_senders"]),
         content_types=tuple(c.lower() for c in data["content_types"]),
         subject_words=tuple(normalise(w).casefold() for w in data["subject_words"]),
+        authserv_ids=tuple(a.lower() for a in auth.get("authserv_ids", [])),
+        auth_fail={m.lower(): tuple(r.lower() for r in rs) for m, rs in auth.get("fail", {}).items()},
     )
+
+
+_RESULT = re.compile(r"(?:^|;)\s*([a-z0-9_-]+)\s*=\s*([a-z]+)", re.IGNORECASE)
+
+
+def failed_authentication(mail_headers: dict[str, tuple[str, ...]], rules: SenderRules) -> str | None:
+    """The first failed method of the receiving server's Authentication-Results, e.g. "spf=fail"."""
+    values = mail_headers.get("authentication-results", ())
+    if rules.authserv_ids:
+        values = tuple(v for v in values if v.split(";", 1)[0].strip().lower() in rules.authserv_ids)
+    else:
+        values = values[:1]
+    results: dict[str, set[str]] = {}
+    for value in values:
+        # Comments in parentheses may hold anything (e.g. "(sender IP is 1.2.3.4)"): drop them.
+        for method, result in _RESULT.findall(re.sub(r"\([^()]*\)", "", value)):
+            results.setdefault(method.lower(), set()).add(result.lower())
+    for method, failing in rules.auth_fail.items():
+        got = results.get(method, set())
+        bad = got & set(failing)
+        if bad and "pass" not in got:
+            return f"{method}={sorted(bad)[0]}"
+    return None
 
 
 def _automatic_because(request: Request, ctx: CheckContext) -> str | None:
@@ -81,4 +111,7 @@ def sender_allowed(request: Request, ctx: CheckContext) -> list[Finding]:
         for address in addresses:
             if not is_internal(address, ctx.internal_domains):
                 return [Finding("SENDER_NOT_ALLOWED", f"{label}: {address.addr or '(unparseable)'}", stop=True)]
+    failed = failed_authentication(mail.headers, sender_rules(ctx.rules_dir))
+    if failed:
+        return [Finding("SENDER_NOT_ALLOWED", f"Authentication-Results: {failed}", stop=True)]
     return []

@@ -27,6 +27,10 @@ class Mailbox(Protocol):
         """Raw mails by UID without marking them read (BODY.PEEK[]), with INTERNALDATE.
         UIDs that vanished meanwhile are skipped."""
 
+    def search_header(self, folder: str, name: str, value: str = "", min_uid: int = 1) -> list[int]:
+        """UIDs (≥ min_uid, ascending) of the mails having header `name` containing `value`
+        (any value when ""), as IMAP SEARCH HEADER does."""
+
     def move(self, ref: MailRef, dest: str) -> None:
         """Move one mail to dest: MOVE, else COPY + UID EXPUNGE.  Never deletes otherwise.
         Safe to repeat after a crash: never leaves two copies in dest."""

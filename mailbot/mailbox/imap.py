@@ -254,6 +254,13 @@ class ImapMailbox:
             self._select(client, self._server_name(folder), readonly=True, fresh=True)
             return sorted(int(uid) for uid in client.search(["ALL"]))
 
+    def search_header(self, folder: str, name: str, value: str = "", min_uid: int = 1) -> list[int]:
+        with self._op(f"UID SEARCH HEADER {name} in {folder!r}") as client:
+            self._select(client, self._server_name(folder), readonly=True, fresh=True)
+            found = client.search(["UID", f"{max(min_uid, 1)}:*", "HEADER", name, value])
+            # "n:*" always takes in the highest UID, even one below n.
+            return sorted(int(uid) for uid in found if int(uid) >= min_uid)
+
     def fetch(self, folder: str, uids: Iterable[int]) -> Iterator[RawMail]:
         wanted = list(dict.fromkeys(int(u) for u in uids))
         if not wanted:

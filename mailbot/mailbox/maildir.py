@@ -37,6 +37,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from pathlib import Path
 
 from mailbot.files import fsync_dir
@@ -138,6 +140,17 @@ class MaildirMailbox:
                 continue
             data, mtime = got
             yield RawMail(ref=MailRef(name, uidlist.validity, uid), data=data, internaldate=mtime)
+
+    def search_header(self, folder: str, name: str, value: str = "", min_uid: int = 1) -> list[int]:
+        wanted = [uid for uid in self.list_uids(folder) if uid >= min_uid]
+        parser = BytesHeaderParser(policy=compat32)
+        found = []
+        for raw in self.fetch(folder, wanted):
+            head = raw.data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+            values = parser.parsebytes(head).get_all(name) or []
+            if any(value.casefold() in " ".join(str(v).split()).casefold() for v in values):
+                found.append(raw.ref.uid)
+        return found
 
     def move(self, ref: MailRef, dest: str) -> None:
         src = self._existing(ref.folder)

@@ -1,0 +1,135 @@
+"""The held folder as office-center staff see it (DOMAIN.md §6): one note per held mail.
+
+    note = build_note(original_bytes, NoteFacts(...), settings)   → HeldNote(message_id, data)
+
+The note shows, at the top, in plain Japanese why the mail was held and how to decide; the
+original travels with it byte for byte as an attached message (`message/rfc822`, or base64
+`application/octet-stream` when its bytes could not travel as 8-bit text).  The note carries
+`X-Mailbot-Held: <SHA-256 of the original>` so that, when staff move it into the accept or remand
+folder, the bot knows which mail it is.  Its Message-ID is derived from the original, so filing
+the same mail twice finds the note already there instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import SMTP, compat32
+from email.utils import format_datetime
+
+from mailbot.config import Settings
+from mailbot.message import UnreadableMail, parse_mail
+from mailbot.reply import environment, header_text
+from mailbot.rules import reasons
+
+HELD_HEADER = "X-Mailbot-Held"
+_LONG_LINE = re.compile(rb"[^\n]{999}")
+
+
+@dataclass(frozen=True)
+class HeldNote:
+    message_id: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class NoteFacts:
+    """What the bot knows of the held mail (from its state row)."""
+
+    sha256: str
+    kind: str | None
+    code: str | None
+    findings: list[tuple[str, str]]  # (reason code, detail)
+    received: datetime | None
+    held_at: datetime
+
+
+def note_message_id(sha256: str, sender: str) -> str:
+    return f"<held.{sha256[:32]}.mailbot@{sender.rpartition('@')[2]}>"
+
+
+def build_note(original: bytes, facts: NoteFacts, settings: Settings) -> HeldNote:
+    try:
+        mail = parse_mail(original)
+    except UnreadableMail:
+        mail = None
+    table = reasons(settings.rules_dir)
+    findings = [{"code": code, "title": table[code].title if code in table else code,
+                 "fix": table[code].fix if code in table else "", "detail": detail}
+                for code, detail in facts.findings]
+    folders = settings.folders
+    context = dict(
+        subject=header_text(mail.subject if mail else "", 200),
+        sender=header_text(f"{mail.sender.name} <{mail.sender.addr}>" if mail and mail.sender else "", 200),
+        received=facts.received, kind=facts.kind or "unknown", code=facts.code or "", findings=findings,
+        accept_folder=folders.held_accept, remand_folder=folders.held_remand,
+        processed_folder=folders.processed,
+    )
+    env = environment(settings.templates_dir)
+    text = env.get_template("held/note.txt.j2").render(**context)
+    html = env.get_template("held/note.html.j2").render(**context)
+
+    head = EmailMessage(policy=SMTP)
+    message_id = note_message_id(facts.sha256, settings.reply_from)
+    head["From"] = settings.reply_from
+    head["To"] = settings.reply_from
+    head["Subject"] = "【保留】" + (context["subject"] or "（件名なし）")
+    head["Date"] = format_datetime(facts.held_at)
+    head["Message-ID"] = message_id
+    if mail and mail.message_id:
+        head["In-Reply-To"] = header_text(mail.message_id, 250)
+        head["References"] = header_text(mail.message_id, 250)
+    head["Auto-Submitted"] = "auto-generated"
+    head[HELD_HEADER] = facts.sha256
+    head["X-Mailbot-Reasons"] = " ".join(code for code, _ in facts.findings)
+
+    summary = EmailMessage(policy=SMTP)
+    summary.set_content(text, charset="utf-8")
+    summary.add_alternative(html, subtype="html", charset="utf-8")
+    del summary["MIME-Version"]
+
+    boundary = f"=_mailbot_held_{facts.sha256[:24]}"
+    while boundary.encode() in original:
+        boundary += "_"
+    head["MIME-Version"] = "1.0"
+    head["Content-Type"] = f'multipart/mixed; boundary="{boundary}"'
+    parts = [summary.as_bytes(policy=SMTP), _attachment(original)]
+    b = boundary.encode()
+    body = b"".join(b"--" + b + b"\r\n" + p + b"\r\n" for p in parts) + b"--" + b + b"--\r\n"
+    header_block = head.as_bytes(policy=SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+    return HeldNote(message_id, header_block + body)
+
+
+def _attachment(original: bytes) -> bytes:
+    """The original, unaltered: as an attached message when it can travel as 8-bit text,
+    else base64 (NUL, bare CR, or lines over 998 octets would not survive IMAP APPEND)."""
+    name = 'filename="original.eml"'
+    if b"\x00" not in original and b"\r" not in original.replace(b"\r\n", b"") \
+            and not _LONG_LINE.search(original):
+        cte = "7bit" if original.isascii() else "8bit"
+        return (f"Content-Type: message/rfc822\r\nContent-Disposition: attachment; {name}\r\n"
+                f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode() + original
+    encoded = base64.encodebytes(original).replace(b"\n", b"\r\n")
+    return (f"Content-Type: application/octet-stream; name=\"original.eml\"\r\n"
+            f"Content-Disposition: attachment; {name}\r\nContent-Transfer-Encoding: base64\r\n\r\n").encode() + encoded
+
+
+def original_of(note: bytes) -> bytes | None:
+    """The original carried by a note (the inverse of build_note's attachment)."""
+    msg = message_from_bytes(note, policy=compat32)
+    boundary = msg.get_boundary()
+    if boundary is None:
+        return None
+    marker = b"\r\n--" + boundary.encode()
+    for chunk in note.split(marker)[1:]:
+        head, _, body = chunk.partition(b"\r\n\r\n")
+        if b"Content-Disposition: attachment" not in head:
+            continue
+        if b"Content-Transfer-Encoding: base64" in head:
+            return base64.decodebytes(body)
+        return body  # the CRLF before the closing boundary belongs to the boundary
+    return None

@@ -1,0 +1,153 @@
+"""The held folder as staff work it, on the real servers (issue 5): a note per held mail with the
+findings on top and the original attached untouched; staff decide by moving the note; exactly one
+reply per decision; the note filed afterwards."""
+
+from __future__ import annotations
+
+import email
+import subprocess
+import sys
+from email.policy import default
+
+import pytest
+
+from mailbot.held import HELD_HEADER, original_of
+from test_loop import HELD, ORIGINALS, PROCESSED, appended, bot_session, write_config
+
+ACCEPT, REMAND = HELD + "/受付", HELD + "/差戻"
+
+
+def staff_move(account, folder: str, dest: str) -> None:
+    """What a person does in Outlook: drag the (only) item of `folder` into `dest`."""
+    c = account.client()
+    try:
+        c.select_folder(folder)
+        uids = c.search("ALL")
+        assert len(uids) == 1, uids
+        c.move(uids, dest)
+    finally:
+        c.logout()
+
+
+def text_of(raw: bytes) -> str:
+    msg = email.message_from_bytes(raw, policy=default)
+    return msg.get_body(("plain",)).get_content()
+
+
+@pytest.fixture
+def held_unknown(imap_account, smtp_sink, tmp_path):
+    """The sample question no kind matches, held by one poll."""
+    data = appended(imap_account, "unknown_subject")
+    config = write_config(tmp_path, imap_account, smtp_sink)
+    with bot_session(config) as (bot, store):
+        bot.poll()
+    return config, data
+
+
+def test_a_held_mail_shows_why_at_the_top_and_keeps_the_original_untouched(imap_account, held_unknown):
+    _config, data = held_unknown
+    assert list(imap_account.messages(ORIGINALS).values()) == [data]  # the original itself, untouched
+    (note,) = imap_account.messages(HELD).values()
+    assert original_of(note) == data  # …and carried by the note, byte for byte
+    msg = email.message_from_bytes(note, policy=default)
+    assert msg["Subject"] == "【保留】USEN SPOT ルーターの設置場所について（ご相談）"
+    assert msg[HELD_HEADER] and msg["Auto-Submitted"] == "auto-generated"
+    text = text_of(note)
+    assert text.index("保留の理由") < text.index("件名が規定の形式") < text.index("対応のしかた")
+    assert f"「{ACCEPT}」へ移動" in text and f"「{REMAND}」へ移動" in text and f"「{PROCESSED}」へ移動" in text
+    html = msg.get_body(("html",)).get_content()
+    assert "件名が規定の形式" in html and "<script" not in html
+    (attached,) = [p for p in msg.iter_attachments()]
+    assert attached.get_content_type() == "message/rfc822" and attached.get_filename() == "original.eml"
+
+
+def test_staff_accept_sends_one_acceptance_and_files_the_note(imap_account, smtp_sink, held_unknown):
+    config, data = held_unknown
+    staff_move(imap_account, HELD, ACCEPT)
+    with bot_session(config) as (bot, store):
+        report = bot.poll()
+        assert report.staff == [("USEN SPOT ルーターの設置場所について（ご相談）", "accepted")]
+        assert report.sent == 1
+        bot.poll()
+        assert bot.poll().sent == 0
+        assert store.open_held_items() == []
+        events = [e for _, e, _ in store.events(1)]
+        assert events[-4:] == ["staff accepted", "reply queued", "reply sent", "filed"]
+    (reply,) = smtp_sink.messages()
+    assert reply.message["Subject"] == "【受付】USEN SPOT ルーターの設置場所について（ご相談）"
+    assert reply.message["In-Reply-To"] == email.message_from_bytes(data)["Message-ID"]
+    assert imap_account.messages(ACCEPT) == {} and imap_account.messages(HELD) == {}
+    (filed,) = imap_account.messages(PROCESSED).values()
+    assert original_of(filed) == data
+    assert list(imap_account.messages(ORIGINALS).values()) == [data]
+
+
+def test_staff_remand_tells_the_branch_what_to_fix(imap_account, smtp_sink, held_unknown):
+    config, _data = held_unknown
+    staff_move(imap_account, HELD, REMAND)
+    with bot_session(config) as (bot, store):
+        assert bot.poll().sent == 1
+        assert bot.poll().sent == 0
+        assert store.db.execute("SELECT outcome FROM held").fetchone()[0] == "remanded"
+    (reply,) = smtp_sink.messages()
+    assert reply.message["Subject"] == "【差戻】USEN SPOT ルーターの設置場所について（ご相談）"
+    body = reply.message.get_body(("plain",)).get_content()
+    # The branch's fix (branch_fix), not the note for staff.
+    assert "件名を「USEN SPOT <依頼種別>_UNIS顧客コード（9桁）」の形にして再送してください。" in body
+    assert "支店へ規定の件名での再送を依頼" not in body
+    assert imap_account.messages(REMAND) == {} and len(imap_account.messages(PROCESSED)) == 1
+
+
+def test_staff_moving_the_note_to_processed_is_handled_by_a_person_no_reply(imap_account, smtp_sink, held_unknown):
+    config, _data = held_unknown
+    staff_move(imap_account, HELD, PROCESSED)
+    with bot_session(config) as (bot, store):
+        report = bot.poll()
+        assert report.staff and report.staff[0][1] == "handled" and report.sent == 0
+        assert bot.poll().staff == []  # looked at once (the cursor moved on)
+        assert store.open_held_items() == []
+    assert smtp_sink.messages() == []
+    assert len(imap_account.messages(PROCESSED)) == 1
+
+
+def test_a_note_is_filed_once_even_if_the_bot_died_after_the_append(imap_account, smtp_sink, tmp_path):
+    appended(imap_account, "unknown_subject")
+    config = write_config(tmp_path, imap_account, smtp_sink)
+    with bot_session(config) as (bot, store):
+        bot._file = lambda report: None  # decided, not yet filed
+        bot.poll()
+        row = store.unfinished("INBOX")[0]
+        assert bot._file_note(row) and bot._file_note(row)  # the crash: the APPEND is done again
+    with bot_session(config) as (bot, store):
+        bot.poll()
+    assert len(imap_account.messages(HELD)) == 1 and len(imap_account.messages(ORIGINALS)) == 1
+
+
+def test_staff_decision_moved_twice_answers_once(imap_account, smtp_sink, held_unknown):
+    """A note dragged into 受付, answered; a copy of it dragged there again: no second reply."""
+    config, _ = held_unknown
+    c = imap_account.client()
+    try:
+        c.select_folder(HELD)
+        c.copy(c.search("ALL"), ACCEPT)
+        c.copy(c.search("ALL"), ACCEPT)  # two copies in 受付 (a double drag)
+    finally:
+        c.logout()
+    with bot_session(config) as (bot, _store):
+        bot.poll()
+        bot.poll()
+    assert len(smtp_sink.messages()) == 1
+
+
+def test_held_command_lists_open_items_oldest_first(imap_account, smtp_sink, tmp_path):
+    appended(imap_account, "unknown_subject")
+    appended(imap_account, "outside_gmail")
+    config = write_config(tmp_path, imap_account, smtp_sink)
+    with bot_session(config) as (bot, _store):
+        bot.poll()
+    result = subprocess.run([sys.executable, "-m", "mailbot", "held", "--config", str(config)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "UNKNOWN_SUBJECT" in lines[2] and "SENDER_NOT_ALLOWED" in lines[3] and "944556677" in lines[3]
+    assert "2 open held items" in lines[-1]
