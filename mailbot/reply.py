@@ -33,7 +33,8 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 
 
 def header_text(value: str, limit: int = 200) -> str:
-    return " ".join(_UNSAFE.sub(" ", value).split())[:limit]
+    """One line, no control characters; other spacing (e.g. full-width spaces) kept as written."""
+    return re.sub(r" {2,}", " ", _UNSAFE.sub(" ", value)).strip(" ")[:limit]
 
 
 @dataclass(frozen=True)
