@@ -1,0 +1,570 @@
+"""The supervisors' daily digest and `mailbot history`, on the state the real bot leaves after the
+sample morning of Friday 2026-11-20 (tests/test_loop.py NOW), plus rows for what that morning lacks.
+
+Sent to the real SMTP sink; exactly once per business day, across a second call, a new process
+and `mailbot run`; a missed day late, once; none on weekends and holidays (Monday 2026-11-23 is
+勤労感謝の日)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from email import message_from_bytes, policy
+from email.utils import format_datetime
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from helpers import ROOT, TOKYO
+from mailbot.calendar import BusinessCalendar
+from mailbot.config import load
+from mailbot.digest import (ExtractStatus, build_digest, chart_png, collect, digest_recipients, due_days,
+                            extract_status, render_html, render_text, send_due_digests)
+from mailbot.mailbox.maildir import MaildirMailbox
+from mailbot.outbox import MaildirOutbox, SmtpTransport
+from mailbot.pipeline import Bot
+from mailbot.samples import seed_maildir
+from mailbot.store import Store
+from test_loop import NOW
+from test_reference_checks import sample_directory, sample_extract
+
+D = date(2026, 11, 20)  # the sample morning's Friday
+EVENING = datetime(2026, 11, 20, 18, 30, tzinfo=TOKYO)
+CALENDAR = BusinessCalendar.load(ROOT / "rules")
+ZERO = {"accept": 0, "remand": 0, "hold": 0, "defer": 0, "ignore": 0}
+
+
+def counts(**kw: int) -> dict[str, int]:
+    return ZERO | kw
+
+
+# ---------------------------------------------------------------- the state the bot leaves
+
+
+def write_config(root: Path, sink=None, recipients=("sv-team@usen.co.jp",), time_: str = "18:00",
+                 extract: str = "usen_spot_orders.csv", poll_interval: int = 60) -> Path:
+    mail_out = (f'[smtp]\nhost = "{sink.host}"\nport = {sink.port}\nfrom = "usen_spot@usen.co.jp"\n' if sink
+                else '[outbox]\npath = "outbox"\n')
+    path = root / "mailbot.toml"
+    path.write_text(textwrap.dedent(f"""
+        [maildir]
+        path = "mailbox"
+        [state]
+        database = "state.sqlite3"
+        [unis]
+        extract = "{extract}"
+        [branches]
+        directory = "branches.csv"
+        [digest]
+        recipients = {json.dumps(list(recipients))}
+        time = "{time_}"
+        [scheduler]
+        poll_interval = {poll_interval}
+        """) + mail_out, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def morning(tmp_path_factory) -> Path:
+    """The real bot's state after the sample morning, as if it had run live that morning: each
+    mail first seen when it arrived, each held mail's item opened then."""
+    root = tmp_path_factory.mktemp("morning")
+    sample_extract(root)
+    sample_directory(root)
+    settings = load(write_config(root))
+    mailbox = MaildirMailbox(settings.maildir)
+    seed_maildir(mailbox, NOW)
+    store = Store(settings.database)
+    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
+    try:
+        report = bot.poll()
+        assert len(report.handled) == 19 and not report.errors
+        with store.transaction() as db:
+            db.execute("UPDATE mails SET first_seen = received")
+            db.execute("UPDATE held SET opened_at = (SELECT received FROM mails WHERE mails.id = held.mail_id)")
+            db.execute("INSERT OR IGNORE INTO held (mail_id, note_id, original, opened_at)"
+                       " SELECT id, '<held.' || id || '@test>', x'', received FROM mails WHERE action = 'hold'")
+    finally:
+        bot.reference.close()
+        mailbox.close()
+        store.close()
+    return root
+
+
+@pytest.fixture
+def state(morning, tmp_path) -> Path:
+    """A private copy of the morning's state directory."""
+    root = tmp_path / "state"
+    shutil.copytree(morning, root)
+    return root
+
+
+def add_mail(store: Store, received: str, kind: str, action: str, reasons=(), *, code=None, branch=None,
+             state="filed", subject="", sender="x@usen.co.jp") -> int:
+    n = store.db.execute("SELECT COUNT(*) FROM mails").fetchone()[0] + 1
+    cur = store.db.execute(
+        "INSERT INTO mails (sha256, folder, uidvalidity, uid, state, action, kind, code, reasons, subject, sender,"
+        " received, branch, first_seen, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (f"extra{n}", "INBOX", 1, 10000 + n, state, action, kind, code, json.dumps(list(reasons)),
+         subject or f"USEN SPOT {kind}_{code}", sender, received, branch, received, received))
+    return cur.lastrowid
+
+
+def event(store: Store, mail_id: int | None, at: str, name: str, detail: str = "") -> None:
+    store.db.execute("INSERT INTO events (mail_id, at, event, detail) VALUES (?,?,?,?)", (mail_id, at, name, detail))
+
+
+def collect_at(store: Store, day: date, now: datetime, extract: ExtractStatus | None = None):
+    return collect(store, day, now, rules_dir=ROOT / "rules", calendar=CALENDAR,
+                   extract=extract or ExtractStatus(configured=False))
+
+
+def render(data) -> str:
+    return render_text(data, ROOT / "templates")
+
+
+# ---------------------------------------------------------------- content
+
+
+def test_the_mornings_mails_by_kind_decision_and_branch(state):
+    store = Store(state / "state.sqlite3")
+    try:
+        data = collect_at(store, D, EVENING)
+    finally:
+        store.close()
+    t = data.today
+    assert (t.start, t.end) == (D, D)
+    assert [(r.label, r.counts) for r in t.kinds] == [
+        ("器材発注依頼", counts(accept=5, remand=3, ignore=1)),
+        ("契約変更", counts(accept=1)),
+        ("キャンセル申請", counts(accept=1, hold=1)),
+        ("解約申請", counts(accept=1)),
+        ("ルーター未撤去", counts(accept=1)),
+        ("移設依頼", counts(accept=1)),
+        ("解約キャンセル依頼", counts(accept=1)),
+        ("登録通知書", counts(accept=1)),
+        ("不明", counts(hold=1, ignore=1)),
+    ]
+    assert t.totals == counts(accept=12, remand=3, hold=2, ignore=2) and t.total == 19
+    assert [(r.code, r.count, r.title) for r in t.remand_reasons] == [
+        ("ATTACHMENT_MISSING", 1, "必要なPDFが添付されていません。"),
+        ("CODE_INVALID", 1, "件名の顧客コードが9桁の数字ではありません。"),
+        ("CODE_MISSING", 1, "件名にUNIS顧客コードがありません。"),
+    ]
+    assert [(r.label, r.total, r.counts) for r in t.branches] == [
+        ("渋谷支店", 3, counts(accept=2, ignore=1)),  # the order, the termination, the manager's out-of-office
+        ("吉祥寺支店", 2, counts(accept=1, hold=1)),  # the cancellation, the same person from Gmail
+        ("新宿支店", 2, counts(accept=2)),
+        ("梅田支店", 2, counts(accept=1, remand=1)),
+        ("横浜支店", 2, counts(accept=2)),
+        ("（支店不明）", 2, counts(hold=1, ignore=1)),  # the bounce, the unknown subject
+        ("名古屋支店", 1, counts(remand=1)),
+        ("札幌支店", 1, counts(accept=1)),
+        ("池袋支店", 1, counts(accept=1)),
+        ("福岡支店", 1, counts(remand=1)),
+        ("難波支店", 1, counts(accept=1)),
+        ("青山支店", 1, counts(accept=1)),
+    ]
+    assert t.cancel_after_order == 1 and t.withdrawal_too_late == 0
+    assert data.month.kinds == t.kinds and (data.month.start, data.month.end) == (date(2026, 11, 1), D)
+    # Held: the outsider and the unknown subject, both from this morning.
+    assert [(h.mail.kind_label, h.mail.code, h.mail.reasons, h.age) for h in data.held] == [
+        ("キャンセル申請", "944556677", ["SENDER_NOT_ALLOWED"], 0),
+        ("不明", None, ["UNKNOWN_SUBJECT"], 0),
+    ]
+    assert [(m.code, m.branch, m.decision_label) for m in data.cancellations] == [("921098765", "吉祥寺支店", "受付")]
+    assert data.late_withdrawals == data.deferred == data.retried == data.failed == data.unreadable == []
+    assert data.alerts == []
+
+
+def test_held_deferred_problems_alerts_and_the_month(state):
+    store = Store(state / "state.sqlite3")
+    try:
+        # Held since Monday, and one that came after Thursday's cutoff (its day N is Friday).
+        old = add_mail(store, "2026-11-16T10:00:00+09:00", "termination", "hold", ["NO_ACTIVE_CONTRACT"],
+                       code="910000001", branch="渋谷支店")
+        late = add_mail(store, "2026-11-19T17:30:00+09:00", "relocation", "hold", ["LINE_MISMATCH"], code="998000002",
+                        branch="横浜支店")
+        closed = add_mail(store, "2026-11-17T10:00:00+09:00", "equipment_order", "hold", ["SHOP_MISMATCH"],
+                          code="988000003", branch="池袋支店")
+        later = add_mail(store, "2026-11-24T10:00:00+09:00", "equipment_order", "hold", ["PLUS_MISMATCH"],
+                         code="988000004")
+        for mail_id, opened, closed_at in ((old, "2026-11-16T01:00:05+00:00", None),
+                                           (late, "2026-11-19T08:30:05+00:00", None),
+                                           (closed, "2026-11-17T01:00:05+00:00", "2026-11-18T02:00:00+00:00"),
+                                           (later, "2026-11-24T01:00:05+00:00", None)):
+            store.db.execute("INSERT INTO held (mail_id, note_id, original, opened_at, closed_at) VALUES (?,?,?,?,?)",
+                             (mail_id, f"<held.{mail_id}@test>", b"", opened, closed_at))
+        # Waiting for a UNIS extract since Thursday; and one that was deferred, then filed.
+        add_mail(store, "2026-11-19T16:00:00+09:00", "equipment_order", "defer", ["UNIS_ORDER_NOT_FOUND"],
+                 code="955555555", branch="新宿支店", state="decided")
+        add_mail(store, "2026-11-18T16:00:00+09:00", "equipment_order", "defer", ["UNIS_ORDER_NOT_FOUND"],
+                 code="955555556", branch="新宿支店", state="vanished")
+        # A reply given up today, one sent at the third attempt today, one given up on Thursday.
+        failed = add_mail(store, "2026-11-20T11:00:00+09:00", "contract_change", "accept", code="932100000",
+                          branch="新宿支店", state="decided")
+        retried = add_mail(store, "2026-11-20T11:30:00+09:00", "relocation", "accept", code="998765000",
+                           branch="横浜支店", state="sent")
+        before = add_mail(store, "2026-11-19T11:00:00+09:00", "termination", "accept", code="910000009",
+                          branch="渋谷支店", state="decided")
+        for mail_id, state_, attempts, error, sent_at in (
+                (failed, "failed", 8, "SMTPResponseException: 554 5.7.1 rejected", None),
+                (retried, "sent", 3, None, "2026-11-20T03:40:00+00:00"),
+                (before, "failed", 8, "SMTPResponseException: 550 no", None)):
+            store.db.execute("INSERT INTO replies (mail_id, message_id, action, recipients, data, state, attempts,"
+                             " next_attempt, last_error, sent_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                             (mail_id, f"<accept.{mail_id}@test>", "accept", '["x@usen.co.jp"]', b"", state_,
+                              attempts, "2026-11-20T00:00:00+00:00", error, sent_at))
+        event(store, failed, "2026-11-20T03:00:00+00:00", "reply failed", "554 5.7.1 rejected")
+        event(store, retried, "2026-11-20T03:31:00+00:00", "reply retry", "451; next at …")
+        event(store, retried, "2026-11-20T03:35:00+00:00", "reply retry", "451; next at …")
+        event(store, before, "2026-11-19T03:00:00+00:00", "reply failed", "550 no")
+        # An unreadable mail and a late withdrawal today.
+        add_mail(store, "2026-11-20T12:00:00+09:00", "unknown", "hold", ["MAIL_UNREADABLE"], sender="")
+        add_mail(store, "2026-11-20T16:00:00+09:00", "termination_withdrawal", "hold", ["WITHDRAWAL_TOO_LATE"],
+                 code="945600000", branch="梅田支店", subject="<script>alert('解約キャンセル')</script>")
+        # The mailbox could not be reached twice this morning (and once on Thursday).
+        for at in ("2026-11-20T00:12:30+00:00", "2026-11-20T00:40:10+00:00", "2026-11-19T05:00:00+00:00"):
+            event(store, None, at, "mailbox unreachable", "connection refused")
+        # Earlier this month, and last month.
+        add_mail(store, "2026-11-05T10:00:00+09:00", "equipment_order", "remand",
+                 ["CODE_MISSING", "UNIT_COUNT_MISSING", "PDF_UNREADABLE"], branch="渋谷支店")
+        add_mail(store, "2026-10-31T10:00:00+09:00", "equipment_order", "remand", ["CODE_MISSING"], branch="渋谷支店")
+
+        data = collect_at(store, D, EVENING)
+    finally:
+        store.close()
+
+    # Open at the end of Friday, oldest first; ages in business days from each one's day N.
+    assert [(h.mail.code, h.opened_at.strftime("%m-%d %H:%M"), h.age) for h in data.held] == [
+        ("910000001", "11-16 10:00", 4),
+        ("998000002", "11-19 17:30", 0),
+        ("944556677", "11-20 08:12", 0),
+        (None, "11-20 10:22", 0),
+    ]
+    assert [(x.mail.code, x.mail.branch, x.waiting) for x in data.deferred] == [("955555555", "新宿支店", 1)]
+    assert [(p.mail.code, p.state, p.attempts, p.last_error) for p in data.failed] == [
+        ("932100000", "failed", 8, "SMTPResponseException: 554 5.7.1 rejected")]
+    assert [(p.mail.code, p.state, p.attempts, p.retries) for p in data.retried] == [("998765000", "sent", 3, 2)]
+    assert [(m.kind, m.decision_label, m.reasons) for m in data.unreadable] == [("unknown", "保留", ["MAIL_UNREADABLE"])]
+    assert [(m.code, m.branch, m.decision_label) for m in data.late_withdrawals] == [("945600000", "梅田支店", "保留")]
+    assert data.alerts == ["メールボックスに接続できませんでした（2回、09:12〜09:40）。"]
+
+    t = data.today
+    assert t.totals == counts(accept=14, remand=3, hold=4, ignore=2)
+    assert t.withdrawal_too_late == 1
+    m = data.month
+    # This week's holds, defers and accept and the 5th's remand join the month; October and the 24th do not.
+    assert m.totals == counts(accept=15, remand=4, hold=7, defer=2, ignore=2) and m.total == 30
+    assert [(r.code, r.count) for r in m.remand_reasons] == [
+        ("CODE_MISSING", 2), ("ATTACHMENT_MISSING", 1), ("CODE_INVALID", 1), ("UNIT_COUNT_MISSING", 1)]
+    assert [(r.label, r.total) for r in m.branches][:4] == [("渋谷支店", 6), ("新宿支店", 5), ("横浜支店", 4),
+                                                          ("梅田支店", 3)]
+
+    text_lines = set(render(data).splitlines())
+    assert "ALERT: メールボックスに接続できませんでした（2回、09:12〜09:40）。" in text_lines
+    assert "■ 未処理の保留 4件（古い順、経過は営業日）" in text_lines
+    assert "  4営業日  11/16 10:00〜  解約申請  910000001  渋谷支店  NO_ACTIVE_CONTRACT" in text_lines
+    assert "■ 問題 3件" in text_lines
+    html = render_html(data, ROOT / "templates", None)
+    assert "&lt;script&gt;alert(&#39;解約キャンセル&#39;)&lt;/script&gt;" in html and "<script" not in html
+
+
+def test_unis_extract_alerts(state):
+    settings = load(write_config(state))
+    store = Store(settings.database)
+    try:
+        extract = extract_status(settings)  # the morning's extract, taken Friday 06:00
+        assert extract.extracted_at == datetime(2026, 11, 20, 6, 0, tzinfo=TOKYO) and extract.error is None
+        tuesday = datetime(2026, 11, 24, 18, 30, tzinfo=TOKYO)
+        # Tuesday is one business day after Friday (Monday is a holiday): not old yet.
+        assert collect_at(store, date(2026, 11, 24), tuesday, extract).alerts == []
+        assert collect_at(store, date(2026, 11, 25), tuesday + timedelta(days=1), extract).alerts == [
+            "UNISの抽出データが古くなっています（抽出日時 2026-11-20 06:00、2営業日前）。新しい抽出ファイルを確認してください。"]
+        # Configured, but nothing could ever be imported.
+        missing = load(write_config(state, extract="nowhere/orders.csv"))
+        (state / "state.sqlite3.unis.sqlite3").unlink()
+        status = extract_status(missing)
+        assert status.configured and status.extracted_at is None
+        alerts = collect_at(store, D, EVENING, status).alerts
+        assert len(alerts) == 1 and alerts[0].startswith("UNISの抽出データを取り込めていません。")
+        assert "file not found" in alerts[0]
+        # No extract configured: nothing to judge.
+        assert extract_status(replace(settings, unis_extract=None)) == ExtractStatus(configured=False)
+    finally:
+        store.close()
+
+
+def test_the_mail_is_html_with_a_chart_and_a_plain_text_alternative(state):
+    recipients = ["sv-team@usen.co.jp", "boss@tokyo.usen.co.jp", "someone@gmail.com", "SV-Team@usen.co.jp",
+                  "usen_spot@usen.co.jp"]
+    settings = load(write_config(state, recipients=recipients))
+    assert digest_recipients(settings) == ["sv-team@usen.co.jp", "boss@tokyo.usen.co.jp"]
+    store = Store(settings.database)
+    try:
+        digest = build_digest(settings, store, D, EVENING)
+    finally:
+        store.close()
+    msg = message_from_bytes(digest.message.as_bytes(), policy=policy.default)
+    assert msg["Subject"] == "【USEN SPOT 日次レポート】2026年11月20日"
+    assert msg["From"] == "usen_spot@usen.co.jp"
+    assert msg["To"] == "sv-team@usen.co.jp, boss@tokyo.usen.co.jp"
+    assert msg["Message-ID"] == digest.message_id == "<digest.20261120.mailbot@usen.co.jp>"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg.get_content_type() == "multipart/alternative"
+    plain, related = msg.get_payload()
+    assert plain.get_content_type() == "text/plain" and related.get_content_type() == "multipart/related"
+    html_part, png_part = related.get_payload()
+    assert html_part.get_content_type() == "text/html" and png_part.get_content_type() == "image/png"
+
+    text = plain.get_content().replace("\r\n", "\n")
+    assert text.startswith("USEN SPOT 日次レポート 2026年11月20日（金）\n")
+    for line in ("■ 本日の受信 19件（受付 12 / 差戻 3 / 保留 2 / 対象外 2）",
+                 "  器材発注依頼: 9件（受付 5 / 差戻 3 / 対象外 1）",
+                 "  1. ATTACHMENT_MISSING 1件 — 必要なPDFが添付されていません。",
+                 "  渋谷支店: 3件（受付 2 / 対象外 1）",
+                 "■ 受注日後のキャンセル（CANCEL_AFTER_ORDER）本日 1件"):
+        assert line in text.splitlines(), line
+
+    html = html_part.get_content()
+    cid = png_part["Content-ID"].strip("<>")
+    assert f'src="cid:{cid}"' in html
+    assert "class=" not in html and "<script" not in html.lower() and "<style" not in html.lower()
+    assert "<table" in html and "器材発注依頼" in html and "保留中(UNIS待ち)" in html
+    image = Image.open(BytesIO(png_part.get_content()))
+    assert image.format == "PNG" and image.size[0] <= 600 and image.size[1] <= 300
+
+    # Without the Japanese font the chart still draws (ASCII labels).
+    ascii_chart = Image.open(BytesIO(chart_png(digest.data, font_path=Path("/nonexistent/font.ttf"))))
+    assert ascii_chart.size == image.size
+
+
+# ---------------------------------------------------------------- once per business day
+
+
+def test_due_days_are_business_days_after_the_digest_time_back_to_the_first_mail(state):
+    store = Store(state / "state.sqlite3")
+    try:
+        def due(now: datetime, **kw) -> list[str]:
+            return [d.isoformat() for d in due_days(store, CALENDAR, now, "18:00", **kw)]
+
+        assert due(datetime(2026, 11, 20, 17, 59, tzinfo=TOKYO)) == []  # before the digest time
+        assert due(EVENING) == ["2026-11-20"]
+        # The weekend and Monday's holiday get none: on Monday evening only Friday is due.
+        assert due(datetime(2026, 11, 23, 23, 0, tzinfo=TOKYO)) == ["2026-11-20"]
+        assert due(datetime(2026, 11, 24, 18, 0, tzinfo=TOKYO)) == ["2026-11-20", "2026-11-24"]
+        # Never before the first mail (a fresh install sends no backlog), never more than the cap back.
+        assert due(datetime(2026, 12, 4, 18, 0, tzinfo=TOKYO))[:1] == ["2026-11-24"]
+        assert due(datetime(2026, 11, 24, 18, 0, tzinfo=TOKYO), catch_up_days=2) == ["2026-11-24"]
+        store.db.execute("INSERT INTO digests (day, message_id, state, data, created_at)"
+                         " VALUES ('2026-11-20', '<x>', 'sent', x'', 't')")
+        assert due(datetime(2026, 11, 24, 18, 0, tzinfo=TOKYO)) == ["2026-11-24"]
+        store.db.execute("DELETE FROM mails")
+        assert due(datetime(2026, 11, 24, 18, 0, tzinfo=TOKYO)) == []
+    finally:
+        store.close()
+
+
+RESTART = """
+import sys
+from datetime import datetime
+from mailbot.config import load
+from mailbot.digest import send_due_digests
+from mailbot.outbox import SmtpTransport
+from mailbot.store import Store
+
+if __name__ == "__main__":
+    settings = load(sys.argv[1])
+    store = Store(settings.database)
+    results = send_due_digests(settings, store, SmtpTransport(settings.smtp), datetime.fromisoformat(sys.argv[2]))
+    print(" ".join(f"{r.day}:{r.state}" for r in results))
+"""
+
+
+def restart(config: Path, now: datetime) -> str:
+    result = subprocess.run([sys.executable, "-c", RESTART, str(config), now.isoformat()], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_each_business_day_is_sent_once_a_missed_day_late_and_never_again(state, smtp_sink):
+    config = write_config(state, smtp_sink, recipients=["sv-team@usen.co.jp", "outsider@gmail.com"])
+    settings = load(config)
+    transport = SmtpTransport(settings.smtp)
+    store = Store(settings.database)
+    try:
+        # Friday's digest was missed (the bot was down that evening): on Tuesday evening it comes
+        # late, with Tuesday's own; the weekend and Monday's holiday get none.
+        tuesday = datetime(2026, 11, 24, 18, 5, tzinfo=TOKYO)
+        results = send_due_digests(settings, store, transport, tuesday)
+        assert [(r.day.isoformat(), r.state) for r in results] == [("2026-11-20", "sent"), ("2026-11-24", "sent")]
+        sent = smtp_sink.wait_for(2)
+        assert [m["Message-ID"] for m in sent] == ["<digest.20261120.mailbot@usen.co.jp>",
+                                                   "<digest.20261124.mailbot@usen.co.jp>"]
+        assert [m["Subject"] for m in sent] == ["【USEN SPOT 日次レポート】2026年11月20日",
+                                                "【USEN SPOT 日次レポート】2026年11月24日"]
+        assert all(m.rcpt_tos == ["sv-team@usen.co.jp"] for m in sent)
+        assert send_due_digests(settings, store, transport, tuesday + timedelta(minutes=5)) == []
+        rows = store.db.execute("SELECT day, state, attempts FROM digests ORDER BY day").fetchall()
+        assert [tuple(r) for r in rows] == [("2026-11-20", "sent", 1), ("2026-11-24", "sent", 1)]
+    finally:
+        store.close()
+    # A restart (a new process) sends nothing more; Wednesday evening, only Wednesday's.
+    assert restart(config, datetime(2026, 11, 24, 23, 0, tzinfo=TOKYO)) == ""
+    assert restart(config, datetime(2026, 11, 25, 18, 0, tzinfo=TOKYO)) == "2026-11-25:sent"
+    assert restart(config, datetime(2026, 11, 25, 18, 1, tzinfo=TOKYO)) == ""
+    time.sleep(0.2)
+    assert len(smtp_sink.messages()) == 3
+
+
+def test_a_failed_send_is_retried_with_the_same_message_and_a_permanent_failure_waits(state, smtp_sink):
+    settings = load(write_config(state, smtp_sink))
+    transport = SmtpTransport(settings.smtp)
+    store = Store(settings.database)
+    try:
+        smtp_sink.set_mode("tempfail")
+        assert [r.state for r in send_due_digests(settings, store, transport, EVENING)] == ["queued"]
+        stored = store.db.execute("SELECT data FROM digests WHERE day='2026-11-20'").fetchone()[0]
+        smtp_sink.set_mode("accept")
+        later = EVENING + timedelta(minutes=10)
+        assert [r.state for r in send_due_digests(settings, store, transport, later)] == ["sent"]
+        (got,) = smtp_sink.wait_for(1)
+        # Sent as built the first time (same Message-ID, same Date), not built again.
+        first = message_from_bytes(bytes(stored), policy=policy.default)
+        assert got["Message-ID"] == first["Message-ID"] == "<digest.20261120.mailbot@usen.co.jp>"
+        assert got["Date"] == first["Date"] == format_datetime(EVENING)
+        assert tuple(store.db.execute("SELECT state, attempts FROM digests").fetchone()) == ("sent", 2)
+
+        smtp_sink.set_mode("permfail")
+        monday = datetime(2026, 11, 24, 18, 0, tzinfo=TOKYO)
+        assert [r.state for r in send_due_digests(settings, store, transport, monday)] == ["failed"]
+        smtp_sink.set_mode("accept")
+        # Not retried automatically (it needs a person); `digest --send` would.
+        assert [r.state for r in send_due_digests(settings, store, transport, monday)] == ["skipped"]
+        assert len(smtp_sink.messages()) == 1
+        events = [r[0] for r in store.db.execute("SELECT event FROM events WHERE event LIKE 'digest %' ORDER BY id")]
+        assert events == ["digest retry", "digest sent", "digest failed"]
+    finally:
+        store.close()
+
+
+def test_no_recipients_no_digest(state, smtp_sink):
+    settings = load(write_config(state, smtp_sink, recipients=[]))
+    store = Store(settings.database)
+    try:
+        assert send_due_digests(settings, store, SmtpTransport(settings.smtp), EVENING) == []
+        assert store.db.execute("SELECT COUNT(*) FROM digests").fetchone()[0] == 0
+    finally:
+        store.close()
+    outsiders = load(write_config(state, smtp_sink, recipients=["a@gmail.com"]))
+    store = Store(outsiders.database)
+    try:
+        assert send_due_digests(outsiders, store, SmtpTransport(outsiders.smtp), EVENING) == []
+    finally:
+        store.close()
+    assert smtp_sink.messages() == []
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def mailbot(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mailbot", *args], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+
+
+def test_digest_command_prints_and_sends_once(state, smtp_sink):
+    config = str(write_config(state, smtp_sink))
+    printed = mailbot("digest", "--config", config, "--date", "2026-11-20")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith("USEN SPOT 日次レポート 2026年11月20日（金）\n")
+    assert "■ 本日の受信 19件（受付 12 / 差戻 3 / 保留 2 / 対象外 2）" in printed.stdout.splitlines()
+    assert smtp_sink.messages() == []
+
+    for bad in ("2026-11-31", "20261120", "yesterday"):
+        result = mailbot("digest", "--config", config, "--date", bad)
+        assert result.returncode == 2 and result.stderr == f"mailbot: --date: {bad!r} is not a date YYYY-MM-DD\n"
+    # The latest Saturday and business day up to today (whatever today is where the test runs).
+    today = datetime.now(TOKYO).date()
+    saturday = today - timedelta(days=(today.weekday() - 5) % 7)
+    result = mailbot("digest", "--config", config, "--date", saturday.isoformat(), "--send")
+    assert result.returncode == 0 and "not a business day (土曜日)" in result.stdout
+
+    day = today
+    while not CALENDAR.is_business_day(day):
+        day -= timedelta(days=1)
+    first = mailbot("digest", "--config", config, "--date", day.isoformat(), "--send")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == f"The digest of {day} was sent (<digest.{day:%Y%m%d}.mailbot@usen.co.jp>).\n"
+    (got,) = smtp_sink.wait_for(1)
+    assert got.rcpt_tos == ["sv-team@usen.co.jp"]
+    again = mailbot("digest", "--config", config, "--date", day.isoformat(), "--send")
+    assert again.returncode == 0 and "was already sent" in again.stdout and "not sent again" in again.stdout
+    time.sleep(0.2)
+    assert len(smtp_sink.messages()) == 1
+
+
+def test_history_of_a_customer_code(state):
+    config = str(write_config(state))
+    result = mailbot("history", "--config", config, "921098765")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Customer code 921098765: 1 mail"
+    assert lines[2].split() == ["mail", "received", "kind", "decision", "reasons", "branch", "sender", "subject"]
+    assert lines[4].split() == ["4", "2026-11-20", "07:24:57", "キャンセル申請", "受付", "CANCEL_AFTER_ORDER",
+                                "吉祥寺支店", "k-ishii@usen.co.jp", "USEN", "SPOT", "キャンセル申請_921098765"]
+    assert lines[6].split() == ["time", "mail", "event", "detail"]
+    events = [line.split()[2:4] for line in lines[8:lines.index("", 8)]]
+    assert events[:3] == [["4", "received"], ["4", "decided"], ["4", "reply"]]
+    assert any("sent" in line and "<accept." in line for line in lines)
+
+    as_json = json.loads(mailbot("history", "--config", config, "--json", "944556677").stdout)
+    (mail,) = as_json["mails"]
+    assert (mail["kind"], mail["decision"], mail["reasons"], mail["sender"]) == (
+        "cancellation", "hold", ["SENDER_NOT_ALLOWED"], "ken.ishii.0815@gmail.com")
+    assert mail["received"] == "2026-11-20T08:12:25+09:00" and mail["replies"] == []
+    assert [e["event"] for e in mail["events"]][:2] == ["received", "decided hold"]
+
+    for bad in ("92109876", "abcdefghi", "9210987650"):
+        result = mailbot("history", "--config", config, bad)
+        assert result.returncode == 2 and result.stderr == f"mailbot: {bad!r} is not a customer code (9 digits)\n"
+    assert mailbot("history", "--config", config, "１２３４５６７８９").stdout == "No mail with the customer code 123456789.\n"
+
+
+def test_run_sends_the_due_digests_once_across_a_restart(state, smtp_sink):
+    """`mailbot run` with the real clock: the mails as if first seen nine days ago, digest time 00:00."""
+    store = Store(state / "state.sqlite3")
+    first = (datetime.now(TOKYO) - timedelta(days=9)).replace(hour=12)
+    store.db.execute("UPDATE mails SET first_seen=?", (first.isoformat(),))
+    expected = len(due_days(store, CALENDAR, datetime.now(TOKYO), "00:00"))
+    store.close()
+    assert expected >= 1
+    config = write_config(state, smtp_sink, time_="00:00", poll_interval=1)
+
+    def run_until(count: int, timeout: float) -> None:
+        proc = subprocess.Popen([sys.executable, "-m", "mailbot", "run", "--config", str(config)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            smtp_sink.wait_for(count, timeout=timeout)
+            time.sleep(1.5)  # another cycle or two
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err
+
+    run_until(expected, timeout=30)
+    assert len(smtp_sink.messages()) == expected
+    run_until(expected + 1, timeout=3)  # waits in vain: nothing more is sent
+    assert len(smtp_sink.messages()) == expected
