@@ -434,7 +434,7 @@ def cmd_held(args: argparse.Namespace) -> int:
     finally:
         store.close()
     rows = [(f"{calendar.local(h.opened_at):%Y-%m-%d %H:%M}",
-             str(calendar.business_days_between(calendar.day_n(h.opened_at), today.date())),
+             str(max(0, calendar.business_days_between(calendar.day_n(h.opened_at), calendar.day_n(today)))),
              m.kind or "", m.code or "", " ".join(code for code, _ in m.findings) or " ".join(m.reasons),
              m.subject) for m, h in items]
     if rows:

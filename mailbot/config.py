@@ -95,6 +95,7 @@ class Settings:
     templates_dir: Path
     forms: FormSettings = FormSettings()
     max_send_attempts: int = 8
+    max_processing_attempts: int = 3  # a mail whose processing failed this often is held (poison)
     source: Path | None = None  # the file these came from
 
 
@@ -305,13 +306,16 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
     state.unknown({"database"})
 
     policy = top.table("policy")
-    policy.unknown({"internal_domains", "acknowledge_held", "max_send_attempts"})
+    policy.unknown({"internal_domains", "acknowledge_held", "max_send_attempts", "max_processing_attempts"})
     domains = policy.get("internal_domains", list, ["usen.co.jp"])
     if not domains or not all(isinstance(d, str) and d.strip() for d in domains):
         raise ConfigError("policy.internal_domains: must be a non-empty list of domain names")
     max_attempts = policy.get("max_send_attempts", int, 8)
     if max_attempts < 1:
         raise ConfigError(f"policy.max_send_attempts: {max_attempts} must be at least 1")
+    max_processing = policy.get("max_processing_attempts", int, 3)
+    if max_processing < 1:
+        raise ConfigError(f"policy.max_processing_attempts: {max_processing} must be at least 1")
 
     forms_t = top.table("forms")
     forms_t.unknown({"password", "max_mb", "max_pages", "timeout", "memory_mb"})
@@ -341,6 +345,6 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
         rules_dir=paths.path("rules", base, str(DEFAULT_RULES), must_exist=True),
         templates_dir=paths.path("templates", base, str(DEFAULT_TEMPLATES), must_exist=True),
         forms=forms,
-        max_send_attempts=max_attempts,
+        max_send_attempts=max_attempts, max_processing_attempts=max_processing,
         source=source,
     )

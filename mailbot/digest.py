@@ -10,7 +10,8 @@ dataclasses first (`DigestData`), then rendered with `templates/digest.txt.j2` a
 `templates/digest.html.j2` and a small PNG chart drawn with Pillow.  Labels (kinds, decisions)
 and the catch-up limit are in `rules/` (kinds.toml [labels], digest.toml).
 
-A mail counts on the (Asia/Tokyo) day of its received time, else of when mailbot first saw it;
+A mail counts on the (Asia/Tokyo) day of its received time, else of when mailbot first saw it,
+and in the digest of the first business day from then on (closed days' mail in the next one);
 only decided mails count (a mail still being processed has no decision yet).
 
 Exactly once per business day: the digest of a day gets a `digests` row (state queued) with its
@@ -324,8 +325,11 @@ def collect(store: Store, day: date, now: datetime, *, rules_dir: Path, calendar
     q = _Query(store, rules_dir)
     now = now.astimezone(TOKYO)
     until = min(day_bounds(day)[1], now)
-    today = q.tally(day, day)
-    mails = q.mails(day, day)
+    # The day's part runs from the day after the previous business day: Tuesday's digest after a
+    # holiday weekend also counts what came in on Saturday, Sunday and the holiday.
+    since = calendar.previous_business_day(day) + timedelta(days=1)
+    today = q.tally(since, day)
+    mails = q.mails(since, day)
     retried, failed = q.send_problems(day)
     return DigestData(
         day=day, generated=now, today=today, month=q.tally(day.replace(day=1), day),

@@ -41,8 +41,7 @@ from mailbot.store import HeldRow, MailRow, Store
 log = logging.getLogger("mailbot")
 TOKYO = ZoneInfo("Asia/Tokyo")
 
-# A mail whose processing failed (or crashed the bot) this many times is held for a person.
-MAX_PROCESSING_ATTEMPTS = 3
+# A failed send waits _RETRY_BASE, doubling up to _RETRY_CAP, before the next attempt.
 _RETRY_BASE = timedelta(minutes=1)
 _RETRY_CAP = timedelta(hours=1)
 
@@ -224,7 +223,7 @@ class Bot:
     def _decide(self, row: MailRow, raw: RawMail, report: CycleReport) -> None:
         attempts = self.store.count_attempt(row.id)
         try:
-            if attempts > MAX_PROCESSING_ATTEMPTS:
+            if attempts > self.settings.max_processing_attempts:
                 evaluation = Evaluation(None, Classification(Kind.UNKNOWN, None, ""), decide(
                     [Finding("PROCESSING_FAILED", f"{attempts - 1} failed attempts", stop=True)],
                     self.settings.rules_dir))

@@ -568,3 +568,19 @@ def test_run_sends_the_due_digests_once_across_a_restart(state, smtp_sink):
     assert len(smtp_sink.messages()) == expected
     run_until(expected + 1, timeout=3)  # waits in vain: nothing more is sent
     assert len(smtp_sink.messages()) == expected
+
+
+def test_mail_of_closed_days_counts_in_the_next_business_days_digest(state):
+    """Saturday 11-21, Sunday and the holiday Monday 11-23 are in Tuesday 11-24's day, not Friday's."""
+    store = Store(state / "state.sqlite3")
+    try:
+        friday = collect_at(store, date(2026, 11, 20), datetime(2026, 11, 20, 18, 0, tzinfo=TOKYO)).today.total
+        for received in ("2026-11-21T10:00:00+09:00", "2026-11-23T09:00:00+09:00", "2026-11-24T09:30:00+09:00"):
+            add_mail(store, received, "contract_change", "accept", code="932104567")
+        after = collect_at(store, date(2026, 11, 20), datetime(2026, 11, 25, 18, 0, tzinfo=TOKYO))
+        tuesday = collect_at(store, date(2026, 11, 24), datetime(2026, 11, 24, 18, 0, tzinfo=TOKYO))
+        assert after.today.total == friday
+        assert tuesday.today.total == 3 and (tuesday.today.start, tuesday.today.end) == (date(2026, 11, 21),
+                                                                                           date(2026, 11, 24))
+    finally:
+        store.close()
