@@ -54,6 +54,7 @@ def test_a_held_mail_shows_why_at_the_top_and_keeps_the_original_untouched(imap_
     assert msg[HELD_HEADER] and msg["Auto-Submitted"] == "auto-generated"
     text = text_of(note)
     assert text.index("保留の理由") < text.index("件名が規定の形式") < text.index("対応のしかた")
+    assert "種別：不明" in text
     assert f"「{ACCEPT}」へ移動" in text and f"「{REMAND}」へ移動" in text and f"「{PROCESSED}」へ移動" in text
     html = msg.get_body(("html",)).get_content()
     assert "件名が規定の形式" in html and "<script" not in html
