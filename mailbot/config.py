@@ -96,6 +96,8 @@ class Settings:
     forms: FormSettings = FormSettings()
     max_send_attempts: int = 8
     max_processing_attempts: int = 3  # a mail whose processing failed this often is held (poison)
+    max_replies_per_sender_per_day: int = 30  # more from one sender in a day: held (REPLY_LIMIT)
+    max_replies_per_hour: int = 200  # circuit breaker: replies beyond this wait for the next hour
     source: Path | None = None  # the file these came from
 
 
@@ -124,7 +126,8 @@ class _Table:
         if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
             raise ConfigError(f"{self.key(k)}: expected {_kind_name(kind)}, got a boolean")
         if not isinstance(value, kind):
-            raise ConfigError(f"{self.key(k)}: expected {_kind_name(kind)}, got {type(value).__name__} {value!r}")
+            shown = "" if "password" in k else f" {value!r}"  # a secret is never echoed
+            raise ConfigError(f"{self.key(k)}: expected {_kind_name(kind)}, got {type(value).__name__}{shown}")
         if isinstance(value, str) and not allow_empty and not value.strip():
             raise ConfigError(f"{self.key(k)}: must not be empty")
         return value
@@ -306,16 +309,20 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
     state.unknown({"database"})
 
     policy = top.table("policy")
-    policy.unknown({"internal_domains", "acknowledge_held", "max_send_attempts", "max_processing_attempts"})
+    policy.unknown({"internal_domains", "acknowledge_held", "max_send_attempts", "max_processing_attempts",
+                    "max_replies_per_sender_per_day", "max_replies_per_hour"})
     domains = policy.get("internal_domains", list, ["usen.co.jp"])
     if not domains or not all(isinstance(d, str) and d.strip() for d in domains):
         raise ConfigError("policy.internal_domains: must be a non-empty list of domain names")
     max_attempts = policy.get("max_send_attempts", int, 8)
     if max_attempts < 1:
         raise ConfigError(f"policy.max_send_attempts: {max_attempts} must be at least 1")
-    max_processing = policy.get("max_processing_attempts", int, 3)
-    if max_processing < 1:
-        raise ConfigError(f"policy.max_processing_attempts: {max_processing} must be at least 1")
+    limits = {}
+    for key, default in (("max_processing_attempts", 3), ("max_replies_per_sender_per_day", 30),
+                         ("max_replies_per_hour", 200)):
+        limits[key] = policy.get(key, int, default)
+        if limits[key] < 1:
+            raise ConfigError(f"policy.{key}: {limits[key]} must be at least 1")
 
     forms_t = top.table("forms")
     forms_t.unknown({"password", "max_mb", "max_pages", "timeout", "memory_mb"})
@@ -345,6 +352,6 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
         rules_dir=paths.path("rules", base, str(DEFAULT_RULES), must_exist=True),
         templates_dir=paths.path("templates", base, str(DEFAULT_TEMPLATES), must_exist=True),
         forms=forms,
-        max_send_attempts=max_attempts, max_processing_attempts=max_processing,
+        max_send_attempts=max_attempts, **limits,
         source=source,
     )

@@ -362,6 +362,10 @@ def _alerts(q: _Query, day: date, calendar: BusinessCalendar, extract: ExtractSt
         first, last = unreachable[0][1], unreachable[-1][1]
         span = f"{first:%H:%M}" if first.strftime("%H:%M") == last.strftime("%H:%M") else f"{first:%H:%M}〜{last:%H:%M}"
         alerts.append(f"メールボックスに接続できませんでした（{len(unreachable)}回、{span}）。")
+    breaker = q.events_on(day, "reply circuit breaker open")
+    if breaker:
+        alerts.append(f"返信数が1時間の上限に達し、返信を一時停止しました（{len(breaker)}回、最初 {breaker[0][1]:%H:%M}）。"
+                      "送信ループや誤動作がないか確認してください。")
     return alerts
 
 

@@ -29,6 +29,7 @@ from mailbot.forms.read import form_from_reading
 from mailbot.forms.sandbox import PdfLimits, read_pdf
 from mailbot.held import HELD_HEADER, NoteFacts, build_note
 from mailbot.history import History
+from mailbot.logs import log_failure
 from mailbot.mailbox import Mailbox, MailboxError
 from mailbot.message import UnreadableMail, parse_mail
 from mailbot.model import Action, Classification, Decision, Finding, Kind, Mail, RawMail, Request
@@ -231,8 +232,13 @@ class Bot:
                 evaluation = evaluate(raw.data, raw.internaldate, self.settings, reference=self.reference,
                                       history=self.store)
             reply = self._reply_for(evaluation, raw.sha256)
+            if reply is not None and self._sender_over_limit(evaluation):
+                evaluation = replace(evaluation, decision=Decision(Action.HOLD, (
+                    *evaluation.decision.findings,
+                    Finding("REPLY_LIMIT", f"{self.settings.max_replies_per_sender_per_day} replies today"))))
+                reply = None
         except Exception as e:  # a bug must cost one mail a retry, never the mailbox
-            log.exception("processing mail %s failed", row.id)
+            log_failure(log, f"processing mail {row.id} failed", e)
             self.store.event(row.id, "processing failed", f"{type(e).__name__}: {e}"[:300])
             report.errors.append(f"mail {row.id}: {type(e).__name__}")
             return
@@ -254,6 +260,13 @@ class Bot:
             received=evaluation.received, branch=evaluation.branch,
             findings=[(f.code, f.detail) for f in d.findings])
         report.handled.append((mail.subject if mail else "", evaluation, target_folder(d.action, self.settings)))
+
+    def _sender_over_limit(self, evaluation: Evaluation) -> bool:
+        """A sender answered this often today gets no more automatic replies (a mail loop, a
+        script gone wrong): the mail is held for a person instead."""
+        sender = evaluation.mail.sender.addr if evaluation.mail and evaluation.mail.sender else ""
+        today = datetime.now(TOKYO).replace(hour=0, minute=0, second=0, microsecond=0)
+        return self.store.replies_to_sender_since(sender, today) >= self.settings.max_replies_per_sender_per_day
 
     def _reply_for(self, evaluation: Evaluation, sha256: str) -> Reply | None:
         if evaluation.mail is None:
@@ -279,6 +292,18 @@ class Bot:
         due = self.store.due_replies(datetime.now(timezone.utc))
         if not due:
             return
+        # Circuit breaker: however many are due, no more than max_replies_per_hour go out in any
+        # hour; the rest stay queued (nothing is lost) and the digest raises an alert.
+        room = self.settings.max_replies_per_hour - self.store.replies_sent_since(
+            datetime.now(timezone.utc) - timedelta(hours=1))
+        if len(due) > max(room, 0):
+            held_back = len(due) - max(room, 0)
+            self.store.event(None, "reply circuit breaker open",
+                             f"{held_back} replies wait: {self.settings.max_replies_per_hour} per hour reached")
+            report.errors.append(f"reply circuit breaker: {held_back} replies wait for the next hour")
+            due = due[:max(room, 0)]
+            if not due:
+                return
         parser = BytesParser(policy=SMTP)
         for reply in due:
             self.store.reply_sending(reply)
@@ -362,7 +387,7 @@ class Bot:
                 try:
                     reply = None if outcome == "handled" else self._staff_reply(row, held, outcome)
                 except Exception as e:  # a bug must not block the other decisions
-                    log.exception("staff decision on mail %s failed", row.id)
+                    log_failure(log, f"staff decision on mail {row.id} failed", e)
                     report.errors.append(f"mail {row.id}: staff decision: {type(e).__name__}")
                     continue
                 self.store.staff_decision(row.id, outcome, raw.ref, f.processed, reply)

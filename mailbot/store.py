@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS replies (
     sent_at       TEXT
 );
 CREATE INDEX IF NOT EXISTS replies_state ON replies (state, next_attempt);
+CREATE INDEX IF NOT EXISTS replies_sent ON replies (sent_at);
 CREATE TABLE IF NOT EXISTS events (
     id       INTEGER PRIMARY KEY,
     mail_id  INTEGER REFERENCES mails (id),
@@ -294,6 +295,20 @@ class Store:
             " AND action IS NOT NULL AND kind IS NOT NULL ORDER BY received, id", (code,))
         return [PastRequest(Kind(r["kind"]), r["code"], Action(r["action"]), datetime.fromisoformat(r["received"]))
                 for r in rows]
+
+    def replies_to_sender_since(self, sender: str, since: datetime) -> int:
+        """Replies queued for mails of this sender since `since` (the per-sender daily cap)."""
+        if not sender:
+            return 0
+        return self.db.execute(
+            "SELECT COUNT(*) FROM events e JOIN mails m ON m.id = e.mail_id"
+            " WHERE e.event='reply queued' AND m.sender=? AND e.at>=?",
+            (sender, since.astimezone(timezone.utc).isoformat())).fetchone()[0]
+
+    def replies_sent_since(self, since: datetime) -> int:
+        """Replies sent since `since` (the global circuit breaker)."""
+        return self.db.execute("SELECT COUNT(*) FROM replies WHERE state='sent' AND sent_at>=?",
+                               (since.astimezone(timezone.utc).isoformat(),)).fetchone()[0]
 
     def set_state(self, mail_id: int, state: str, event: str, detail: str = "", **columns: object) -> None:
         sets = ", ".join(f"{k}=?" for k in columns)

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot.forms.model import PdfReading, PdfStatus
+from mailbot.logs import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def read_pdf(data: bytes, form: str, *, password: str = "uspot", limits: PdfLimi
     try:
         return _read(data, form, password, limits, Path(rules_dir))
     except Exception as e:  # noqa: BLE001 - e.g. the forkserver could not be started
-        log.exception("PDF sandbox failed")
+        log_failure(log, "PDF sandbox failed", e)
         return _unreadable(f"sandbox failure: {type(e).__name__}: {str(e)[:200]}")
 
 
