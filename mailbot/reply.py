@@ -32,9 +32,16 @@ _SILENT_CODES = {"AUTO_REPLY", "SENDER_NOT_ALLOWED", "MAIL_UNREADABLE"}
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 
 
+# Bidi controls and zero-width characters: they can make a header read as something it is not.
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
+
+
 def header_text(value: str, limit: int = 200) -> str:
-    """One line, no control characters; other spacing (e.g. full-width spaces) kept as written."""
-    return re.sub(r" {2,}", " ", _UNSAFE.sub(" ", value)).strip(" ")[:limit]
+    """One line, no control or invisible characters; other spacing (e.g. full-width spaces) kept."""
+    value = re.sub(r" {2,}", " ", _UNSAFE.sub(" ", _INVISIBLE.sub("", value))).strip(" ")[:limit]
+    # Text that looks like an RFC 2047 encoded word would be decoded again on its way out (and by
+    # the reader's client): a literal "=?utf-8?Q?=00?=" must stay text.
+    return value.replace("=?", "=？")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from helpers import RULES, TEMPLATES, mail
 from mailbot.classify import classify
 from mailbot.model import Action, Decision, Finding
+from mailbot.checks.sender import is_internal
 from mailbot.reply import ReplySettings, build_reply
 
 SETTINGS = ReplySettings(sender="usen_spot@usen.co.jp", internal_domains=("usen.co.jp",), acknowledge_held=False,
@@ -140,6 +141,51 @@ def test_nothing_from_the_mail_adds_a_header(subject, name, message_id):
     assert b"\x00" not in head
 
 
+HOSTILE = list("AbＡ漢\r\n\x00\u2028\u2029\u0085\u202e\u202d\u200b\u200f\u2066\ufeff\t =?:<>@\"") + ["Bcc: x@evil.example"]
+HOSTILE_TEXT = st.lists(st.sampled_from(HOSTILE), max_size=20).map("".join)
+
+
+def encoded_word(text: str, charset: str, b64: bool) -> str:
+    """An RFC 2047 encoded word carrying `text` (what a hostile sender writes to smuggle bytes)."""
+    import base64
+
+    data = text.encode(charset, "replace")
+    if b64:
+        return f"=?{charset}?B?{base64.b64encode(data).decode()}?="
+    return f"=?{charset}?Q?{''.join(chr(b) if chr(b).isalnum() and b < 128 else f'={b:02X}' for b in data)}?="
+
+
+@settings(max_examples=200, deadline=None)
+@given(subject=HOSTILE_TEXT, name=HOSTILE_TEXT, charset=st.sampled_from(["utf-8", "iso-2022-jp", "shift_jis"]),
+       b64=st.booleans())
+def test_encoded_words_from_the_wire_never_add_a_header_or_an_invisible_character(subject, name, charset, b64):
+    """Raw bytes as a sender writes them → parse → reply: CR, LF, NUL, U+2028, bidi and zero-width
+    characters hidden in encoded words end up neither as a header nor inside one."""
+    from mailbot.message import parse_mail
+
+    raw = (f"From: {encoded_word(name, charset, b64)} <i-suzuki@usen.co.jp>\r\n"
+           f"To: usen_spot@usen.co.jp\r\nCc: m-tanaka@usen.co.jp\r\n"
+           f"Subject: USEN SPOT 器材発注依頼_988776654 {encoded_word(subject, charset, b64)}\r\n"
+           f"Message-ID: <a1@usen.co.jp>\r\nDate: Fri, 20 Nov 2026 10:00:00 +0900\r\n"
+           f"Content-Type: text/plain; charset=utf-8\r\n\r\nbody\r\n").encode("utf-8")
+    m = parse_mail(raw)
+    reply = reply_for(m, Action.ACCEPT)
+    if reply is None:  # a From whose name hides a line break is no usable internal address: never answered
+        assert m.sender is None or not is_internal(m.sender, ("usen.co.jp",))
+        return
+    out = reply.message.as_bytes()
+    head = out.split(b"\r\n\r\n", 1)[0]
+    names = [line.split(b":", 1)[0] for line in head.split(b"\r\n") if line and not line[:1].isspace()]
+    assert set(names) <= {b"From", b"To", b"Cc", b"Subject", b"Date", b"Message-ID", b"In-Reply-To", b"References",
+                          b"Auto-Submitted", b"X-Auto-Response-Suppress", b"X-Mailbot-Decision",
+                          b"MIME-Version", b"Content-Type", b"Content-Transfer-Encoding"}
+    assert len(names) == len(set(names)) and b"\x00" not in head
+    parsed_back = message_from_bytes(out, policy=default)
+    for value in (str(parsed_back["Subject"]), str(parsed_back["To"])):
+        assert not any(c in value for c in "\r\n\x00\u2028\u2029\u0085\u202e\u202d\u200b\u200f\u2066\ufeff"), value
+    assert str(parsed_back["Subject"]).startswith("【受付】USEN SPOT 器材発注依頼_988776654")
+
+
 def test_equipment_acceptance_states_the_dates_from_the_business_calendar():
     from datetime import datetime
 
@@ -160,3 +206,14 @@ def test_equipment_acceptance_states_the_dates_from_the_business_calendar():
     context = next_steps(c, decision, datetime(2026, 11, 25, 16, 59, tzinfo=TOKYO), RULES)
     assert context["day_n"].isoformat() == "2026-11-25" and context["schedule"].registered.isoformat() == "2026-11-26"
     assert next_steps(c, Decision(Action.REMAND, ()), datetime(2026, 11, 25, 10, tzinfo=TOKYO), RULES) == {}
+
+
+def test_a_subject_that_spells_an_encoded_word_stays_text():
+    """A subject whose decoded text is itself "=?utf-8?Q?=00=0D=0ABcc:_x?=" must not be decoded a
+    second time on the way out (that would put a NUL and a line break into the reply's header)."""
+    m = mail("USEN SPOT 器材発注依頼_988776654 =?utf-8?Q?=00=0D=0ABcc:_x@evil.example?=")
+    out = reply_for(m, Action.ACCEPT).message.as_bytes()
+    head = out.split(b"\r\n\r\n", 1)[0]
+    assert b"\x00" not in head and b"Bcc" not in head.replace(b"Bcc:_x", b"")
+    subject = str(message_from_bytes(out, policy=default)["Subject"])
+    assert "\x00" not in subject and "\n" not in subject and subject.endswith("=？utf-8?Q?=00=0D=0ABcc:_x@evil.example?=")
