@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.parser import BytesHeaderParser, BytesParser
@@ -26,7 +28,8 @@ from mailbot.config import Settings
 from mailbot.decide import decide
 from mailbot.extract import body_items, request_rules
 from mailbot.forms.read import form_from_reading
-from mailbot.forms.sandbox import PdfLimits, read_pdf
+from mailbot.forms.model import PdfReading
+from mailbot.forms.sandbox import PdfLimits, read_pdf, read_pdfs
 from mailbot.held import HELD_HEADER, NoteFacts, build_note
 from mailbot.history import History
 from mailbot.logs import log_failure
@@ -42,6 +45,11 @@ from mailbot.store import HeldRow, MailRow, Store
 log = logging.getLogger("mailbot")
 TOKYO = ZoneInfo("Asia/Tokyo")
 
+# Mails are decided in chunks (at most this many, or this many bytes): each chunk's forms are read
+# in parallel first, one sandboxed reader per core.
+_CHUNK_MAILS = 16
+_CHUNK_BYTES = 64 * 2**20
+_PDF_WORKERS = os.cpu_count() or 2
 # A failed send waits _RETRY_BASE, doubling up to _RETRY_CAP, before the next attempt.
 _RETRY_BASE = timedelta(minutes=1)
 _RETRY_CAP = timedelta(hours=1)
@@ -70,45 +78,76 @@ def received_time(mail: Mail, internaldate: datetime | None) -> datetime:
 
 def evaluate(data: bytes, internaldate: datetime | None, settings: Settings,
              now: datetime | None = None, reference: ReferenceData | None = None,
-             history: History | None = None) -> Evaluation:
+             history: History | None = None, *, parsed: Mail | None = None,
+             readings: Mapping[str, PdfReading] | None = None) -> Evaluation:
     """bytes → Decision, with no side effects.  Without `reference` (or with parts of it missing)
     the checks that need the UNIS extract or the branch directory are skipped; without `history`
-    those that need earlier decisions (DUPLICATE_REQUEST, the bot's own order day)."""
+    those that need earlier decisions (DUPLICATE_REQUEST, the bot's own order day).
+
+    `parsed` (the mail already parsed from `data`) and `readings` (forms already read, by the
+    SHA-256 of the PDF) let a batch read its forms in parallel first (Bot._read_forms)."""
     now = now or datetime.now(TOKYO)
     try:
-        mail = parse_mail(data)
+        mail = parsed or parse_mail(data)
     except UnreadableMail as e:
         return Evaluation(None, Classification(Kind.UNKNOWN, None, ""),
                           decide([Finding("MAIL_UNREADABLE", e.reason, stop=True)], settings.rules_dir))
+    request, ctx = _request(mail, internaldate, settings, now, reference, history)
+    findings = run_checks(request, ctx, gate_checks())
+    if not any(f.stop for f in findings):
+        request = extract(request, settings, readings)
+        findings += run_checks(request, ctx, content_checks())
+    decision = decide(findings, settings.rules_dir)
+    branch = branch_name(request, ctx) if request.classification.kind is not Kind.UNKNOWN else None
+    return Evaluation(mail, request.classification, decision, reported_fields(request), request.received,
+                      reference.version if reference else None, branch)
+
+
+def _request(mail: Mail, internaldate: datetime | None, settings: Settings, now: datetime,
+             reference: ReferenceData | None, history: History | None) -> tuple[Request, CheckContext]:
     classification = classify(mail.subject, settings.rules_dir)
-    received = received_time(mail, internaldate)
-    request = Request(mail=mail, classification=classification, received=received)
+    request = Request(mail=mail, classification=classification, received=received_time(mail, internaldate))
     ctx = CheckContext(rules_dir=settings.rules_dir, internal_domains=settings.internal_domains,
                        own_addresses=(settings.reply_from.lower(),), now=now,
                        unis=reference.unis if reference else None,
                        branches=reference.branches if reference else None,
                        calendar=reference.calendar if reference else None, history=history)
-    findings = run_checks(request, ctx, gate_checks())
-    if not any(f.stop for f in findings):
-        request = extract(request, settings)
-        findings += run_checks(request, ctx, content_checks())
-    decision = decide(findings, settings.rules_dir)
-    branch = branch_name(request, ctx) if classification.kind is not Kind.UNKNOWN else None
-    return Evaluation(mail, classification, decision, reported_fields(request), received,
-                      reference.version if reference else None, branch)
+    return request, ctx
 
 
-def extract(request: Request, settings: Settings) -> Request:
-    """The body items, and the required form read from its PDF in the sandbox."""
-    items = body_items(request.mail.body, settings.rules_dir)
+def form_to_read(mail: Mail, internaldate: datetime | None, settings: Settings) -> tuple[bytes, str] | None:
+    """The PDF the checks of this mail will read (bytes, form name): none for a mail the gate
+    checks stop (nothing of an outsider's or an automatic mail is opened)."""
+    request, ctx = _request(mail, internaldate, settings, datetime.now(TOKYO), None, None)
+    if any(f.stop for f in run_checks(request, ctx, gate_checks())):
+        return None
+    found = _required_pdf(request, settings)
+    return (found[0].data, found[1]) if found else None
+
+
+def _required_pdf(request: Request, settings: Settings):
     form_name = request_rules(settings.rules_dir).form.get(request.classification.kind.value)
     pdf = next((a for a in documents(request) if is_pdf(a)), None) if form_name else None
-    if pdf is None:
-        return replace(request, body_items=items)
+    return (pdf, form_name) if pdf is not None else None
+
+
+def _limits(settings: Settings) -> PdfLimits:
     f = settings.forms
-    reading = read_pdf(pdf.data, form_name, password=f.password, rules_dir=settings.rules_dir,
-                       limits=PdfLimits(max_bytes=f.max_bytes, max_pages=f.max_pages, timeout_s=f.timeout_s,
-                                        memory_mb=f.memory_mb))
+    return PdfLimits(max_bytes=f.max_bytes, max_pages=f.max_pages, timeout_s=f.timeout_s, memory_mb=f.memory_mb)
+
+
+def extract(request: Request, settings: Settings, readings: Mapping[str, PdfReading] | None = None) -> Request:
+    """The body items, and the required form read from its PDF in the sandbox (or taken from
+    `readings`, where the batch read it already)."""
+    items = body_items(request.mail.body, settings.rules_dir)
+    found = _required_pdf(request, settings)
+    if found is None:
+        return replace(request, body_items=items)
+    pdf, form_name = found
+    reading = (readings or {}).get(hashlib.sha256(pdf.data).hexdigest())
+    if reading is None:
+        reading = read_pdf(pdf.data, form_name, password=settings.forms.password, rules_dir=settings.rules_dir,
+                           limits=_limits(settings))
     return replace(request, body_items=items, form_reading=reading, form=form_from_reading(reading, form_name))
 
 
@@ -200,13 +239,49 @@ class Bot:
         wanted = [uid for uid in present if uid not in known or known[uid].state == "received"
                   or (known[uid].state == "decided" and known[uid].action == Action.DEFER.value
                       and known[uid].data_version != version)]
+        chunk: list[RawMail] = []
+        size = 0
         for raw in self.mailbox.fetch(self.inbox, wanted):
-            self._take(raw, report)
-            if stop():
-                return
+            chunk.append(raw)
+            size += len(raw.data)
+            if len(chunk) >= _CHUNK_MAILS or size >= _CHUNK_BYTES:
+                if self._take_chunk(chunk, report, stop):
+                    return
+                chunk, size = [], 0
+        if chunk and self._take_chunk(chunk, report, stop):
+            return
         self._forget_vanished(set(present), validity)
 
-    def _take(self, raw: RawMail, report: CycleReport) -> None:
+    def _take_chunk(self, chunk: list[RawMail], report: CycleReport, stop: callable) -> bool:
+        """Decide a few fetched mails, their forms read in parallel first; True when asked to stop."""
+        parsed, readings = self._read_forms(chunk)
+        for raw in chunk:
+            self._take(raw, report, parsed.get(raw.sha256), readings)
+            if stop():
+                return True
+        return False
+
+    def _read_forms(self, chunk: list[RawMail]) -> tuple[dict[str, Mail], dict[str, PdfReading]]:
+        """Parse the mails and read the forms their checks will need, one sandbox per core at a
+        time.  Anything that goes wrong here is met again by `evaluate`, under the attempt count."""
+        parsed: dict[str, Mail] = {}
+        jobs: dict[str, tuple[bytes, str]] = {}
+        for raw in chunk:
+            try:
+                mail = parse_mail(raw.data)
+                parsed[raw.sha256] = mail
+                job = form_to_read(mail, raw.internaldate, self.settings)
+            except Exception:  # noqa: BLE001 - unreadable mail or a bug: evaluate will tell
+                continue
+            if job is not None:
+                jobs[hashlib.sha256(job[0]).hexdigest()] = job
+        results = read_pdfs(list(jobs.values()), password=self.settings.forms.password,
+                            limits=_limits(self.settings), rules_dir=self.settings.rules_dir,
+                            workers=_PDF_WORKERS)
+        return parsed, dict(zip(jobs, results, strict=True))
+
+    def _take(self, raw: RawMail, report: CycleReport, parsed: Mail | None = None,
+              readings: Mapping[str, PdfReading] | None = None) -> None:
         row = self.store.by_ref(raw.ref) or self.store.by_sha(raw.sha256)
         if row is None:
             row = self.store.add_received(raw, None)
@@ -219,9 +294,10 @@ class Bot:
             self.store.relocate(row.id, raw.ref, "UIDVALIDITY changed or copy delivered")
             row = self.store.get(row.id)
         if row.state == "received" or row.action == Action.DEFER.value:
-            self._decide(row, raw, report)
+            self._decide(row, raw, report, parsed, readings)
 
-    def _decide(self, row: MailRow, raw: RawMail, report: CycleReport) -> None:
+    def _decide(self, row: MailRow, raw: RawMail, report: CycleReport, parsed: Mail | None = None,
+                readings: Mapping[str, PdfReading] | None = None) -> None:
         attempts = self.store.count_attempt(row.id)
         try:
             if attempts > self.settings.max_processing_attempts:
@@ -230,7 +306,7 @@ class Bot:
                     self.settings.rules_dir))
             else:
                 evaluation = evaluate(raw.data, raw.internaldate, self.settings, reference=self.reference,
-                                      history=self.store)
+                                      history=self.store, parsed=parsed, readings=readings)
             reply = self._reply_for(evaluation, raw.sha256)
             if reply is not None and self._sender_over_limit(evaluation):
                 evaluation = replace(evaluation, decision=Decision(Action.HOLD, (
@@ -311,6 +387,8 @@ class Bot:
         for reply, result in zip(due, results, strict=True):
             if result.outcome is Outcome.SENT:
                 self.store.reply_sent(reply)
+                if result.detail:  # sent, but some recipient refused it for good
+                    self.store.event(reply.mail_id, "reply recipient refused", result.detail)
                 report.sent += 1
                 continue
             report.send_failures += 1
