@@ -1,7 +1,9 @@
 """Sending replies: over SMTP with aiosmtplib, or into a local outbox Maildir (embedded default).
 
 A transport sends a batch over one connection and reports per message; retrying, giving up
-and recording are the pipeline's business (store.py keeps the queue).
+and recording are the pipeline's business (store.py keeps the queue).  Over SMTP each message is
+one transaction that reaches all its recipients or, when one of them is refused for now (4xx),
+none of them: it is tried again later as a whole, so nobody misses it and nobody gets it twice.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+from aiosmtplib.email import flatten_message
 
 from mailbot.config import SmtpSettings
 
@@ -54,12 +57,12 @@ class SmtpTransport:
             if s.username:
                 await client.login(s.username, s.password or "")
         except (aiosmtplib.SMTPException, OSError) as e:
+            client.close()  # e.g. after a refused login the connection is still open
             return [_failure(e)] * len(messages)
         try:
             for message, recipients in messages:
                 try:
-                    await client.send_message(message, sender=s.sender, recipients=recipients)
-                    results.append(SendResult(Outcome.SENT))
+                    results.append(await _send_one(client, message, s.sender, recipients))
                 except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
                         aiosmtplib.SMTPTimeoutError, OSError) as e:
                     # The connection is gone: this and every later message waits for the next try.
@@ -76,6 +79,48 @@ class SmtpTransport:
         return results
 
 
+async def _send_one(client: aiosmtplib.SMTP, message: EmailMessage, sender: str,
+                    recipients: list[str]) -> SendResult:
+    """One SMTP transaction: the message goes to all its recipients, or for now to none.
+
+    A recipient refused for now (4xx at RCPT TO: mailbox busy, greylisting, too many recipients)
+    ends the transaction before DATA, and the whole message is tried again later: nobody has it
+    yet, so nobody gets it twice.  (aiosmtplib's send_message would send it to the others at once
+    and report success: that recipient would never get it.)  A recipient refused for good (5xx)
+    is left out and named in the result, which stays SENT unless every recipient was refused.
+    """
+    if not recipients:
+        return SendResult(Outcome.PERMANENT, "no recipients")
+    utf8 = not (sender + "".join(recipients)).isascii()
+    if utf8 and not client.supports_extension("smtputf8"):
+        return SendResult(Outcome.PERMANENT, "non-ASCII address and the server lacks SMTPUTF8")
+    # connect() has said EHLO (or HELO), so the extensions are known, as send_message uses them.
+    eight_bit = client.supports_extension("8bitmime")
+    data = flatten_message(message, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
+    options = ["SMTPUTF8"] if utf8 else []
+    if eight_bit:
+        options.append("BODY=8BITMIME")
+    if client.supports_extension("size"):
+        options.insert(0, f"SIZE={len(data)}")
+    encoding = "utf-8" if utf8 else "ascii"
+    await client.mail(sender, options=options, encoding=encoding)
+    later: list[aiosmtplib.SMTPRecipientRefused] = []
+    refused: list[aiosmtplib.SMTPRecipientRefused] = []
+    for recipient in recipients:
+        try:
+            await client.rcpt(recipient, encoding=encoding)
+        except aiosmtplib.SMTPRecipientRefused as e:
+            (refused if 500 <= e.code < 600 else later).append(e)
+    if later or len(refused) == len(recipients):
+        await _reset(client)
+        return _failure(aiosmtplib.SMTPRecipientsRefused(later + refused))
+    await client.data(data)
+    if refused:
+        return SendResult(Outcome.SENT, "refused: " + "; ".join(
+            f"{e.recipient} ({e.code} {e.message})" for e in refused)[:300])
+    return SendResult(Outcome.SENT)
+
+
 async def _reset(client: aiosmtplib.SMTP) -> None:
     try:
         await client.rset()
@@ -86,8 +131,13 @@ async def _reset(client: aiosmtplib.SMTP) -> None:
 def _failure(error: Exception) -> SendResult:
     code = getattr(error, "code", None)
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused) and error.recipients:
-        code = error.recipients[0].code
-    detail = f"{type(error).__name__}: {error}"[:300]
+        # permanent only if every recipient was refused for good
+        code = min(r.code for r in error.recipients)
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        text = "; ".join(f"{r.recipient} ({r.code} {r.message})" for r in error.recipients)
+    else:
+        text = str(error)
+    detail = f"{type(error).__name__}: {text}"[:300]
     if isinstance(code, int) and 500 <= code < 600:
         return SendResult(Outcome.PERMANENT, detail)
     return SendResult(Outcome.TEMPORARY, detail)

@@ -33,7 +33,7 @@ from mailbot.forms.sandbox import PdfLimits, read_pdf, read_pdfs
 from mailbot.held import HELD_HEADER, NoteFacts, build_note
 from mailbot.history import History
 from mailbot.logs import log_failure
-from mailbot.mailbox import Mailbox, MailboxError
+from mailbot.mailbox import Mailbox, MailboxError, MailboxUnreachable
 from mailbot.message import UnreadableMail, parse_mail
 from mailbot.model import Action, Classification, Decision, Finding, Kind, Mail, RawMail, Request
 from mailbot.outbox import Outcome, Transport
@@ -426,6 +426,8 @@ class Bot:
                 except MailboxError as e:
                     report.errors.append(f"mail {row.id}: {e}")
                     self.store.event(row.id, "move failed", str(e))
+                    if isinstance(e, MailboxUnreachable):
+                        raise  # every further mail would wait out the timeout: next cycle
                     continue
                 self.store.set_state(row.id, "filed", "filed", row.target)
                 report.filed += 1

@@ -464,7 +464,8 @@ class SmtpSink:
     """An SMTP server (tests/smtp_sink.py) in its own process, storing what it accepts.
 
     mode: the answer to DATA — "accept", "tempfail" (451), "permfail" (554) or "hang" (no answer
-        until the mode changes); changeable at run time with set_mode().
+        until the mode changes); changeable at run time with set_mode().  reject_rcpt() and
+        tempfail_rcpt() make chosen recipients refused at RCPT TO (550 / 450).
     auth: (user, password) to accept with AUTH PLAIN/LOGIN (advertised without TLS); without it
         no AUTH is offered.  auth_required: refuse mail before AUTH.
     """
@@ -484,7 +485,7 @@ class SmtpSink:
         self.auth_required = auth_required
         self.root = Path(tempfile.mkdtemp(prefix="mailbot-smtp-"))
         self.proc: subprocess.Popen | None = None
-        self.set_control(mode=mode, reject_rcpt=())
+        self.set_control(mode=mode, reject_rcpt=(), tempfail_rcpt=())
         if start:
             try:
                 self.start()
@@ -551,7 +552,7 @@ class SmtpSink:
 
     # -- behaviour ------------------------------------------------------------------------
 
-    def set_control(self, *, mode: str | None = None, reject_rcpt=None) -> None:
+    def set_control(self, *, mode: str | None = None, reject_rcpt=None, tempfail_rcpt=None) -> None:
         control = self._control()
         if mode is not None:
             if mode not in ("accept", "tempfail", "permfail", "hang"):
@@ -559,6 +560,8 @@ class SmtpSink:
             control["mode"] = self.mode = mode
         if reject_rcpt is not None:
             control["reject_rcpt"] = list(reject_rcpt)
+        if tempfail_rcpt is not None:
+            control["tempfail_rcpt"] = list(tempfail_rcpt)
         tmp = self.root / ".control.json.tmp"
         tmp.write_text(json.dumps(control))
         os.replace(tmp, self.root / "control.json")
@@ -571,11 +574,15 @@ class SmtpSink:
         """Answer 550 to RCPT TO for these addresses (none: accept every recipient again)."""
         self.set_control(reject_rcpt=addresses)
 
+    def tempfail_rcpt(self, *addresses: str) -> None:
+        """Answer 450 to RCPT TO for these addresses (none: accept every recipient again)."""
+        self.set_control(tempfail_rcpt=addresses)
+
     def _control(self) -> dict:
         try:
             return json.loads((self.root / "control.json").read_text())
         except (OSError, ValueError):
-            return {"mode": "accept", "reject_rcpt": []}
+            return {"mode": "accept", "reject_rcpt": [], "tempfail_rcpt": []}
 
     # -- what arrived ---------------------------------------------------------------------
 
@@ -618,7 +625,7 @@ class SmtpSink:
 
     def reset(self) -> None:
         """Back to a fresh sink: accept mode, no rejected recipients, no messages."""
-        self.set_control(mode="accept", reject_rcpt=())
+        self.set_control(mode="accept", reject_rcpt=(), tempfail_rcpt=())
         self.clear()
         if not self.running:
             self.start()

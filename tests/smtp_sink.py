@@ -8,7 +8,8 @@ Every accepted message lands in DIR/messages as NNN.eml (the bytes as received) 
 read at every transaction, changes the behaviour at run time:
 
     {"mode": "accept" | "tempfail" | "permfail" | "hang",   # the answer to DATA
-     "reject_rcpt": ["addr", ...]}                           # 550 at RCPT TO for these
+     "reject_rcpt": ["addr", ...],                           # 550 at RCPT TO for these
+     "tempfail_rcpt": ["addr", ...]}                         # 450 at RCPT TO for these
 
 The bound port is written to DIR/port once the server listens.
 """
@@ -50,12 +51,15 @@ class SinkHandler:
             data = {}
         data.setdefault("mode", self.default_mode)
         data.setdefault("reject_rcpt", [])
+        data.setdefault("tempfail_rcpt", [])
         return data
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        rejected = {a.lower() for a in self.control()["reject_rcpt"]}
-        if address.lower() in rejected:
+        control = self.control()
+        if address.lower() in {a.lower() for a in control["reject_rcpt"]}:
             return f"550 5.1.1 <{address}>: Recipient address rejected"
+        if address.lower() in {a.lower() for a in control["tempfail_rcpt"]}:
+            return f"450 4.2.1 <{address}>: Mailbox temporarily unavailable"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"

@@ -13,6 +13,11 @@ class MailboxError(Exception):
     """The mailbox could not be reached or refused an operation; the cycle stops and retries later."""
 
 
+class MailboxUnreachable(MailboxError):
+    """Not even a (new) connection could be made: refused, timed out, login failed.  Nothing more
+    can be done with the mailbox in this cycle; each further try would only wait out the timeout."""
+
+
 class Mailbox(Protocol):
     def ensure_folders(self, names: Iterable[str]) -> None:
         """Create each folder that does not exist yet (names may be Japanese)."""

@@ -5,8 +5,9 @@ levels (``保留/受付``).  They are mapped onto the server's hierarchy delimit
 namespace prefix (``INBOX.保留.受付`` on a Courier-style server); imapclient does the modified
 UTF-7 encoding on the wire.  The ``MailRef.folder`` of a fetched mail is the name as given.
 
-Every failure of the server, the network or TLS surfaces as ``MailboxError``.  After a broken
-connection the next call connects afresh.
+Every failure of the server, the network or TLS surfaces as ``MailboxError``, as
+``MailboxUnreachable`` when no connection could be made at all.  After a broken connection the
+next call connects afresh.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import datetime
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
-from mailbot.mailbox import MailboxError
+from mailbot.mailbox import MailboxError, MailboxUnreachable
 from mailbot.model import MailRef, RawMail
 
 log = logging.getLogger(__name__)
@@ -174,9 +175,15 @@ class ImapMailbox:
 
     @contextmanager
     def _op(self, what: str) -> Iterator[IMAPClient]:
-        """Run one operation; turn every failure into MailboxError."""
+        """Run one operation; turn every failure into MailboxError (MailboxUnreachable when no
+        connection could be made)."""
         try:
-            yield self._connect()
+            client = self._connect()
+        except (IMAPClientError, OSError) as exc:  # refused, timed out, TLS, login, greeting
+            self._drop()
+            raise MailboxUnreachable(self._message(what, exc)) from exc
+        try:
+            yield client
         except MailboxError:
             raise
         except (IMAPClientAbortError, LoginError, OSError) as exc:  # connection unusable
