@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mailbot import __version__
 from mailbot.config import ConfigError, Settings, embedded_default, load
+from mailbot.logs import log_failure
 from mailbot.mailbox import MailboxError
 from mailbot.rules import RulesError
 
@@ -214,6 +215,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     scheduler.start()
+    if settings.imap:  # new mail wakes the next cycle at once; polling stays the safety net
+        from mailbot.mailbox.idle import IdleWatcher
+
+        def wake() -> None:
+            if not stopping.is_set():
+                scheduler.modify_job("poll", next_run_time=datetime.now().astimezone())
+
+        IdleWatcher(settings.imap, wake, stopping).start()
     stopping.wait()
     # The mail in hand is finished first: poll() checks `stopping` only between mails.
     scheduler.shutdown(wait=True)
@@ -233,8 +242,8 @@ def send_digests(settings: Settings, reference=None) -> None:
                 log.info("digest of %s: %s %s", r.day, r.state, r.detail)
         finally:
             store.close()
-    except Exception:
-        log.exception("digest: failed, tried again after the next poll")
+    except Exception as e:  # noqa: BLE001 - the polling must go on
+        log_failure(log, "digest failed, tried again after the next poll", e)
 
 
 def _existing(path: Path | None) -> Path | None:

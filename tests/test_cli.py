@@ -123,3 +123,31 @@ def test_every_corpus_mail_gets_a_decision_and_outsiders_no_reply(path):
     sender = e.mail.sender.addr if e.mail and e.mail.sender else ""
     if not sender.endswith("usen.co.jp"):
         assert e.decision.action in (Action.HOLD, Action.IGNORE), (sender, e.decision)
+
+
+def test_run_answers_new_mail_at_once_through_imap_idle(imap_account, smtp_sink, tmp_path):
+    """With polling every 5 minutes, a new mail is still answered within seconds: IDLE wakes the loop."""
+    config = write_config(tmp_path, imap_account, smtp_sink)
+    config.write_text(config.read_text(encoding="utf-8") + "\n[scheduler]\npoll_interval = 300\n", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60  # the first cycle creates the folders
+        while "処理済" not in imap_account.folders() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the IDLE is in place
+        mails = dict(sample_mails(NOW))
+        waits = []
+        for n, name in enumerate(("contract_change", "order_shibuya"), start=1):
+            started = time.monotonic()
+            imap_account.append("INBOX", crlf(mails[name]))
+            smtp_sink.wait_for(n, timeout=60)
+            waits.append(time.monotonic() - started)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    print(f"APPEND → reply: {', '.join(f'{w:.2f} s' for w in waits)}")
+    assert max(waits) < 30, waits  # far below the 300 s poll interval

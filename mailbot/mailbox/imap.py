@@ -61,6 +61,10 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+class IdleUnsupported(MailboxError):
+    """The server cannot tell when mail arrives: polling alone has to do."""
+
+
 class ImapMailbox:
     """The ``Mailbox`` protocol over one IMAP connection.
 
@@ -200,6 +204,25 @@ class ImapMailbox:
         if self._password:
             text = text.replace(self._password, "***")
         return text
+
+    # -- waiting for mail -------------------------------------------------------------------
+
+    def wait_for_change(self, folder: str, timeout: float) -> bool:
+        """IMAP IDLE (RFC 2177) on `folder` for up to `timeout` seconds: True as soon as the server
+        announces a change (a new or an expunged mail), False when the time ran out.  Use an
+        instance of its own for this (its connection only waits).  Raises IdleUnsupported when
+        the server has no IDLE, MailboxError when the connection fails."""
+        with self._op(f"IDLE on {folder!r}") as client:
+            if not client.has_capability("IDLE"):
+                raise IdleUnsupported(f"IMAP server {self.host}:{self.port} does not offer IDLE")
+            self._select(client, self._server_name(folder), readonly=True)
+            client.idle()
+            try:
+                responses = client.idle_check(timeout=timeout)
+            finally:
+                client.idle_done()
+            return any(isinstance(r, tuple) and len(r) >= 2 and r[1] in (b"EXISTS", b"EXPUNGE", b"RECENT")
+                       for r in responses)
 
     # -- names and selection --------------------------------------------------------------
 
