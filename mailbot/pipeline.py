@@ -14,6 +14,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.parser import BytesHeaderParser, BytesParser
@@ -29,7 +30,7 @@ from mailbot.decide import decide
 from mailbot.extract import body_items, request_rules
 from mailbot.forms.read import form_from_reading
 from mailbot.forms.model import PdfReading
-from mailbot.forms.sandbox import PdfLimits, read_pdf, read_pdfs
+from mailbot.forms.sandbox import PdfLimits, read_pdf
 from mailbot.held import HELD_HEADER, NoteFacts, build_note
 from mailbot.history import History
 from mailbot.logs import log_failure
@@ -45,10 +46,10 @@ from mailbot.store import HeldRow, MailRow, Store
 log = logging.getLogger("mailbot")
 TOKYO = ZoneInfo("Asia/Tokyo")
 
-# Mails are decided in chunks (at most this many, or this many bytes): each chunk's forms are read
-# in parallel first, one sandboxed reader per core.
+# Mails are decided in chunks (at most this many, or this many bytes); each chunk's forms are read
+# in parallel, one sandboxed reader per core, while the chunk before it is being decided.
 _CHUNK_MAILS = 16
-_CHUNK_BYTES = 64 * 2**20
+_CHUNK_BYTES = 32 * 2**20
 _PDF_WORKERS = os.cpu_count() or 2
 # A failed send waits _RETRY_BASE, doubling up to _RETRY_CAP, before the next attempt.
 _RETRY_BASE = timedelta(minutes=1)
@@ -180,6 +181,15 @@ def target_folder(action: Action, settings: Settings) -> str | None:
 
 
 @dataclass
+class _Chunk:
+    """Fetched mails, parsed, with their forms being read."""
+
+    mails: list[RawMail]
+    parsed: dict[str, Mail]
+    readings: dict[str, Future[PdfReading]]  # by the SHA-256 of the PDF
+
+
+@dataclass
 class CycleReport:
     """What one poll cycle did, for the command line and the logs."""
 
@@ -239,33 +249,31 @@ class Bot:
         wanted = [uid for uid in present if uid not in known or known[uid].state == "received"
                   or (known[uid].state == "decided" and known[uid].action == Action.DEFER.value
                       and known[uid].data_version != version)]
-        chunk: list[RawMail] = []
-        size = 0
-        for raw in self.mailbox.fetch(self.inbox, wanted):
-            chunk.append(raw)
-            size += len(raw.data)
-            if len(chunk) >= _CHUNK_MAILS or size >= _CHUNK_BYTES:
-                if self._take_chunk(chunk, report, stop):
+        # Pipelined: while one chunk is decided, the next chunk's forms are being read.
+        with ThreadPoolExecutor(max_workers=_PDF_WORKERS, thread_name_prefix="pdf-reader") as pool:
+            pending: _Chunk | None = None
+            chunk: list[RawMail] = []
+            size = 0
+            for raw in self.mailbox.fetch(self.inbox, wanted):
+                chunk.append(raw)
+                size += len(raw.data)
+                if len(chunk) >= _CHUNK_MAILS or size >= _CHUNK_BYTES:
+                    started = self._start_chunk(chunk, pool)
+                    if pending is not None and self._finish_chunk(pending, report, stop):
+                        return
+                    pending, chunk, size = started, [], 0
+            started = self._start_chunk(chunk, pool) if chunk else None
+            for c in (pending, started):
+                if c is not None and self._finish_chunk(c, report, stop):
                     return
-                chunk, size = [], 0
-        if chunk and self._take_chunk(chunk, report, stop):
-            return
         self._forget_vanished(set(present), validity)
 
-    def _take_chunk(self, chunk: list[RawMail], report: CycleReport, stop: callable) -> bool:
-        """Decide a few fetched mails, their forms read in parallel first; True when asked to stop."""
-        parsed, readings = self._read_forms(chunk)
-        for raw in chunk:
-            self._take(raw, report, parsed.get(raw.sha256), readings)
-            if stop():
-                return True
-        return False
-
-    def _read_forms(self, chunk: list[RawMail]) -> tuple[dict[str, Mail], dict[str, PdfReading]]:
-        """Parse the mails and read the forms their checks will need, one sandbox per core at a
-        time.  Anything that goes wrong here is met again by `evaluate`, under the attempt count."""
+    def _start_chunk(self, chunk: list[RawMail], pool: ThreadPoolExecutor) -> _Chunk:
+        """Parse a few fetched mails and start reading the forms their checks will need, each in
+        a sandbox of its own, one per core.  Anything that goes wrong here is met again by
+        `evaluate`, under the attempt count."""
         parsed: dict[str, Mail] = {}
-        jobs: dict[str, tuple[bytes, str]] = {}
+        jobs: dict[str, Future[PdfReading]] = {}
         for raw in chunk:
             try:
                 mail = parse_mail(raw.data)
@@ -273,12 +281,20 @@ class Bot:
                 job = form_to_read(mail, raw.internaldate, self.settings)
             except Exception:  # noqa: BLE001 - unreadable mail or a bug: evaluate will tell
                 continue
-            if job is not None:
-                jobs[hashlib.sha256(job[0]).hexdigest()] = job
-        results = read_pdfs(list(jobs.values()), password=self.settings.forms.password,
-                            limits=_limits(self.settings), rules_dir=self.settings.rules_dir,
-                            workers=_PDF_WORKERS)
-        return parsed, dict(zip(jobs, results, strict=True))
+            key = hashlib.sha256(job[0]).hexdigest() if job is not None else None
+            if key is not None and key not in jobs:
+                jobs[key] = pool.submit(read_pdf, job[0], job[1], password=self.settings.forms.password,
+                                        limits=_limits(self.settings), rules_dir=self.settings.rules_dir)
+        return _Chunk(chunk, parsed, jobs)
+
+    def _finish_chunk(self, c: _Chunk, report: CycleReport, stop: callable) -> bool:
+        """Decide the chunk's mails once their forms are read; True when asked to stop."""
+        readings = {key: future.result() for key, future in c.readings.items()}
+        for raw in c.mails:
+            self._take(raw, report, c.parsed.get(raw.sha256), readings)
+            if stop():
+                return True
+        return False
 
     def _take(self, raw: RawMail, report: CycleReport, parsed: Mail | None = None,
               readings: Mapping[str, PdfReading] | None = None) -> None:

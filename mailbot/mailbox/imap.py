@@ -69,7 +69,8 @@ class ImapMailbox:
     """The ``Mailbox`` protocol over one IMAP connection.
 
     ``use_move``: True forces UID MOVE, False forces the COPY + UID EXPUNGE fallback, None (the
-    default) uses MOVE when the server advertises it.  ``batch_size``: UIDs per UID FETCH.
+    default) uses MOVE when the server advertises it.  ``batch_size``, ``batch_bytes``: at most so
+    many mails and bytes per UID FETCH (a bigger mail comes alone), so memory stays bounded.
 
     Connects (and logs in) on the first call, keeps the connection, and after a broken one
     connects again on the next call.  Not thread-safe: one instance per thread.
@@ -87,6 +88,7 @@ class ImapMailbox:
         use_move: bool | None = None,
         ssl_context: ssl_lib.SSLContext | None = None,
         batch_size: int = 100,
+        batch_bytes: int = 16 * 2**20,
     ) -> None:
         self.host = host
         self.port = port
@@ -97,6 +99,7 @@ class ImapMailbox:
         self.use_move = use_move
         self.ssl_context = ssl_context
         self.batch_size = max(1, int(batch_size))
+        self.batch_bytes = max(1, int(batch_bytes))
         self._client: IMAPClient | None = None
         self._selected: tuple[str, bool, int] | None = None  # (server name, readonly, uidvalidity)
         self._prefix = ""
@@ -295,32 +298,43 @@ class ImapMailbox:
         wanted = list(dict.fromkeys(int(u) for u in uids))
         if not wanted:
             return
-        name = None
-        uidvalidity = None
-        for start in range(0, len(wanted), self.batch_size):
-            chunk = wanted[start : start + self.batch_size]
+        name = self._server_name(folder)
+        with self._op(f"UID FETCH RFC822.SIZE in {folder!r}") as client:
+            uidvalidity = self._select(client, name, readonly=True, fresh=True)
+            sizes = {uid: int(v.get(b"RFC822.SIZE") or 0) for uid, v in client.fetch(wanted, ["RFC822.SIZE"]).items()}
+        for chunk in self._batches([uid for uid in wanted if uid in sizes], sizes):
             with self._op(f"UID FETCH in {folder!r}") as client:
-                if name is None:
-                    name = self._server_name(folder)
-                    uidvalidity = self._select(client, name, readonly=True, fresh=True)
-                else:
-                    # another call may have selected something else in between (e.g. move)
-                    current = self._select(client, name, readonly=True)
-                    if current != uidvalidity:
-                        raise MailboxError(
-                            f"UIDVALIDITY of {folder!r} changed during fetch ({uidvalidity} → {current})"
-                        )
+                # another call may have selected something else in between (e.g. move)
+                current = self._select(client, name, readonly=True)
+                if current != uidvalidity:
+                    raise MailboxError(
+                        f"UIDVALIDITY of {folder!r} changed during fetch ({uidvalidity} → {current})"
+                    )
                 response = client.fetch(chunk, ["BODY.PEEK[]", "INTERNALDATE"])
             for uid in chunk:
-                item = response.get(uid)
+                item = response.pop(uid, None)  # handed on, not kept: one copy of each mail in memory
                 if item is None or item.get(_BODY) is None:
                     continue  # vanished meanwhile
                 internaldate = item.get(b"INTERNALDATE")
+                body = item[_BODY]
                 yield RawMail(
                     ref=MailRef(folder, uidvalidity, uid),
-                    data=bytes(item[_BODY]),
+                    data=body if isinstance(body, bytes) else bytes(body),
                     internaldate=internaldate if isinstance(internaldate, datetime) else None,
                 )
+
+    def _batches(self, uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
+        """UID FETCH batches of at most `batch_size` mails and `batch_bytes` (one big mail alone)."""
+        batch: list[int] = []
+        total = 0
+        for uid in uids:
+            if batch and (len(batch) >= self.batch_size or total + sizes[uid] > self.batch_bytes):
+                yield batch
+                batch, total = [], 0
+            batch.append(uid)
+            total += sizes[uid]
+        if batch:
+            yield batch
 
     def move(self, ref: MailRef, dest: str) -> None:
         with self._op(f"move of UID {ref.uid} from {ref.folder!r} to {dest!r}") as client:
