@@ -193,7 +193,8 @@ class _Chunk:
 class CycleReport:
     """What one poll cycle did, for the command line and the logs."""
 
-    handled: list[tuple[str, Evaluation | None, str | None]] = field(default_factory=list)  # subject, eval, folder
+    # subject, the evaluation without its mail and fields, folder
+    handled: list[tuple[str, Evaluation | None, str | None]] = field(default_factory=list)
     sent: int = 0
     send_failures: int = 0
     filed: int = 0
@@ -351,7 +352,10 @@ class Bot:
             reply=(reply.message_id, reply.recipients, reply.message.as_bytes()) if reply else None,
             received=evaluation.received, branch=evaluation.branch,
             findings=[(f.code, f.detail) for f in d.findings])
-        report.handled.append((mail.subject if mail else "", evaluation, target_folder(d.action, self.settings)))
+        # The report keeps the decision, not the mail: a cycle over a big backlog must not hold
+        # every parsed mail and its attachments until it ends.
+        report.handled.append((mail.subject if mail else "", replace(evaluation, mail=None, fields={}),
+                               target_folder(d.action, self.settings)))
 
     def _sender_over_limit(self, evaluation: Evaluation) -> bool:
         """A sender answered this often today gets no more automatic replies (a mail loop, a
