@@ -153,9 +153,10 @@ def make_backlog(n: int, *, mix: Mapping[str, float] = MIX_MORNING, seed: int = 
     """`n` distinct mails mixed as `mix` says (sample or group names → weights).
 
     producer: the form producer of the regenerated forms ("reportlab" ~35 ms a form; None keeps
-    each sample's, fpdf2's embedded fonts cost ~300 ms a form).  start: the first index (and the
-    seed of the codes and Message-IDs), so that several backlogs can be told apart."""
-    rng = random.Random(f"mailbot-backlog|{seed}")
+    each sample's, fpdf2's embedded fonts cost ~300 ms a form).  start: the first index; it enters
+    the Message-IDs and (when not 0) the draw of the codes, so that backlogs made with different
+    starts are told apart."""
+    rng = random.Random(f"mailbot-backlog|{seed}" + (f"|{start}" if start else ""))
     names = _allocate(n, mix)
     rng.shuffle(names)
     base = _samples(now)
