@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -33,43 +34,64 @@ class SendResult:
     detail: str = ""
 
 
+OnResult = Callable[[int, SendResult], None]
+
+
 class Transport(Protocol):
-    def send(self, messages: list[tuple[EmailMessage, list[str]]]) -> list[SendResult]:
-        """Send each (message, envelope recipients); one result per message, in order."""
+    def send(self, messages: list[tuple[EmailMessage, list[str]]],
+             on_result: OnResult | None = None) -> list[SendResult]:
+        """Send each (message, envelope recipients); one result per message, in order.
+
+        `on_result(i, result)` is called with each message's result as soon as it is known, before
+        the next message is sent: the caller records it then, so that a crash later in the batch
+        cannot make it send again what the server has already accepted."""
+
+
+def _reporter(results: list[SendResult], on_result: OnResult | None) -> Callable[..., None]:
+    def done(*outcomes: SendResult) -> None:
+        for result in outcomes:
+            results.append(result)
+            if on_result is not None:
+                on_result(len(results) - 1, result)
+    return done
 
 
 class SmtpTransport:
     def __init__(self, settings: SmtpSettings):
         self.settings = settings
 
-    def send(self, messages: list[tuple[EmailMessage, list[str]]]) -> list[SendResult]:
+    def send(self, messages: list[tuple[EmailMessage, list[str]]],
+             on_result: OnResult | None = None) -> list[SendResult]:
         if not messages:
             return []
-        return asyncio.run(self._send_all(messages))
+        return asyncio.run(self._send_all(messages, on_result))
 
-    async def _send_all(self, messages: list[tuple[EmailMessage, list[str]]]) -> list[SendResult]:
+    async def _send_all(self, messages: list[tuple[EmailMessage, list[str]]],
+                        on_result: OnResult | None = None) -> list[SendResult]:
         s = self.settings
         client = aiosmtplib.SMTP(hostname=s.host, port=s.port, timeout=s.timeout, start_tls=s.starttls or None,
                                  use_tls=False)
         results: list[SendResult] = []
+        done = _reporter(results, on_result)
         try:
             await client.connect()
             if s.username:
                 await client.login(s.username, s.password or "")
         except (aiosmtplib.SMTPException, OSError) as e:
             client.close()  # e.g. after a refused login the connection is still open
-            return [_failure(e)] * len(messages)
+            done(*[_failure(e)] * len(messages))
+            return results
         try:
             for message, recipients in messages:
                 try:
-                    results.append(await _send_one(client, message, s.sender, recipients))
+                    done(await _send_one(client, message, s.sender, recipients))
                 except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
                         aiosmtplib.SMTPTimeoutError, OSError) as e:
                     # The connection is gone: this and every later message waits for the next try.
-                    results.extend([_failure(e)] * (len(messages) - len(results)))
+                    done(*[_failure(e)] * (len(messages) - len(results)))
                     break
                 except aiosmtplib.SMTPException as e:
-                    results.append(_failure(e))
+                    done(_failure(e))
                     await _reset(client)
         finally:
             try:
@@ -151,12 +173,14 @@ class MaildirOutbox:
 
         self.mailbox = MaildirMailbox(root)
 
-    def send(self, messages: list[tuple[EmailMessage, list[str]]]) -> list[SendResult]:
-        results = []
+    def send(self, messages: list[tuple[EmailMessage, list[str]]],
+             on_result: OnResult | None = None) -> list[SendResult]:
+        results: list[SendResult] = []
+        done = _reporter(results, on_result)
         for message, _recipients in messages:
             try:
                 self.mailbox.append("INBOX", message.as_bytes())
-                results.append(SendResult(Outcome.SENT))
+                done(SendResult(Outcome.SENT))
             except OSError as e:
-                results.append(SendResult(Outcome.TEMPORARY, str(e)))
+                done(SendResult(Outcome.TEMPORARY, str(e)))
         return results

@@ -37,11 +37,11 @@ from mailbot.logs import log_failure
 from mailbot.mailbox import Mailbox, MailboxError, MailboxUnreachable
 from mailbot.message import UnreadableMail, parse_mail
 from mailbot.model import Action, Classification, Decision, Finding, Kind, Mail, RawMail, Request
-from mailbot.outbox import Outcome, Transport
+from mailbot.outbox import Outcome, SendResult, Transport
 from mailbot.reference import ReferenceData
 from mailbot.reply import Reply, ReplySettings, build_reply, next_steps
 from mailbot.rules import reasons
-from mailbot.store import HeldRow, MailRow, Store
+from mailbot.store import HeldRow, MailRow, ReplyRow, Store
 
 log = logging.getLogger("mailbot")
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -244,7 +244,7 @@ class Bot:
     def _take_in(self, report: CycleReport, stop: callable) -> None:
         validity = self.mailbox.uidvalidity(self.inbox)
         present = self.mailbox.list_uids(self.inbox)
-        known = self.store.in_folder(self.inbox, validity)
+        known = self.store.in_folder(self.inbox, validity, present)
         version = self.reference.version if self.reference else None
         # A deferred mail waits for another UNIS extract: checked again only when one came.
         wanted = [uid for uid in present if uid not in known or known[uid].state == "received"
@@ -403,26 +403,38 @@ class Bot:
         parser = BytesParser(policy=SMTP)
         for reply in due:
             self.store.reply_sending(reply)
-        results = self.transport.send([(parser.parsebytes(r.data), r.recipients) for r in due])
-        for reply, result in zip(due, results, strict=True):
-            if result.outcome is Outcome.SENT:
-                self.store.reply_sent(reply)
-                if result.detail:  # sent, but some recipient refused it for good
-                    self.store.event(reply.mail_id, "reply recipient refused", result.detail)
-                report.sent += 1
-                continue
-            report.send_failures += 1
-            attempts = reply.attempts + 1
-            if result.outcome is Outcome.PERMANENT or attempts >= self.settings.max_send_attempts:
-                self.store.reply_failed(reply, result.detail, None)
-                # A reply that cannot be sent is a person's job: the mail goes to the held folder.
-                failed = [*self.store.get(reply.mail_id).findings, ("REPLY_FAILED", result.detail)]
-                self.store.set_state(reply.mail_id, "decided", "held: reply could not be sent", result.detail,
-                                     target=self.settings.folders.held,
-                                     findings=json.dumps(failed, ensure_ascii=False))
-            else:
-                delay = min(self.retry_base * 2 ** (attempts - 1), _RETRY_CAP)
-                self.store.reply_failed(reply, result.detail, datetime.now(timezone.utc) + delay)
+        recorded: set[int] = set()
+
+        def record(i: int, result: SendResult) -> None:
+            # Each result is committed before the next reply goes out: a crash later in the batch
+            # sends again only the reply whose transaction it interrupted, never those before it.
+            recorded.add(i)
+            self._record_send(due[i], result, report)
+
+        results = self.transport.send([(parser.parsebytes(r.data), r.recipients) for r in due], on_result=record)
+        for i, (reply, result) in enumerate(zip(due, results, strict=True)):
+            if i not in recorded:
+                self._record_send(reply, result, report)
+
+    def _record_send(self, reply: ReplyRow, result: SendResult, report: CycleReport) -> None:
+        if result.outcome is Outcome.SENT:
+            self.store.reply_sent(reply)
+            if result.detail:  # sent, but some recipient refused it for good
+                self.store.event(reply.mail_id, "reply recipient refused", result.detail)
+            report.sent += 1
+            return
+        report.send_failures += 1
+        attempts = reply.attempts + 1
+        if result.outcome is Outcome.PERMANENT or attempts >= self.settings.max_send_attempts:
+            self.store.reply_failed(reply, result.detail, None)
+            # A reply that cannot be sent is a person's job: the mail goes to the held folder.
+            failed = [*self.store.get(reply.mail_id).findings, ("REPLY_FAILED", result.detail)]
+            self.store.set_state(reply.mail_id, "decided", "held: reply could not be sent", result.detail,
+                                 target=self.settings.folders.held,
+                                 findings=json.dumps(failed, ensure_ascii=False))
+        else:
+            delay = min(self.retry_base * 2 ** (attempts - 1), _RETRY_CAP)
+            self.store.reply_failed(reply, result.detail, datetime.now(timezone.utc) + delay)
 
     # ------------------------------------------------------------ filing
 

@@ -444,10 +444,10 @@ def test_smtp_timeout_is_bounded_and_retried(imap_account, smtp_sink, smtp_proxy
     with bot_session(cfg, timeout=5) as (bot, _store):
         send, spent = bot.transport.send, []
 
-        def timed(messages):
+        def timed(messages, **kw):
             t = time.monotonic()
             try:
-                return send(messages)
+                return send(messages, **kw)
             finally:
                 spent.append(time.monotonic() - t)
 
