@@ -43,7 +43,7 @@ from mailbot.checks.sender import is_internal
 from mailbot.config import Settings
 from mailbot.model import Action, Kind
 from mailbot.outbox import Outcome, Transport
-from mailbot.reply import header_text, japanese_date
+from mailbot.reply import environment, header_text, japanese_date
 from mailbot.rules import RulesError, load_toml, reasons
 from mailbot.store import Store, now_utc
 
@@ -394,17 +394,8 @@ def extract_status(settings: Settings, reference=None) -> ExtractStatus:
 # ---------------------------------------------------------------- rendering
 
 
-@cache
 def _environment(templates_dir: Path) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
-        trim_blocks=True, lstrip_blocks=True,
-    )
-    env.filters["jdate"] = japanese_date
-    return env
+    return environment(templates_dir, trim_blocks=True)
 
 
 def _context(data: DigestData) -> dict[str, object]:

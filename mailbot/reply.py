@@ -61,13 +61,16 @@ class Reply:
 
 
 @cache
-def environment(templates_dir: Path) -> jinja2.Environment:
+def environment(templates_dir: Path, *, trim_blocks: bool = False) -> jinja2.Environment:
+    """The templates of `templates_dir`; `trim_blocks` for templates written with block tags on
+    lines of their own (the digest)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         # plain-text mail; HTML templates (*.html.j2: held notes, the digest) are escaped
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+        trim_blocks=trim_blocks, lstrip_blocks=trim_blocks,
     )
     env.filters["jdate"] = japanese_date
     return env

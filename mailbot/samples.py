@@ -54,6 +54,7 @@ __all__ = [
     "OFFICE_ADDR",
     "PDF_PASSWORD",
     "SAMPLES",
+    "encoded_words",
     "sample_directory",
     "sample_extract",
     "Branch",
@@ -223,7 +224,7 @@ def _h(*parts: object) -> bytes:
     return hashlib.sha512("|".join(map(str, parts)).encode()).digest()  # 64 bytes
 
 
-def _ew(text: str, charset: str, codec: str | None = None, maxraw: int = 36) -> str:
+def encoded_words(text: str, charset: str, codec: str | None = None, maxraw: int = 36) -> str:
     """RFC 2047 B-encoded words for `text`, each word self-contained (≤ maxraw bytes of text)."""
     codec = codec or charset
     chunks: list[str] = []
@@ -245,7 +246,7 @@ def _addr(person_or_pair: Person | tuple[str, str], charset: str, codec: str | N
         name, addr = person_or_pair.name, person_or_pair.addr
     else:
         name, addr = person_or_pair
-    return f"{_ew(name, charset, codec)} <{addr}>" if name else f"<{addr}>"
+    return f"{encoded_words(name, charset, codec)} <{addr}>" if name else f"<{addr}>"
 
 
 def _month_end(d: date, months_ahead: int) -> date:
@@ -475,7 +476,7 @@ def _outlook_html(text: str, label: str) -> str:
 def _attachment_part(att: _Att, header_charset: str, header_codec: str) -> Message:
     # Outlook writes the name RFC 2047-encoded in Content-Type (non-standard but universal)
     # and, here, the filename RFC 2231-encoded in Content-Disposition.
-    part = MIMEBase(att.maintype, att.subtype, name=_ew(att.filename, header_charset, header_codec))
+    part = MIMEBase(att.maintype, att.subtype, name=encoded_words(att.filename, header_charset, header_codec))
     del part["MIME-Version"]
     part.set_payload(base64.encodebytes(att.data).decode("ascii"))
     part["Content-Transfer-Encoding"] = "base64"
@@ -550,7 +551,7 @@ def _outlook(
     headers += [
         ("References", " ".join(references)) if references else ("", ""),
         ("In-Reply-To", in_reply_to) if in_reply_to else ("", ""),
-        ("Subject", _ew(subject, charset, codec)),
+        ("Subject", encoded_words(subject, charset, codec)),
         ("Date", format_datetime(sent)),
         ("Message-ID", _outlook_msgid(key)),
         ("MIME-Version", "1.0"),
@@ -1042,7 +1043,7 @@ def _bounce(key: bytes, sent: datetime, received: datetime) -> bytes:
     bot_subject = "【受付】USEN SPOT 器材発注依頼_912345678"
     bot_id = f"<mailbot.{bot_sent.strftime('%Y%m%d')}.{key[20:26].hex()}@usen.co.jp>"
     stamp = format_datetime(sent) + " (JST)"
-    folded_subject = _ew(bot_subject, "utf-8").replace(" =?", "\r\n =?")
+    folded_subject = encoded_words(bot_subject, "utf-8").replace(" =?", "\r\n =?")
     headers = [
         "Return-Path: <>",
         f"Delivered-To: {OFFICE_ADDR}",
@@ -1086,8 +1087,8 @@ def _bounce(key: bytes, sent: datetime, received: datetime) -> bytes:
         f"Return-Path: <{OFFICE_ADDR}>\r\n"
         f"Received: from localhost (localhost [127.0.0.1])\r\n\tby {MX} (Postfix) with ESMTP id "
         f"{queue_id}\r\n\tfor <{rcpt}>; {format_datetime(bot_sent)} (JST)\r\n"
-        f"From: {_ew(OFFICE_NAME, 'utf-8')} <{OFFICE_ADDR}>\r\n"
-        f"To: {_ew('西田 拓海', 'utf-8')} <{rcpt}>\r\n"
+        f"From: {encoded_words(OFFICE_NAME, 'utf-8')} <{OFFICE_ADDR}>\r\n"
+        f"To: {encoded_words('西田 拓海', 'utf-8')} <{rcpt}>\r\n"
         f"Subject: {folded_subject}\r\n"
         f"Date: {format_datetime(bot_sent)}\r\n"
         f"Message-ID: {bot_id}\r\n"

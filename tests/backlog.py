@@ -54,6 +54,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from mailbot import samples
 from mailbot.forms.generate import application_pdf, sample_application, termination_pdf
 from mailbot.forms.model import TerminationForm
 from mailbot.samples import (
@@ -267,16 +268,7 @@ def _month_end(d: date, months_ahead: int) -> date:
 
 def _encoded_words(text: str, label: str) -> str:
     """RFC 2047 B-encoded words as the mail client writes them (each word self-contained)."""
-    codec = _CODECS[label.lower()]
-    chunks, chunk = [], ""
-    for ch in text:
-        if chunk and len((chunk + ch).encode(codec)) > 36:
-            chunks.append(chunk)
-            chunk = ch
-        else:
-            chunk += ch
-    chunks.append(chunk)
-    return " ".join(f"=?{label}?B?{base64.b64encode(c.encode(codec)).decode('ascii')}?=" for c in chunks)
+    return samples.encoded_words(text, label, _CODECS[label.lower()])
 
 
 def _edit_texts(msg: Message, pairs: list[tuple[str, str]]) -> None:

@@ -53,6 +53,7 @@ from mailbot.forms.generate import (
     termination_pdf,
 )
 from mailbot.forms.model import TerminationForm
+from mailbot.samples import encoded_words as sample_encoded_words
 from mailbot.samples import (
     _FORMS,  # the values of each sample order's form (private: the source of truth for the samples)
     ISHII,
@@ -125,16 +126,7 @@ _CODECS = {"iso-2022-jp": "iso-2022-jp", "shift_jis": "cp932", "utf-8": "utf-8"}
 
 def encoded_words(text: str, label: str) -> str:
     """RFC 2047 B-encoded words as the mail client writes them (each word self-contained)."""
-    codec = _CODECS[label.lower()]
-    chunks, chunk = [], ""
-    for ch in text:
-        if chunk and len((chunk + ch).encode(codec)) > 36:
-            chunks.append(chunk)
-            chunk = ch
-        else:
-            chunk += ch
-    chunks.append(chunk)
-    return " ".join(f"=?{label}?B?{base64.b64encode(c.encode(codec)).decode('ascii')}?=" for c in chunks)
+    return sample_encoded_words(text, label, _CODECS[label.lower()])
 
 
 class Draft:
