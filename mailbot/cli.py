@@ -173,12 +173,16 @@ def _print_report(report, settings: Settings) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # First of all: a SIGTERM while starting up stops the bot cleanly too.
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from mailbot.pipeline import Bot
 
     settings = _settings(args)
-    stopping = threading.Event()
     shared: dict[str, object] = {}  # the reference data, kept (and refreshed) across cycles
 
     def cycle() -> None:
@@ -212,8 +216,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     scheduler = BackgroundScheduler(timezone="Asia/Tokyo")
     scheduler.add_job(cycle, "interval", seconds=settings.poll_interval, next_run_time=datetime.now().astimezone(),
                       max_instances=1, coalesce=True, misfire_grace_time=None, id="poll")
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    if stopping.is_set():
+        return 0
     scheduler.start()
     if settings.imap:  # new mail wakes the next cycle at once; polling stays the safety net
         from mailbot.mailbox.idle import IdleWatcher
