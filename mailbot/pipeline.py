@@ -369,7 +369,8 @@ class Bot:
             return None
         return build_reply(evaluation.mail, sha256, evaluation.classification, evaluation.decision,
                            self.reply_settings, next_steps(evaluation.classification, evaluation.decision,
-                                                           evaluation.received, self.settings.rules_dir))
+                                                           evaluation.received, self.settings.rules_dir,
+                                                           evaluation.fields))
 
     def _forget_vanished(self, present: set[int], validity: int) -> None:
         """Mails recorded in the inbox that are no longer there."""
@@ -526,7 +527,7 @@ class Bot:
         reply = build_reply(evaluation.mail, held_sha(held.original), evaluation.classification, decision,
                             self.reply_settings,
                             next_steps(evaluation.classification, decision, datetime.now(TOKYO),
-                                       self.settings.rules_dir))
+                                       self.settings.rules_dir, evaluation.fields))
         if reply is None:
             return None
         return reply.message_id, action.value, reply.recipients, reply.message.as_bytes()

@@ -87,8 +87,9 @@ def _calendar(rules_dir: Path) -> BusinessCalendar:
 
 
 def next_steps(classification: Classification, decision: Decision, received: datetime | None,
-               rules_dir: Path) -> dict[str, object]:
-    """What the acceptance says will happen when (DOMAIN.md §5): the equipment order's dates."""
+               rules_dir: Path, fields: dict[str, object] | None = None) -> dict[str, object]:
+    """What the acceptance says will happen when (DOMAIN.md §5): the equipment order's dates, the
+    termination's 解約日 as its form gives it."""
     if decision.action is not Action.ACCEPT or received is None:
         return {}
     calendar = _calendar(rules_dir)
@@ -96,6 +97,13 @@ def next_steps(classification: Classification, decision: Decision, received: dat
     context: dict[str, object] = {"day_n": day_n}
     if classification.kind is Kind.EQUIPMENT_ORDER:
         context["schedule"] = calendar.equipment_schedule(day_n)
+    form = (fields or {}).get("form")
+    ends = form.get("termination_date") if isinstance(form, dict) else None
+    if classification.kind is Kind.TERMINATION and isinstance(ends, str):
+        try:
+            context["termination_date"] = date.fromisoformat(ends)
+        except ValueError:
+            pass  # an unreadable date is no date to promise
     return context
 
 

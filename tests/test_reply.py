@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import RULES, TEMPLATES, mail
+from helpers import RULES, TEMPLATES, TOKYO, mail
 from mailbot.classify import classify
 from mailbot.model import Action, Decision, Finding
 from mailbot.checks.sender import is_internal
@@ -217,3 +217,20 @@ def test_a_subject_that_spells_an_encoded_word_stays_text():
     assert b"\x00" not in head and b"Bcc" not in head.replace(b"Bcc:_x", b"")
     subject = str(message_from_bytes(out, policy=default)["Subject"])
     assert "\x00" not in subject and "\n" not in subject and subject.endswith("=？utf-8?Q?=00=0D=0ABcc:_x@evil.example?=")
+
+
+def test_termination_acceptance_states_the_date_of_its_form():
+    from datetime import datetime
+
+    from mailbot.reply import next_steps
+
+    m = mail("USEN SPOT 解約申請_910987654")
+    c = classify(m.subject, RULES)
+    decision = Decision(Action.ACCEPT, ())
+    received = datetime(2026, 11, 20, 10, 0, tzinfo=TOKYO)
+    with_form = next_steps(c, decision, received, RULES, {"form": {"termination_date": "2026-12-31"}})
+    r = build_reply(m, SHA, c, decision, SETTINGS, with_form)
+    assert "解約日 12月31日（木） の解約に向けて" in parsed(r).get_content()
+    without = next_steps(c, decision, received, RULES, {"form": {"termination_date": "31.12."}})
+    assert "termination_date" not in without
+    assert "プロバイダ契約の解除手続きを進めます" in parsed(build_reply(m, SHA, c, decision, SETTINGS, without)).get_content()
