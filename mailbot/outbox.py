@@ -79,7 +79,11 @@ class SmtpTransport:
                 await client.login(s.username, s.password or "")
         except (aiosmtplib.SMTPException, OSError) as e:
             client.close()  # e.g. after a refused login the connection is still open
-            done(*[_failure(e)] * len(messages))
+            # Nothing was said about any message yet: a refused greeting or login (a wrong
+            # password, a locked account) is the relay's or the setup's fault, retried with backoff,
+            # not a reason to hold every mail due a reply at once.
+            failure = _failure(e)
+            done(*[SendResult(Outcome.TEMPORARY, failure.detail)] * len(messages))
             return results
         try:
             for message, recipients in messages:

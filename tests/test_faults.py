@@ -542,3 +542,27 @@ def test_mailbot_run_survives_an_imap_outage(dovecot_factory, smtp_sink, tmp_pat
     assert unreachable and all(mail_id is None for mail_id, _ in unreachable)
     check_once(account, smtp_sink, {**first, **second})
     check_store(db)
+
+
+def test_a_refused_smtp_login_keeps_replies_queued_not_held(imap_account, smtp_sink_factory, tmp_path):
+    """A wrong relay password is the setup's fault: the replies wait and go out once it is fixed;
+    no mail is held for it."""
+    from test_loop import appended, bot_session, write_config
+
+    sink = smtp_sink_factory(auth=("bot", "right-pw"), auth_required=True)
+    data = appended(imap_account, "order_shibuya")
+    cfg = write_config(tmp_path, imap_account, sink)
+    text = cfg.read_text(encoding="utf-8").replace('from = "usen_spot@usen.co.jp"',
+                                                   'from = "usen_spot@usen.co.jp"\nusername = "bot"\n'
+                                                   'password = "wrong-pw"')
+    cfg.write_text(text, encoding="utf-8")
+    with bot_session(cfg) as (bot, store):
+        for _ in range(3):
+            report = bot.poll()
+            assert report.sent == 0 and report.send_failures == 1
+        assert store.db.execute("SELECT state FROM replies").fetchone()[0] == "queued"
+        assert list(imap_account.messages("INBOX").values()) == [data]  # waits for its reply, not held
+    cfg.write_text(text.replace("wrong-pw", "right-pw"), encoding="utf-8")
+    with bot_session(cfg) as (bot, _store):
+        assert bot.poll().sent == 1
+    assert len(sink.messages()) == 1 and imap_account.messages("INBOX") == {}
