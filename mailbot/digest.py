@@ -571,13 +571,17 @@ def due_days(store: Store, calendar: BusinessCalendar, now: datetime, digest_tim
 @dataclass(frozen=True)
 class DigestResult:
     day: date
-    state: str  # sent | queued (to retry) | failed | already sent | skipped (failed before: needs a person)
+    state: str  # sent | queued (to retry) | failed | already sent | being sent elsewhere | skipped (failed before)
     message_id: str | None = None
     detail: str = ""
 
 
 def digest_row(store: Store, day: date):
     return store.db.execute("SELECT * FROM digests WHERE day=?", (day.isoformat(),)).fetchone()
+
+
+# Longer than any send can take (the SMTP timeout is seconds): a claim this old was left by a crash.
+_CLAIM_EXPIRES = timedelta(minutes=15)
 
 
 def send_digest(settings: Settings, store: Store, transport: Transport, day: date, now: datetime, *,
@@ -600,6 +604,17 @@ def send_digest(settings: Settings, store: Store, transport: Transport, day: dat
         row = digest_row(store, day)
         if row["state"] == "sent":  # another process was quicker
             return DigestResult(day, "already sent", row["message_id"])
+    # One sender at a time (`mailbot run` and `mailbot digest --send` may meet on the same day):
+    # the row is claimed first; a claim older than _CLAIM_EXPIRES was a crash and may be taken over.
+    stale = (now_utc() - _CLAIM_EXPIRES).isoformat()
+    with store.transaction() as db:
+        claimed = db.execute("UPDATE digests SET state='sending', claimed_at=? WHERE day=? AND"
+                             " (state IN ('queued', 'failed') OR (state='sending' AND claimed_at<?))",
+                             (now_utc().isoformat(), day.isoformat(), stale)).rowcount
+    if not claimed:
+        row = digest_row(store, day)
+        return DigestResult(day, "already sent" if row["state"] == "sent" else "being sent elsewhere",
+                            row["message_id"])
     message = BytesParser(policy=SMTP).parsebytes(row["data"])
     envelope = [addr for _, addr in getaddresses([str(message["To"] or "")]) if addr]
     result = transport.send([(message, envelope)])[0]

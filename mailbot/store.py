@@ -98,8 +98,9 @@ CREATE TABLE IF NOT EXISTS cursors (
 CREATE TABLE IF NOT EXISTS digests (
     day           TEXT PRIMARY KEY,       -- YYYY-MM-DD (Asia/Tokyo)
     message_id    TEXT NOT NULL UNIQUE,
-    state         TEXT NOT NULL,          -- queued | sent | failed
+    state         TEXT NOT NULL,          -- queued | sending | sent | failed
     data          BLOB NOT NULL,
+    claimed_at    TEXT,                   -- when a process began sending it (one sender at a time)
     attempts      INTEGER NOT NULL DEFAULT 0,
     last_error    TEXT,
     created_at    TEXT NOT NULL,
@@ -195,6 +196,8 @@ class Store:
         for column in ("received", "branch", "findings"):
             if column not in have:
                 self.db.execute(f"ALTER TABLE mails ADD COLUMN {column} TEXT")
+        if "claimed_at" not in {r["name"] for r in self.db.execute("PRAGMA table_info(digests)")}:
+            self.db.execute("ALTER TABLE digests ADD COLUMN claimed_at TEXT")
 
     def close(self) -> None:
         self.db.close()

@@ -15,7 +15,7 @@ import sys
 import textwrap
 import time
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.utils import format_datetime
 from io import BytesIO
@@ -582,5 +582,34 @@ def test_mail_of_closed_days_counts_in_the_next_business_days_digest(state):
         assert after.today.total == friday
         assert tuesday.today.total == 3 and (tuesday.today.start, tuesday.today.end) == (date(2026, 11, 21),
                                                                                            date(2026, 11, 24))
+    finally:
+        store.close()
+
+
+def test_two_senders_on_the_same_day_send_one_digest(state, smtp_sink):
+    """`mailbot run` and `mailbot digest --send` meeting on one day: the one that claims the day
+    sends; the other leaves it.  A claim left by a crash is taken over after a while."""
+    from mailbot.digest import send_digest
+
+    settings = load(write_config(state, smtp_sink))
+    transport = SmtpTransport(settings.smtp)
+    store = Store(settings.database)
+    friday = date(2026, 11, 20)
+    evening = datetime(2026, 11, 20, 18, 5, tzinfo=TOKYO)
+    try:
+        message = build_digest(settings, store, friday, evening).message
+        store.db.execute("INSERT INTO digests (day, message_id, state, data, created_at, claimed_at)"
+                         " VALUES (?,?,'sending',?,?,?)",
+                         (friday.isoformat(), message["Message-ID"], message.as_bytes(),
+                          datetime.now(timezone.utc).isoformat(), datetime.now(timezone.utc).isoformat()))
+        # another process is sending it right now
+        assert send_digest(settings, store, transport, friday, evening).state == "being sent elsewhere"
+        assert smtp_sink.messages() == []
+        # …or it crashed 20 minutes ago: taken over, sent once
+        store.db.execute("UPDATE digests SET claimed_at=?",
+                         ((datetime.now(timezone.utc) - timedelta(minutes=20)).isoformat(),))
+        assert send_digest(settings, store, transport, friday, evening).state == "sent"
+        assert send_digest(settings, store, transport, friday, evening).state == "already sent"
+        assert len(smtp_sink.wait_for(1)) == 1
     finally:
         store.close()
