@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -246,3 +247,9 @@ def _date(value: Any, fail: Any) -> date:
         except ValueError:
             pass
     raise fail(f'expected a date "YYYY-MM-DD", got {value!r}')
+
+
+@cache
+def business_calendar(rules_dir: Path = DEFAULT_RULES) -> BusinessCalendar:
+    """The calendar of `rules_dir`, loaded once per process."""
+    return BusinessCalendar.load(rules_dir)

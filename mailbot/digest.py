@@ -44,7 +44,7 @@ from mailbot.config import Settings
 from mailbot.model import Action, Kind
 from mailbot.outbox import Outcome, Transport
 from mailbot.reply import environment, header_text, japanese_date
-from mailbot.rules import RulesError, load_toml, reasons
+from mailbot.rules import RulesError, kind_labels, load_toml, reasons
 from mailbot.store import Store, now_utc
 
 log = logging.getLogger("mailbot")
@@ -71,18 +71,15 @@ class DigestRules:
 
 @cache
 def digest_rules(rules_dir: Path) -> DigestRules:
-    kinds = load_toml(rules_dir, "kinds.toml").get("labels", {})
     data = load_toml(rules_dir, "digest.toml")
     path = rules_dir / "digest.toml"
     decisions = data.get("decisions", {})
-    labels = {k.value: kinds.get(k.value, k.value) for k in Kind}
-    # The order of kinds.toml [labels] is the display order; kinds it leaves out come last.
-    ordered = {k: labels[k] for k in kinds if k in labels} | labels
     for key in ("catch_up_days", "unis_max_age"):
         value = data.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise RulesError(f"{path}: {key}: expected a number of days, got {value!r}")
-    return DigestRules(kind_labels=ordered, decision_labels={a: decisions.get(a, a) for a in DECISIONS},
+    return DigestRules(kind_labels=kind_labels(rules_dir),
+                       decision_labels={a: decisions.get(a, a) for a in DECISIONS},
                        catch_up_days=data["catch_up_days"], unis_max_age=data["unis_max_age"])
 
 

@@ -22,10 +22,9 @@ from email.policy import SMTP, compat32
 from email.utils import format_datetime
 
 from mailbot.config import Settings
-from mailbot.digest import digest_rules
 from mailbot.message import UnreadableMail, parse_mail
 from mailbot.reply import environment, header_text
-from mailbot.rules import reasons
+from mailbot.rules import kind_labels, reasons
 
 HELD_HEADER = "X-Mailbot-Held"
 _LONG_LINE = re.compile(rb"[^\n]{999}")
@@ -67,7 +66,7 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings) -> HeldNot
         subject=header_text(mail.subject if mail else "", 200),
         sender=header_text(f"{mail.sender.name} <{mail.sender.addr}>" if mail and mail.sender else "", 200),
         received=facts.received, code=facts.code or "", findings=findings,
-        kind=digest_rules(settings.rules_dir).kind_labels.get(facts.kind or "unknown", facts.kind or "unknown"),
+        kind=kind_labels(settings.rules_dir).get(facts.kind or "unknown", facts.kind or "unknown"),
         accept_folder=folders.held_accept, remand_folder=folders.held_remand,
         processed_folder=folders.processed,
     )

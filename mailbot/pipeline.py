@@ -162,10 +162,6 @@ def reported_fields(request: Request) -> dict[str, object]:
     return fields
 
 
-def held_sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _held_sha(note: bytes) -> str | None:
     """The X-Mailbot-Held header of a note: the SHA-256 of the original it carries."""
     head = note.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
@@ -524,7 +520,7 @@ class Bot:
             findings = [x for x in evaluation.decision.findings
                         if table[x.code].action in (Action.REMAND, Action.HOLD)]
         decision = Decision(action, tuple(findings))
-        reply = build_reply(evaluation.mail, held_sha(held.original), evaluation.classification, decision,
+        reply = build_reply(evaluation.mail, row.sha256, evaluation.classification, decision,
                             self.reply_settings,
                             next_steps(evaluation.classification, decision, datetime.now(TOKYO),
                                        self.settings.rules_dir, evaluation.fields))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mailbot.branches import BranchDirectory, BranchError
 from mailbot.calendar import BusinessCalendar
-from mailbot.checks import business_calendar
+from mailbot.calendar import business_calendar
 from mailbot.config import Settings
 from mailbot.files import DataFileError
 from mailbot.unis import UnisData, UnisError

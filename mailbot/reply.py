@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jinja2
 
-from mailbot.calendar import BusinessCalendar
+from mailbot.calendar import business_calendar
 from mailbot.checks.sender import is_internal
 from mailbot.model import Action, Address, Classification, Decision, Kind, Mail
 from mailbot.rules import reasons
@@ -81,18 +81,13 @@ def japanese_date(d: date) -> str:
     return f"{d.month}月{d.day}日（{'月火水木金土日'[d.weekday()]}）"
 
 
-@cache
-def _calendar(rules_dir: Path) -> BusinessCalendar:
-    return BusinessCalendar.load(rules_dir)
-
-
 def next_steps(classification: Classification, decision: Decision, received: datetime | None,
                rules_dir: Path, fields: dict[str, object] | None = None) -> dict[str, object]:
     """What the acceptance says will happen when (DOMAIN.md §5): the equipment order's dates, the
     termination's 解約日 as its form gives it."""
     if decision.action is not Action.ACCEPT or received is None:
         return {}
-    calendar = _calendar(rules_dir)
+    calendar = business_calendar(rules_dir)
     day_n = calendar.day_n(received)
     context: dict[str, object] = {"day_n": day_n}
     if classification.kind is Kind.EQUIPMENT_ORDER:

@@ -42,6 +42,17 @@ class Reason:
 
 
 @cache
+def kind_labels(rules_dir: Path) -> dict[str, str]:
+    """Kind value → its Japanese name (rules/kinds.toml [labels]), in the order written there;
+    kinds it leaves out come last, under their value."""
+    from mailbot.model import Kind
+
+    written = load_toml(rules_dir, "kinds.toml").get("labels", {})
+    labels = {k.value: written.get(k.value, k.value) for k in Kind}
+    return {k: labels[k] for k in written if k in labels} | labels
+
+
+@cache
 def reasons(rules_dir: Path) -> dict[str, Reason]:
     data = load_toml(rules_dir, "reasons.toml")
     result = {}

@@ -230,15 +230,13 @@ class Store:
         assert row is not None, mail_id
         return row
 
-    def in_folder(self, folder: str, uidvalidity: int, uids: list[int] | None = None) -> dict[int, MailRow]:
-        if uids is None:
-            rows = self.db.execute("SELECT * FROM mails WHERE folder=? AND uidvalidity=?", (folder, uidvalidity))
-            return {r["uid"]: MailRow.from_sql(r) for r in rows}
+    def in_folder(self, folder: str, uidvalidity: int, uids: list[int]) -> dict[int, MailRow]:
+        """The rows of these UIDs of the folder (only those: the folder's history is not read)."""
         out = {}
         for i in range(0, len(uids), 500):
             chunk = uids[i:i + 500]
-            rows = self.db.execute(f"SELECT * FROM mails WHERE folder=? AND uidvalidity=? AND uid IN ({','.join('?' * len(chunk))})",
-                                   (folder, uidvalidity, *chunk))
+            rows = self.db.execute(f"SELECT * FROM mails WHERE folder=? AND uidvalidity=? AND uid IN"
+                                   f" ({','.join('?' * len(chunk))})", (folder, uidvalidity, *chunk))
             out.update({r["uid"]: MailRow.from_sql(r) for r in rows})
         return out
 

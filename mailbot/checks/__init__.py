@@ -11,22 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailbot.calendar import BusinessCalendar
+from mailbot.calendar import BusinessCalendar, business_calendar
 from mailbot.model import Finding, Request
 
 if TYPE_CHECKING:
     from mailbot.branches import BranchDirectory
     from mailbot.history import History
     from mailbot.unis import UnisData
-
-
-@cache
-def business_calendar(rules_dir: Path) -> BusinessCalendar:
-    return BusinessCalendar.load(rules_dir)
 
 
 @dataclass(frozen=True)
