@@ -286,15 +286,19 @@ def _edit_texts(msg: Message, pairs: list[tuple[str, str]]) -> None:
             edited = edited.replace(old, new)
             if part.get_content_subtype() == "html":
                 edited = edited.replace(html.escape(old), html.escape(new))
-        if edited == text:
-            continue
-        cte = (part["Content-Transfer-Encoding"] or "7bit").lower()
-        if cte == "base64":
-            part.set_payload(base64.encodebytes(edited.replace("\n", "\r\n").encode(codec)).decode("ascii"))
-        elif cte == "quoted-printable":
-            part.set_payload(quopri.encodestring(edited.encode(codec)).decode("ascii"))
-        else:
-            part.set_payload(edited.encode(codec).decode("ascii"))
+        if edited != text:
+            set_text(part, edited, codec)
+
+
+def set_text(part: Message, text: str, codec: str) -> None:
+    """Put `text` into a text part in the part's own charset codec and transfer encoding."""
+    cte = (part["Content-Transfer-Encoding"] or "7bit").lower()
+    if cte == "base64":
+        part.set_payload(base64.encodebytes(text.replace("\n", "\r\n").encode(codec)).decode("ascii"))
+    elif cte == "quoted-printable":
+        part.set_payload(quopri.encodestring(text.encode(codec)).decode("ascii"))
+    else:
+        part.set_payload(text.encode(codec).decode("ascii"))
 
 
 def _replace_header(msg: Message, name: str, value: str) -> None:

@@ -27,7 +27,6 @@ import hashlib
 import html
 import io
 import json
-import quopri
 import re
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, TOKYO
+from backlog import set_text
 from test_loop import NOW
 
 from mailbot.forms.generate import (
@@ -187,14 +187,7 @@ class Draft:
                 continue
             codec = _CODECS[part.get_content_charset()]
             text = part.get_payload(decode=True).decode(codec).replace("\r\n", "\n")
-            text = fn(text, part.get_content_subtype() == "html")
-            cte = (part["Content-Transfer-Encoding"] or "7bit").lower()
-            if cte == "base64":
-                part.set_payload(base64.encodebytes(text.replace("\n", "\r\n").encode(codec)).decode("ascii"))
-            elif cte == "quoted-printable":
-                part.set_payload(quopri.encodestring(text.encode(codec)).decode("ascii"))
-            else:
-                part.set_payload(text.encode(codec).decode("ascii"))
+            set_text(part, fn(text, part.get_content_subtype() == "html"), codec)
 
     def text(self, *pairs: tuple[str, str], strict: bool = True) -> Draft:
         """Replace text in the body (plain and HTML); with `strict`, each must be in the plain text."""
