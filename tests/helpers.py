@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -30,3 +35,19 @@ def mail(subject: str = "USEN SPOT 器材発注依頼_988776654", *, sender: str
         headers={k.lower(): v for k, v in (headers or {}).items()}, content_type=content_type, body=body,
         attachments=attachments,
     )
+
+
+@contextmanager
+def running_bot(config: Path) -> Iterator[subprocess.Popen]:
+    """`mailbot run --config F` as its own process while the block runs; then SIGTERM, and it must
+    stop cleanly (exit 0)."""
+    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CORPORA, ROOT
+from helpers import CORPORA, running_bot
 from mailbot.samples import SAMPLES, sample_mails
 from test_loop import EXPECTED, NOW, crlf, write_config
 
@@ -88,9 +87,7 @@ def test_run_polls_until_sigterm(imap_account, smtp_sink, tmp_path):
     config = write_config(tmp_path, imap_account, smtp_sink)
     text = config.read_text(encoding="utf-8") + "\n[scheduler]\npoll_interval = 1\n"
     config.write_text(text, encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "run", "--config", str(config)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with running_bot(config):
         mails = dict(sample_mails(NOW))
         imap_account.append("INBOX", crlf(mails["order_shibuya"]))
         smtp_sink.wait_for(1, timeout=30)
@@ -99,12 +96,6 @@ def test_run_polls_until_sigterm(imap_account, smtp_sink, tmp_path):
         deadline = time.monotonic() + 10
         while imap_account.messages("INBOX") and time.monotonic() < deadline:
             time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
     assert len(smtp_sink.messages()) == 2
     assert len(imap_account.messages("処理済")) == 2
 
@@ -129,9 +120,7 @@ def test_run_answers_new_mail_at_once_through_imap_idle(imap_account, smtp_sink,
     """With polling every 5 minutes, a new mail is still answered within seconds: IDLE wakes the loop."""
     config = write_config(tmp_path, imap_account, smtp_sink)
     config.write_text(config.read_text(encoding="utf-8") + "\n[scheduler]\npoll_interval = 300\n", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "run", "--config", str(config)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with running_bot(config):
         deadline = time.monotonic() + 60  # the first cycle creates the folders
         while "処理済" not in imap_account.folders() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -143,11 +132,5 @@ def test_run_answers_new_mail_at_once_through_imap_idle(imap_account, smtp_sink,
             imap_account.append("INBOX", crlf(mails[name]))
             smtp_sink.wait_for(n, timeout=60)
             waits.append(time.monotonic() - started)
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
     print(f"APPEND → reply: {', '.join(f'{w:.2f} s' for w in waits)}")
     assert max(waits) < 30, waits  # far below the 300 s poll interval

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers import ROOT, TOKYO
+from helpers import ROOT, TOKYO, running_bot
 from mailbot.calendar import BusinessCalendar
 from mailbot.config import load
 from mailbot.digest import (ExtractStatus, build_digest, chart_png, collect, digest_recipients, due_days,
@@ -552,17 +551,9 @@ def test_run_sends_the_due_digests_once_across_a_restart(state, smtp_sink):
     config = write_config(state, smtp_sink, time_="00:00", poll_interval=1)
 
     def run_until(count: int, timeout: float) -> None:
-        proc = subprocess.Popen([sys.executable, "-m", "mailbot", "run", "--config", str(config)], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with running_bot(config):
             smtp_sink.wait_for(count, timeout=timeout)
             time.sleep(1.5)  # another cycle or two
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 0, err
 
     run_until(expected, timeout=30)
     assert len(smtp_sink.messages()) == expected
