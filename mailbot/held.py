@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.policy import SMTP, compat32
 from email.utils import format_datetime
 
@@ -117,6 +118,15 @@ def _attachment(original: bytes) -> bytes:
     encoded = base64.encodebytes(original).replace(b"\n", b"\r\n")
     return (f"Content-Type: application/octet-stream; name=\"original.eml\"\r\n"
             f"Content-Disposition: attachment; {name}\r\nContent-Transfer-Encoding: base64\r\n\r\n").encode() + encoded
+
+
+def held_original_sha(note: bytes) -> str | None:
+    """The SHA-256 of the original a note carries (its X-Mailbot-Held header), None for any
+    other mail."""
+    head = note.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    value = BytesHeaderParser(policy=compat32).parsebytes(head).get(HELD_HEADER)
+    value = "".join(str(value).split()).lower() if value else ""
+    return value if re.fullmatch(r"[0-9a-f]{64}", value) else None
 
 
 def original_of(note: bytes) -> bytes | None:

@@ -12,13 +12,12 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from email.parser import BytesHeaderParser, BytesParser
-from email.policy import SMTP, compat32
+from email.parser import BytesParser
+from email.policy import SMTP
 from zoneinfo import ZoneInfo
 
 from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
@@ -31,7 +30,7 @@ from mailbot.extract import body_items, request_rules
 from mailbot.forms.read import form_from_reading
 from mailbot.forms.model import PdfReading
 from mailbot.forms.sandbox import PdfLimits, read_pdf
-from mailbot.held import HELD_HEADER, NoteFacts, build_note
+from mailbot.held import HELD_HEADER, NoteFacts, build_note, held_original_sha
 from mailbot.history import History
 from mailbot.logs import log_failure
 from mailbot.mailbox import Mailbox, MailboxError, MailboxUnreachable
@@ -160,14 +159,6 @@ def reported_fields(request: Request) -> dict[str, object]:
         fields["pdf"] = {"status": reading.status.value, "shape": reading.shape, "detail": reading.detail}
         fields["form"] = dict(reading.fields)
     return fields
-
-
-def _held_sha(note: bytes) -> str | None:
-    """The X-Mailbot-Held header of a note: the SHA-256 of the original it carries."""
-    head = note.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    value = BytesHeaderParser(policy=compat32).parsebytes(head).get(HELD_HEADER)
-    value = "".join(str(value).split()).lower() if value else ""
-    return value if re.fullmatch(r"[0-9a-f]{64}", value) else None
 
 
 def target_folder(action: Action, settings: Settings) -> str | None:
@@ -488,7 +479,7 @@ class Bot:
             since = self.store.cursor(folder, validity) + 1 if folder == f.processed else 1
             uids = self.mailbox.search_header(folder, HELD_HEADER, "", since)
             for raw in self.mailbox.fetch(folder, uids):
-                sha = _held_sha(raw.data)
+                sha = held_original_sha(raw.data)
                 item = self.store.held_item(sha) if sha else None
                 if item is None or item[1].closed_at is not None:
                     continue  # not one of ours, or decided already (its note waits to be filed)
