@@ -42,6 +42,10 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
+    # Each reply also goes (Bcc) to the shared mailbox itself: filed to [folders] sent, where staff
+    # see what the bot sent, and the proof after a crash mid-send that a reply went out already.
+    copy_to_mailbox: bool = False
+    copy_wait: float = 300.0  # seconds an interrupted reply waits for its copy before it is sent again
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Folders:
     held_accept: str = ""  # → the acceptance is sent
     held_remand: str = ""  # → the remand is sent
     held_originals: str = ""  # the held originals themselves, untouched
+    sent: str = "送信済"  # the copies of the bot's replies ([smtp] copy_to_mailbox)
 
     def __post_init__(self) -> None:
         for name, sub in (("held_accept", "受付"), ("held_remand", "差戻"), ("held_originals", "原本")):
@@ -61,7 +66,8 @@ class Folders:
 
     @property
     def all(self) -> list[str]:
-        return [self.processed, self.held, self.ignored, self.held_accept, self.held_remand, self.held_originals]
+        return [self.processed, self.held, self.ignored, self.held_accept, self.held_remand, self.held_originals,
+                self.sent]
 
 
 @dataclass(frozen=True)
@@ -258,12 +264,15 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
     outbox = None
     if top.has("smtp"):
         t = top.table("smtp")
-        t.unknown({"host", "port", "starttls", "username", "password", "password_env", "from", "timeout"})
+        t.unknown({"host", "port", "starttls", "username", "password", "password_env", "from", "timeout",
+                   "copy_to_mailbox", "copy_wait"})
         username = t.get("username", str, None)
         smtp = SmtpSettings(host=t.get("host", str), port=t.port("port", 25), starttls=t.get("starttls", bool, False),
                             sender=_address(t, "from"), username=username,
                             password=t.secret("password", required=False),
-                            timeout=float(t.get("timeout", (int, float), 30.0)))
+                            timeout=float(t.get("timeout", (int, float), 30.0)),
+                            copy_to_mailbox=t.get("copy_to_mailbox", bool, False),
+                            copy_wait=float(_positive(t, "copy_wait", (int, float), SmtpSettings.copy_wait)))
         if smtp.password is not None and username is None:
             raise ConfigError("smtp.username: missing (a password is given)")
     else:
@@ -272,17 +281,19 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
         outbox = t.path("path", base, "outbox")
 
     folders_t = top.table("folders")
-    folders_t.unknown({"processed", "held", "ignored", "held_accept", "held_remand", "held_originals"})
+    folders_t.unknown({"processed", "held", "ignored", "held_accept", "held_remand", "held_originals",
+                       "sent"})
     folders = Folders(processed=folders_t.get("processed", str, Folders.processed),
                       held=folders_t.get("held", str, Folders.held),
                       ignored=folders_t.get("ignored", str, Folders.ignored),
                       held_accept=folders_t.get("held_accept", str, ""),
                       held_remand=folders_t.get("held_remand", str, ""),
-                      held_originals=folders_t.get("held_originals", str, ""))
+                      held_originals=folders_t.get("held_originals", str, ""),
+                      sent=folders_t.get("sent", str, Folders.sent))
     names = folders.all
     if len(set(names)) != len(names):
-        raise ConfigError("folders: processed, held, ignored, held_accept, held_remand and held_originals "
-                          "must be different folders")
+        raise ConfigError("folders: processed, held, ignored, held_accept, held_remand, held_originals "
+                          "and sent must be different folders")
     inbox_name = imap.inbox if imap else "INBOX"
     if inbox_name in names:
         raise ConfigError(f"folders: the inbox {inbox_name!r} cannot also be a target folder")

@@ -67,6 +67,7 @@ class DigestRules:
     decision_labels: dict[str, str]  # action value → Japanese name
     catch_up_days: int
     unis_max_age: int  # business days
+    left_out: frozenset[str] = frozenset()  # reason codes of mails that are no request received
 
 
 @cache
@@ -80,7 +81,8 @@ def digest_rules(rules_dir: Path) -> DigestRules:
             raise RulesError(f"{path}: {key}: expected a number of days, got {value!r}")
     return DigestRules(kind_labels=kind_labels(rules_dir),
                        decision_labels={a: decisions.get(a, a) for a in DECISIONS},
-                       catch_up_days=data["catch_up_days"], unis_max_age=data["unis_max_age"])
+                       catch_up_days=data["catch_up_days"], unis_max_age=data["unis_max_age"],
+                       left_out=frozenset(data.get("left_out", [])))
 
 
 # ---------------------------------------------------------------- the content
@@ -231,7 +233,8 @@ class _Query:
             " AND COALESCE(received, first_seen) < ? ORDER BY id",
             ((lo - timedelta(days=1)).date().isoformat(), (hi + timedelta(days=2)).date().isoformat()))
         items = [self.item(r) for r in rows]
-        items = [m for m in items if m.received is not None and lo <= m.received < hi]
+        items = [m for m in items if m.received is not None and lo <= m.received < hi
+                 and not self.rules.left_out.intersection(m.reasons)]
         return sorted(items, key=lambda m: (m.received, m.id))
 
     def events_on(self, day: date, event: str) -> list[tuple[int | None, datetime, str]]:

@@ -30,6 +30,10 @@ class History(Protocol):
         """The decided requests of this customer code, oldest first."""
         ...
 
+    def made_reply(self, message_id: str) -> bool:
+        """Whether the bot made a reply with this Message-ID (a copy of it came back)."""
+        ...
+
 
 class MemoryHistory:
     def __init__(self) -> None:
@@ -37,6 +41,9 @@ class MemoryHistory:
 
     def add(self, request: PastRequest) -> None:
         self._requests.append(request)
+
+    def made_reply(self, message_id: str) -> bool:
+        return False  # `check` sends nothing
 
     def requests_for(self, code: str) -> list[PastRequest]:
         return sorted((r for r in self._requests if r.code == code), key=lambda r: r.received)

@@ -26,6 +26,9 @@ class Outcome(enum.Enum):
     SENT = "sent"
     TEMPORARY = "temporary"  # try again later (4xx, timeout, connection refused)
     PERMANENT = "permanent"  # will never work (5xx)
+    # The connection failed during DATA: the server may have taken the message before its answer
+    # was lost.  Sent again later like TEMPORARY, unless its copy shows it went out.
+    IN_DOUBT = "in doubt"
 
 
 @dataclass(frozen=True)
@@ -35,16 +38,18 @@ class SendResult:
 
 
 OnResult = Callable[[int, SendResult], None]
+OnStart = Callable[[int], None]
 
 
 class Transport(Protocol):
     def send(self, messages: list[tuple[EmailMessage, list[str]]],
-             on_result: OnResult | None = None) -> list[SendResult]:
+             on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
         """Send each (message, envelope recipients); one result per message, in order.
 
-        `on_result(i, result)` is called with each message's result as soon as it is known, before
-        the next message is sent: the caller records it then, so that a crash later in the batch
-        cannot make it send again what the server has already accepted."""
+        `on_start(i)` is called just before message i's transaction begins, `on_result(i, result)`
+        with its result as soon as it is known, before the next message is sent: the caller
+        records both then, so that after a crash it knows which one message may have reached the
+        server, and never sends again what the server has already accepted."""
 
 
 def _reporter(results: list[SendResult], on_result: OnResult | None) -> Callable[..., None]:
@@ -61,13 +66,13 @@ class SmtpTransport:
         self.settings = settings
 
     def send(self, messages: list[tuple[EmailMessage, list[str]]],
-             on_result: OnResult | None = None) -> list[SendResult]:
+             on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
         if not messages:
             return []
-        return asyncio.run(self._send_all(messages, on_result))
+        return asyncio.run(self._send_all(messages, on_result, on_start))
 
     async def _send_all(self, messages: list[tuple[EmailMessage, list[str]]],
-                        on_result: OnResult | None = None) -> list[SendResult]:
+                        on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
         s = self.settings
         client = aiosmtplib.SMTP(hostname=s.host, port=s.port, timeout=s.timeout, start_tls=s.starttls or None,
                                  use_tls=False)
@@ -86,11 +91,17 @@ class SmtpTransport:
             done(*[SendResult(Outcome.TEMPORARY, failure.detail)] * len(messages))
             return results
         try:
-            for message, recipients in messages:
+            for i, (message, recipients) in enumerate(messages):
+                if on_start is not None:
+                    on_start(i)
                 try:
                     done(await _send_one(client, message, s.sender, recipients))
-                except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
-                        aiosmtplib.SMTPTimeoutError, OSError) as e:
+                except _InDoubt as e:
+                    # This one may have gone out; every later message waits for the next try.
+                    done(SendResult(Outcome.IN_DOUBT, _failure(e.__cause__).detail))
+                    done(*[_failure(e.__cause__)] * (len(messages) - len(results)))
+                    break
+                except _CONNECTION_LOST as e:
                     # The connection is gone: this and every later message waits for the next try.
                     done(*[_failure(e)] * (len(messages) - len(results)))
                     break
@@ -103,6 +114,14 @@ class SmtpTransport:
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
         return results
+
+
+_CONNECTION_LOST = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError,
+                    OSError)
+
+
+class _InDoubt(Exception):
+    """The connection failed during DATA (the cause): did the server take the message?"""
 
 
 async def _send_one(client: aiosmtplib.SMTP, message: EmailMessage, sender: str,
@@ -140,7 +159,10 @@ async def _send_one(client: aiosmtplib.SMTP, message: EmailMessage, sender: str,
     if later or len(refused) == len(recipients):
         await _reset(client)
         return _failure(aiosmtplib.SMTPRecipientsRefused(later + refused))
-    await client.data(data)
+    try:
+        await client.data(data)
+    except _CONNECTION_LOST as e:
+        raise _InDoubt from e
     if refused:
         return SendResult(Outcome.SENT, "refused: " + "; ".join(
             f"{e.recipient} ({e.code} {e.message})" for e in refused)[:300])
@@ -178,10 +200,12 @@ class MaildirOutbox:
         self.mailbox = MaildirMailbox(root)
 
     def send(self, messages: list[tuple[EmailMessage, list[str]]],
-             on_result: OnResult | None = None) -> list[SendResult]:
+             on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
         results: list[SendResult] = []
         done = _reporter(results, on_result)
-        for message, _recipients in messages:
+        for i, (message, _recipients) in enumerate(messages):
+            if on_start is not None:
+                on_start(i)
             try:
                 self.mailbox.append("INBOX", message.as_bytes())
                 done(SendResult(Outcome.SENT))

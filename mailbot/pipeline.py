@@ -161,10 +161,15 @@ def reported_fields(request: Request) -> dict[str, object]:
     return fields
 
 
-def target_folder(action: Action, settings: Settings) -> str | None:
+def target_folder(decision: Decision, settings: Settings) -> str | None:
+    """The decision's folder, unless a finding's rule names another (OWN_COPY: the sent folder)."""
     folders = settings.folders
+    table = reasons(settings.rules_dir)
+    for finding in decision.findings:
+        if table[finding.code].folder:
+            return getattr(folders, table[finding.code].folder)
     return {Action.ACCEPT: folders.processed, Action.REMAND: folders.processed, Action.HOLD: folders.held,
-            Action.IGNORE: folders.ignored}.get(action)
+            Action.IGNORE: folders.ignored}.get(decision.action)
 
 
 @dataclass
@@ -334,7 +339,7 @@ class Bot:
             fields=evaluation.fields, subject=mail.subject if mail else "",
             sender=mail.sender.addr if mail and mail.sender else "",
             message_id=mail.message_id if mail else None,
-            target=target_folder(d.action, self.settings), data_version=evaluation.data_version,
+            target=target_folder(d, self.settings), data_version=evaluation.data_version,
             detail=" ".join(f"{f.code}({f.detail})" if f.detail else f.code for f in d.findings),
             reply=(reply.message_id, reply.recipients, reply.message.as_bytes()) if reply else None,
             received=evaluation.received, branch=evaluation.branch,
@@ -342,7 +347,7 @@ class Bot:
         # The report keeps the decision, not the mail: a cycle over a big backlog must not hold
         # every parsed mail and its attachments until it ends.
         report.handled.append((mail.subject if mail else "", replace(evaluation, mail=None, fields={}),
-                               target_folder(d.action, self.settings)))
+                               target_folder(d, self.settings)))
 
     def _sender_over_limit(self, evaluation: Evaluation) -> bool:
         """A sender answered this often today gets no more automatic replies (a mail loop, a
@@ -388,23 +393,50 @@ class Bot:
             due = due[:max(room, 0)]
             if not due:
                 return
+        due = [reply for reply in due if not self._went_out_before(reply)]
+        if not due:
+            return
         parser = BytesParser(policy=SMTP)
-        for reply in due:
-            self.store.reply_sending(reply)
+        began: set[int] = set()
         recorded: set[int] = set()
+
+        def start(i: int) -> None:
+            # Committed before the transaction: a crash leaves just this reply 'sending', the one
+            # whose fate is unknown (its copy tells, see _went_out_before).
+            began.add(i)
+            self.store.reply_sending(due[i])
 
         def record(i: int, result: SendResult) -> None:
             # Each result is committed before the next reply goes out: a crash later in the batch
-            # sends again only the reply whose transaction it interrupted, never those before it.
+            # never sends again those before it.
             recorded.add(i)
-            self._record_send(due[i], result, report)
+            self._record_send(due[i], result, report, began=i in began)
 
-        results = self.transport.send([(parser.parsebytes(r.data), r.recipients) for r in due], on_result=record)
+        copy = [self.settings.reply_from] if self._copies else []
+        results = self.transport.send([(parser.parsebytes(r.data), r.recipients + copy) for r in due],
+                                      on_result=record, on_start=start)
         for i, (reply, result) in enumerate(zip(due, results, strict=True)):
             if i not in recorded:
-                self._record_send(reply, result, report)
+                self._record_send(reply, result, report, began=i in began)
 
-    def _record_send(self, reply: ReplyRow, result: SendResult, report: CycleReport) -> None:
+    @property
+    def _copies(self) -> bool:
+        return bool(self.settings.smtp and self.settings.smtp.copy_to_mailbox)
+
+    def _went_out_before(self, reply: ReplyRow) -> bool:
+        """A reply left 'sending' by a crash: its transaction may have reached the server.  With
+        copies, its copy in the inbox or the sent folder proves it did (recorded sent); no copy
+        yet: it waits `copy_wait` (the relay may still be delivering it) before it goes again."""
+        if reply.state != "sending" or not self._copies:
+            return False
+        for folder in (self.inbox, self.settings.folders.sent):
+            if self.mailbox.search_header(folder, "Message-ID", reply.message_id):
+                self.store.reply_sent(reply, f"its copy is in {folder}: it went out before an interruption")
+                return True
+        waited = datetime.now(timezone.utc) - (reply.sending_at or datetime.now(timezone.utc))
+        return waited < timedelta(seconds=self.settings.smtp.copy_wait)
+
+    def _record_send(self, reply: ReplyRow, result: SendResult, report: CycleReport, began: bool = True) -> None:
         if result.outcome is Outcome.SENT:
             self.store.reply_sent(reply)
             if result.detail:  # sent, but some recipient refused it for good
@@ -413,8 +445,12 @@ class Bot:
             return
         report.send_failures += 1
         attempts = reply.attempts + 1
+        if result.outcome is Outcome.IN_DOUBT and self._copies:
+            # Still 'sending': the next cycles look for its copy before it is sent again.
+            self.store.reply_in_doubt(reply, result.detail, datetime.now(timezone.utc) + self.retry_base)
+            return
         if result.outcome is Outcome.PERMANENT or attempts >= self.settings.max_send_attempts:
-            self.store.reply_failed(reply, result.detail, None)
+            self.store.reply_failed(reply, result.detail, None, began=began)
             # A reply that cannot be sent is a person's job: the mail goes to the held folder.
             failed = [*self.store.get(reply.mail_id).findings, ("REPLY_FAILED", result.detail)]
             self.store.set_state(reply.mail_id, "decided", "held: reply could not be sent", result.detail,
@@ -422,7 +458,7 @@ class Bot:
                                  findings=json.dumps(failed, ensure_ascii=False))
         else:
             delay = min(self.retry_base * 2 ** (attempts - 1), _RETRY_CAP)
-            self.store.reply_failed(reply, result.detail, datetime.now(timezone.utc) + delay)
+            self.store.reply_failed(reply, result.detail, datetime.now(timezone.utc) + delay, began=began)
 
     # ------------------------------------------------------------ filing
 

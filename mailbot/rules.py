@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from mailbot.config import Folders
 from mailbot.model import Action
 
 
@@ -35,6 +37,7 @@ class Reason:
     fix: str  # how to fix it (remands) or what staff should look at (holds)
     flag: bool = False  # shown in the digest even when the mail is accepted
     branch_fix: str = ""  # for a hold that staff turn into a remand: how the branch fixes it
+    folder: str = ""  # a [folders] key the mail is filed to instead of its decision's folder
 
     def fix_for(self, action: Action) -> str:
         """The fix as the reader of a reply with this decision needs it."""
@@ -52,6 +55,9 @@ def kind_labels(rules_dir: Path) -> dict[str, str]:
     return {k: labels[k] for k in written if k in labels} | labels
 
 
+_FOLDER_KEYS = frozenset(f.name for f in dataclasses.fields(Folders))
+
+
 @cache
 def reasons(rules_dir: Path) -> dict[str, Reason]:
     data = load_toml(rules_dir, "reasons.toml")
@@ -60,7 +66,9 @@ def reasons(rules_dir: Path) -> dict[str, Reason]:
         try:
             action = Action(entry["decision"])
             result[code] = Reason(code, action, entry["title"], entry.get("fix", ""), entry.get("flag", False),
-                                  entry.get("branch_fix", ""))
+                                  entry.get("branch_fix", ""), entry.get("folder", ""))
+            if result[code].folder and result[code].folder not in _FOLDER_KEYS:
+                raise ValueError(f"folder {result[code].folder!r} is none of {', '.join(sorted(_FOLDER_KEYS))}")
         except (KeyError, ValueError, TypeError) as e:
             raise RulesError(f"{rules_dir / 'reasons.toml'}: [{code}] is incomplete or wrong ({e})") from None
     return result

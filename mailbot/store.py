@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS replies (
     attempts      INTEGER NOT NULL DEFAULT 0,
     next_attempt  TEXT NOT NULL,
     last_error    TEXT,
-    sent_at       TEXT
+    sent_at       TEXT,
+    sending_at    TEXT                    -- when the last attempt began
 );
 CREATE INDEX IF NOT EXISTS replies_state ON replies (state, next_attempt);
 CREATE INDEX IF NOT EXISTS replies_sent ON replies (sent_at);
@@ -177,6 +178,7 @@ class ReplyRow:
     data: bytes
     state: str
     attempts: int
+    sending_at: datetime | None = None  # when the last attempt began (a 'sending' row: interrupted)
 
 
 class Store:
@@ -196,6 +198,8 @@ class Store:
         for column in ("received", "branch", "findings"):
             if column not in have:
                 self.db.execute(f"ALTER TABLE mails ADD COLUMN {column} TEXT")
+        if "sending_at" not in {r["name"] for r in self.db.execute("PRAGMA table_info(replies)")}:
+            self.db.execute("ALTER TABLE replies ADD COLUMN sending_at TEXT")
         if "claimed_at" not in {r["name"] for r in self.db.execute("PRAGMA table_info(digests)")}:
             self.db.execute("ALTER TABLE digests ADD COLUMN claimed_at TEXT")
 
@@ -385,19 +389,24 @@ class Store:
             "SELECT * FROM replies WHERE state IN ('queued', 'sending') AND next_attempt<=? ORDER BY id",
             (at.isoformat(),))
         return [ReplyRow(r["id"], r["mail_id"], r["message_id"], r["action"], json.loads(r["recipients"]),
-                         r["data"], r["state"], r["attempts"]) for r in rows]
+                         r["data"], r["state"], r["attempts"],
+                         datetime.fromisoformat(r["sending_at"]) if r["sending_at"] else None) for r in rows]
+
+    def made_reply(self, message_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM replies WHERE message_id=?", (message_id,)).fetchone() is not None
 
     def pending_reply_count(self, mail_id: int) -> int:
         return self.db.execute("SELECT COUNT(*) FROM replies WHERE mail_id=? AND state IN ('queued','sending')",
                                (mail_id,)).fetchone()[0]
 
     def reply_sending(self, reply: ReplyRow) -> None:
-        # Marked before the SMTP transaction: after a crash here the reply is sent again with the
-        # same Message-ID (receiving servers drop duplicates by it) rather than lost.
+        # Marked before the SMTP transaction: a crash leaves it 'sending', and the next process
+        # looks for its copy ([smtp] copy_to_mailbox) or sends it again, never loses it.
         with self.transaction() as db:
-            db.execute("UPDATE replies SET state='sending', attempts=attempts+1 WHERE id=?", (reply.id,))
+            db.execute("UPDATE replies SET state='sending', attempts=attempts+1, sending_at=? WHERE id=?",
+                       (now_utc().isoformat(), reply.id))
 
-    def reply_sent(self, reply: ReplyRow) -> None:
+    def reply_sent(self, reply: ReplyRow, how: str = "") -> None:
         t = now_utc().isoformat()
         with self.transaction() as db:
             db.execute("UPDATE replies SET state='sent', sent_at=?, last_error=NULL WHERE id=?", (t, reply.id))
@@ -406,18 +415,30 @@ class Store:
             if not left:
                 db.execute("UPDATE mails SET state='sent', updated=? WHERE id=? AND state='reply_queued'",
                            (t, reply.mail_id))
-            self._event(db, reply.mail_id, "reply sent", f"{reply.message_id} to {', '.join(reply.recipients)}")
+            self._event(db, reply.mail_id, "reply sent",
+                        f"{reply.message_id} to {', '.join(reply.recipients)}" + (f" ({how})" if how else ""))
 
-    def reply_failed(self, reply: ReplyRow, error: str, retry_at: datetime | None) -> None:
-        """A temporary failure is retried at retry_at; None means given up (permanent or too many)."""
+    def reply_failed(self, reply: ReplyRow, error: str, retry_at: datetime | None, began: bool = True) -> None:
+        """A temporary failure is retried at retry_at; None means given up (permanent or too many).
+        `began`: its transaction had begun (reply_sending counted the attempt); else (the relay
+        refused the connection or the login) the attempt is counted here."""
+        more = 0 if began else 1
         with self.transaction() as db:
             if retry_at is None:
-                db.execute("UPDATE replies SET state='failed', last_error=? WHERE id=?", (error, reply.id))
+                db.execute("UPDATE replies SET state='failed', last_error=?, attempts=attempts+? WHERE id=?",
+                           (error, more, reply.id))
                 self._event(db, reply.mail_id, "reply failed", error)
             else:
-                db.execute("UPDATE replies SET state='queued', last_error=?, next_attempt=? WHERE id=?",
-                           (error, retry_at.isoformat(), reply.id))
+                db.execute("UPDATE replies SET state='queued', last_error=?, next_attempt=?, attempts=attempts+? "
+                           "WHERE id=?", (error, retry_at.isoformat(), more, reply.id))
                 self._event(db, reply.mail_id, "reply retry", f"{error}; next at {retry_at.isoformat()}")
+
+    def reply_in_doubt(self, reply: ReplyRow, error: str, look_at: datetime) -> None:
+        """The answer to its DATA was lost: left 'sending' (fate unknown), looked at again then."""
+        with self.transaction() as db:
+            db.execute("UPDATE replies SET last_error=?, next_attempt=? WHERE id=?",
+                       (error, look_at.isoformat(), reply.id))
+            self._event(db, reply.mail_id, "reply in doubt", f"{error}; its copy is looked for")
 
     # ------------------------------------------------------------ audit trail
 

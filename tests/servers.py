@@ -552,8 +552,11 @@ class SmtpSink:
 
     # -- behaviour ------------------------------------------------------------------------
 
-    def set_control(self, *, mode: str | None = None, reject_rcpt=None, tempfail_rcpt=None) -> None:
+    def set_control(self, *, mode: str | None = None, reject_rcpt=None, tempfail_rcpt=None,
+                    deliver=None) -> None:
         control = self._control()
+        if deliver is not None:
+            control["deliver"] = dict(deliver)
         if mode is not None:
             if mode not in ("accept", "tempfail", "permfail", "hang"):
                 raise ValueError(f"unknown sink mode {mode!r}")
@@ -577,6 +580,12 @@ class SmtpSink:
     def tempfail_rcpt(self, *addresses: str) -> None:
         """Answer 450 to RCPT TO for these addresses (none: accept every recipient again)."""
         self.set_control(tempfail_rcpt=addresses)
+
+    def deliver_to(self, address: str, account: ImapAccount) -> None:
+        """Deliver what is accepted for `address` into the account's INBOX as well (as a relay
+        delivers to a local mailbox), before answering DATA."""
+        self.set_control(deliver={address.lower(): {"host": account.host, "port": account.port,
+                                                    "user": account.username, "password": account.password}})
 
     def _control(self) -> dict:
         try:
@@ -624,8 +633,8 @@ class SmtpSink:
                 p.unlink(missing_ok=True)
 
     def reset(self) -> None:
-        """Back to a fresh sink: accept mode, no rejected recipients, no messages."""
-        self.set_control(mode="accept", reject_rcpt=(), tempfail_rcpt=())
+        """Back to a fresh sink: accept mode, no rejected recipients, no delivery, no messages."""
+        self.set_control(mode="accept", reject_rcpt=(), tempfail_rcpt=(), deliver={})
         self.clear()
         if not self.running:
             self.start()

@@ -9,7 +9,8 @@ read at every transaction, changes the behaviour at run time:
 
     {"mode": "accept" | "tempfail" | "permfail" | "hang",   # the answer to DATA
      "reject_rcpt": ["addr", ...],                           # 550 at RCPT TO for these
-     "tempfail_rcpt": ["addr", ...]}                         # 450 at RCPT TO for these
+     "tempfail_rcpt": ["addr", ...],                         # 450 at RCPT TO for these
+     "deliver": {"addr": {"host", "port", "user", "password"}}}  # also APPENDed to that INBOX
 
 The bound port is written to DIR/port once the server listens.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import imaplib
 import json
 import os
 import signal
@@ -52,6 +54,7 @@ class SinkHandler:
         data.setdefault("mode", self.default_mode)
         data.setdefault("reject_rcpt", [])
         data.setdefault("tempfail_rcpt", [])
+        data.setdefault("deliver", {})
         return data
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
@@ -65,7 +68,8 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        mode = self.control()["mode"]
+        control = self.control()
+        mode = control["mode"]
         if mode == "tempfail":
             return "451 4.3.0 Temporary failure (sink tempfail mode)"
         if mode == "permfail":
@@ -87,9 +91,24 @@ class SinkHandler:
             "auth_user": auth.login.decode("utf-8", "replace") if isinstance(auth, LoginPassword) else None,
             "received_at": time.time(),
         }
+        # Recorded and delivered without yielding to the loop: a client gone in between (a killed
+        # bot) cannot cancel half of it, as a relay delivers to all once it took the message.
         _write_atomic(self.messages / f"{stem}.eml", content)
         _write_atomic(self.messages / f"{stem}.json", json.dumps(meta).encode("utf-8"))
+        for rcpt in envelope.rcpt_tos:
+            mailbox = control["deliver"].get(rcpt.lower())
+            if mailbox is not None:  # delivered before the 250, as a relay's local delivery
+                _deliver(mailbox, content)
         return "250 2.0.0 OK: queued"
+
+
+def _deliver(mailbox: dict, content: bytes) -> None:
+    imap = imaplib.IMAP4(mailbox["host"], int(mailbox["port"]))
+    try:
+        imap.login(mailbox["user"], mailbox["password"])
+        imap.append("INBOX", None, None, content)
+    finally:
+        imap.logout()
 
 
 def make_authenticator(user: str, password: str):

@@ -1,6 +1,7 @@
 """Checks alone, on hand-built requests, and the decision they lead to."""
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -79,6 +80,42 @@ def test_a_kind_subject_mentioning_absence_is_not_an_auto_reply():
                                     "usen_spot@usen.co.jp"])
 def test_system_senders_and_own_mail_are_ignored(sender):
     assert findings_of(mail(sender=sender, body=ORDER_BODY, attachments=(PDF,))) == ["AUTO_REPLY"]
+
+
+class _Replies:
+    """A history that knows the Message-IDs of the replies the bot made."""
+
+    def __init__(self, *ids: str):
+        self.ids = set(ids)
+
+    def made_reply(self, message_id: str) -> bool:
+        return message_id in self.ids
+
+    def requests_for(self, code: str) -> list:
+        return []
+
+
+@pytest.mark.parametrize(("sender", "made", "expected"), [
+    ("usen_spot@usen.co.jp", True, ["OWN_COPY"]),  # the copy of one of its replies
+    ("usen_spot@usen.co.jp", False, ["AUTO_REPLY"]),  # other mail from its own address
+    ("i-suzuki@usen.co.jp", True, []),  # someone else reusing a reply's Message-ID
+])
+def test_the_copy_of_an_own_reply_goes_to_the_sent_folder(sender, made, expected):
+    from dataclasses import replace
+
+    from mailbot.config import embedded_default
+    from mailbot.pipeline import target_folder
+
+    m = mail(sender=sender, body=ORDER_BODY, attachments=(PDF,),
+             headers={"Auto-Submitted": ("auto-replied",)} if sender.startswith("usen_spot") else {})
+    ctx = replace(CTX, history=_Replies(m.message_id if made else "<other@usen.co.jp>"))
+    request = Request(mail=m, classification=classify(m.subject, RULES), received=CTX.now,
+                      body_items=body_items(m.body, RULES))
+    found = run_checks(request, ctx)
+    assert [f.code for f in found if f.code in ("OWN_COPY", "AUTO_REPLY")] == expected
+    if expected == ["OWN_COPY"]:
+        settings = embedded_default(Path("/nonexistent"))
+        assert target_folder(decide(found, RULES), settings) == settings.folders.sent == "送信済"
 
 
 def test_delivery_reports_are_ignored():

@@ -66,7 +66,8 @@ def test_good_config_loads(tmp_path, monkeypatch):
 
 def test_example_config_loads(monkeypatch):
     monkeypatch.setenv("MAILBOT_IMAP_PASSWORD", "x")
-    load(Path(__file__).resolve().parent.parent / "config.example.toml")
+    s = load(Path(__file__).resolve().parent.parent / "config.example.toml")
+    assert s.smtp.copy_to_mailbox and s.smtp.copy_wait == 300 and s.folders.sent == "送信済"
 
 
 def test_embedded_default_needs_no_servers(tmp_path):
@@ -86,9 +87,14 @@ def test_embedded_default_needs_no_servers(tmp_path):
     ('time = "18:00"', 'time = "25:00"', "digest.time: '25:00' is not a time of day"),
     ('poll_interval = 30', 'poll_interval = 0', "scheduler.poll_interval: 0 must be at least 1"),
     ('poll_interval = 30', 'poll_intervall = 30', "scheduler.poll_intervall: unknown setting"),
-    ('held = "保留"', 'held = "処理済"', "folders: processed, held, ignored, held_accept, held_remand and held_originals must be different folders"),
+    ('held = "保留"', 'held = "処理済"', "folders: processed, held, ignored, held_accept, held_remand, held_originals and sent must be different folders"),
     ('recipients = ["sv@usen.co.jp"]', 'recipients = ["nobody"]', "digest.recipients[0]: 'nobody' is not a mail address"),
     ('[state]', '[forms]\ntimeout = 0\n[state]', "forms.timeout: 0 must be greater than 0"),
+    ('from = "usen_spot@usen.co.jp"', 'from = "usen_spot@usen.co.jp"\ncopy_to_mailbox = 1',
+     "smtp.copy_to_mailbox: expected true or false"),
+    ('from = "usen_spot@usen.co.jp"', 'from = "usen_spot@usen.co.jp"\ncopy_wait = 0',
+     "smtp.copy_wait: 0 must be greater than 0"),
+    ('held = "保留"', 'held = "保留"\nsent = "処理済"', "must be different folders"),
     ('[state]', '[forms]\nmax_pages = "many"\n[state]', "forms.max_pages: expected an integer"),
 ])
 def test_each_error_names_the_key(tmp_path, monkeypatch, old, new, message):

@@ -185,6 +185,22 @@ def test_the_mornings_mails_by_kind_decision_and_branch(state):
     assert data.alerts == []
 
 
+def test_copies_of_the_bots_own_replies_are_no_mail_received(state):
+    """[smtp] copy_to_mailbox brings each reply back to the shared mailbox (filed to 送信済 as
+    OWN_COPY): those copies are not counted as mail of the day."""
+    store = Store(state / "state.sqlite3")
+    try:
+        before = collect_at(store, D, EVENING).today.totals
+        for minute in range(3):
+            add_mail(store, f"2026-11-20T11:0{minute}:00+09:00", "unknown", "ignore", ["OWN_COPY"],
+                     sender="usen_spot@usen.co.jp", subject="【受付】USEN SPOT 器材発注依頼_988776654")
+        add_mail(store, "2026-11-20T11:05:00+09:00", "unknown", "ignore", ["AUTO_REPLY"])
+        after = collect_at(store, D, EVENING).today.totals
+    finally:
+        store.close()
+    assert after == {**before, "ignore": before["ignore"] + 1}
+
+
 def test_held_deferred_problems_alerts_and_the_month(state):
     store = Store(state / "state.sqlite3")
     try:

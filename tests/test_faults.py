@@ -41,6 +41,7 @@ from mailbot.samples import sample_mails
 from mailbot.store import Store
 
 SENDER = "usen_spot@usen.co.jp"
+SENT = "送信済"
 FETCH_BODY = r"^UID FETCH .*BODY\.PEEK\[\]"
 ALL = list(EXPECTED)
 
@@ -59,8 +60,9 @@ def load(account, names=ALL) -> dict[str, bytes]:
 
 
 def config(tmp_path: Path, account, sink, *, imap=None, smtp=None, imap_timeout: float = 5.0,
-           smtp_timeout: float = 5.0, poll_interval: int | None = None) -> Path:
-    """test_loop's configuration, through the proxies when given, with short timeouts."""
+           smtp_timeout: float = 5.0, poll_interval: int | None = None, copy_wait: float | None = None) -> Path:
+    """test_loop's configuration, through the proxies when given, with short timeouts; with
+    `copy_wait`, each reply's copy to the shared mailbox ([smtp] copy_to_mailbox)."""
     via_imap = SimpleNamespace(host=account.host, port=imap.port if imap else account.port,
                                username=account.username, password=account.password)
     via_smtp = SimpleNamespace(host=sink.host, port=smtp.port if smtp else sink.port)
@@ -68,6 +70,9 @@ def config(tmp_path: Path, account, sink, *, imap=None, smtp=None, imap_timeout:
     text = path.read_text("utf-8")
     text = text.replace("ssl = false\n", f"ssl = false\ntimeout = {imap_timeout}\n", 1)
     text = text.replace("starttls = false\n", f"starttls = false\ntimeout = {smtp_timeout}\n", 1)
+    if copy_wait is not None:
+        text = text.replace(f'from = "{SENDER}"\n', f'from = "{SENDER}"\ncopy_to_mailbox = true\n'
+                                                     f"copy_wait = {copy_wait}\n", 1)
     if poll_interval:
         text += f"\n[scheduler]\npoll_interval = {poll_interval}\n"
     path.write_text(text, "utf-8")
@@ -81,12 +86,13 @@ def reply_id(data: bytes, name: str) -> str:
 
 def check_once(account, sink, loaded: dict[str, bytes], *, server_name=lambda f: f,
                expected: dict | None = None, resent: set[str] = frozenset(),
-               refused: set[str] = frozenset()) -> None:
+               refused: set[str] = frozenset(), copy_to: str | None = None) -> None:
     """Every mail filed exactly once, byte for byte, in its folder and nowhere else; one held note
     per held mail; one reply per mail due one (matched by In-Reply-To, with the reply's derived
     Message-ID), to every address in its To and Cc (but the `refused` ones), and none for the
     others.  `resent`: mails whose reply the sink may have accepted twice, the same message under
-    the same Message-ID (an SMTP answer lost after the server took it)."""
+    the same Message-ID (an SMTP answer lost after the server took it).  `copy_to`: the shared
+    mailbox each reply also went to (Bcc), its copy filed to the sent folder once."""
     expected = expected or EXPECTED
     assert account.messages(server_name("INBOX")) == {}, "the inbox is empty"
     folders = {f: list(account.messages(server_name(f)).values()) for f in (PROCESSED, ORIGINALS, IGNORED)}
@@ -117,12 +123,16 @@ def check_once(account, sink, loaded: dict[str, bytes], *, server_name=lambda f:
         headers = [str(v) for v in got[0].message.get_all("To", []) + got[0].message.get_all("Cc", [])]
         addressed = {a.lower() for _, a in email.utils.getaddresses(headers)}
         for m in got:
-            assert {a.lower() for a in m.rcpt_tos} == addressed - refused, f"{name}: {m.rcpt_tos}"
+            assert {a.lower() for a in m.rcpt_tos} == (addressed - refused) | ({copy_to} if copy_to else set()), \
+                f"{name}: {m.rcpt_tos}"
         if name in resent:
             assert len(got) <= 2 and len({m.raw for m in got}) == 1, f"{name}: {len(got)} different replies"
         else:
             assert len(got) == 1, f"{name}: {len(got)} replies"
     assert by_source == {}, "no reply to anything else"
+    copies = sorted(str(email.message_from_bytes(d)["Message-ID"]) for d in account.messages(server_name(SENT)).values())
+    assert copies == (sorted({str(m.message["Message-ID"]) for m in sink.messages()}) if copy_to else []), \
+        "each reply's copy once in the sent folder"
 
 
 def check_store(database: Path, *, replies: str = "sent") -> None:
@@ -471,6 +481,39 @@ def test_smtp_timeout_is_bounded_and_retried(imap_account, smtp_sink, smtp_proxy
         resent = {next(n for n, d in loaded.items() if reply_id(d, n) == first.message["Message-ID"])}
     check_once(imap_account, smtp_sink, loaded, resent=resent)
     assert len(smtp_sink.messages()) == 3 + len(resent)
+    check_store(tmp_path / "state.sqlite3")
+
+
+@pytest.mark.parametrize("fault", ["stall-end-of-data", "drop-end-of-data", "drop-before-end"])
+def test_a_reply_in_doubt_goes_out_once_with_copies(imap_account, smtp_sink, smtp_proxy, tmp_path, fault):
+    """With [smtp] copy_to_mailbox the shared mailbox gets each reply's copy from the relay.  When
+    the answer to the end of DATA is lost (the server took the message, or not: "drop-before-end"),
+    the reply stays in doubt: its copy found in the mailbox marks it sent; no copy after copy_wait
+    and it goes again.  Either way every mail has its one reply."""
+    names = ["order_shibuya", "cancellation", "auto_reply", "order_no_code", "outside_gmail"]
+    loaded = load(imap_account, names)
+    smtp_sink.deliver_to(SENDER, imap_account)
+    cfg = config(tmp_path, imap_account, smtp_sink, smtp=smtp_proxy, smtp_timeout=1.0, copy_wait=1.5)
+    if fault == "drop-before-end":
+        smtp_proxy.fail_on(r"^\.$", when="before")
+    else:
+        smtp_proxy.fail_on(r"^\.$", when="after", action=fault.split("-")[0])
+    with bot_session(cfg, timeout=5) as (bot, store):
+        report = bot.poll()
+        assert report.sent == 0 and report.send_failures == 3
+        taken = len(smtp_sink.messages())
+        assert taken == (0 if fault == "drop-before-end" else 1)
+        smtp_proxy.resume()
+        assert bot.poll().sent == 2, "the two never tried go out; the one in doubt waits for its copy"
+        states = [r[0] for r in store.db.execute("SELECT state FROM replies ORDER BY id")]
+        assert states.count("sending") == 1 - taken
+        time.sleep(1.6)  # copy_wait is over: a reply in doubt without a copy goes again
+        assert bot.poll().sent == 1 - taken
+        poll_until_quiet(bot)
+        found = [d for _, d in events(tmp_path / "state.sqlite3", "reply sent") if "its copy is in" in d]
+        assert len(found) == taken
+    check_once(imap_account, smtp_sink, loaded, copy_to=SENDER)
+    assert len(smtp_sink.messages()) == 3
     check_store(tmp_path / "state.sqlite3")
 
 

@@ -2,7 +2,7 @@
 
 Like Mailman's rules, a check only reports; `decide.py` turns the findings into a decision.
 The order below is the order they run in; a finding with `stop=True` ends the run
-(AUTO_REPLY, SENDER_NOT_ALLOWED, UNKNOWN_SUBJECT: nothing else is worth saying).
+(OWN_COPY, AUTO_REPLY, SENDER_NOT_ALLOWED, UNKNOWN_SUBJECT: nothing else is worth saying).
 `run_checks` with no list runs them all, on a request whose form has already been read.
 """
 
@@ -59,7 +59,7 @@ def gate_checks() -> list[Check]:
     will not be answered (automatic, outsider, unknown) is opened."""
     from mailbot.checks import sender, subject
 
-    return [sender.auto_reply, sender.sender_allowed, subject.unknown_subject]
+    return [sender.own_copy, sender.auto_reply, sender.sender_allowed, subject.unknown_subject]
 
 
 def content_checks() -> list[Check]:

@@ -1,5 +1,6 @@
-"""Who may be answered: RFC 3834 automatic mail (AUTO_REPLY), and outsiders or senders the
-receiving server could not authenticate (SENDER_NOT_ALLOWED)."""
+"""Who may be answered: the copies of the bot's own replies (OWN_COPY), RFC 3834 automatic mail
+(AUTO_REPLY), and outsiders or senders the receiving server could not authenticate
+(SENDER_NOT_ALLOWED)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,16 @@ def _automatic_because(request: Request, ctx: CheckContext) -> str | None:
         if subject.startswith(word) or f"{word}:" in subject:
             return f"Subject: {mail.subject[:80]}"
     return None
+
+
+def own_copy(request: Request, ctx: CheckContext) -> list[Finding]:
+    """The copy of a reply the bot sent ([smtp] copy_to_mailbox): from its own address, with the
+    Message-ID of one of its replies.  Filed to the sent folder, never answered."""
+    mail = request.mail
+    if (ctx.history is None or mail.sender is None or mail.sender.addr not in ctx.own_addresses
+            or not mail.message_id or not ctx.history.made_reply(mail.message_id)):
+        return []
+    return [Finding("OWN_COPY", mail.message_id, stop=True)]
 
 
 def auto_reply(request: Request, ctx: CheckContext) -> list[Finding]:
