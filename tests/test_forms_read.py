@@ -203,18 +203,22 @@ def test_limits_name_the_limit() -> None:
     r = read_pdf(data, "application", limits=PdfLimits(timeout_s=0.001), rules_dir=RULES)
     assert r.status is PdfStatus.UNREADABLE and "time limit" in r.detail
     r = read_pdf(_content_bomb(200), "application", limits=PdfLimits(memory_mb=300), rules_dir=RULES)
+    assert r.status is PdfStatus.UNREADABLE and "content over 32 MB once inflated" in r.detail
+    # 30 MB (under the content cap) of drawing: ~2 million paths take PDFium past the memory limit
+    r = read_pdf(_content_bomb(30, b"0 0 m 1 1 l S\n"), "application", limits=PdfLimits(memory_mb=300),
+                 rules_dir=RULES)
     assert r.status is PdfStatus.UNREADABLE and "memory limit (300 MB)" in r.detail
     assert read_pdf(b"", "application", rules_dir=RULES).detail == "empty file (0 bytes)"
     assert read_pdfs([], rules_dir=RULES) == []
 
 
-def _content_bomb(mb: int) -> bytes:
-    """A page whose content stream inflates to `mb` MB of spaces (compressed in 1 MB steps)."""
+def _content_bomb(mb: int, pattern: bytes = b" ") -> bytes:
+    """A page whose content stream inflates to `mb` MB of `pattern` (compressed in 1 MB steps)."""
     import pikepdf
     import zlib
 
     z = zlib.compressobj(9)
-    chunk = b" " * 2**20
+    chunk = pattern * (2**20 // len(pattern))
     packed = b"".join(z.compress(chunk) for _ in range(mb)) + z.flush()
     pdf = pikepdf.new()
     pdf.add_blank_page()

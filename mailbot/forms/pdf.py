@@ -1,4 +1,5 @@
-"""Unlock a PDF with pikepdf, then read it: AcroForm fields, or positioned words and table cells.
+"""Unlock a PDF with pikepdf, then read it: AcroForm fields, or positioned words and table cells
+(PDFium finds the characters and the ruling, pdfplumber's algorithms make words and cells).
 
 This module does the work *inside* the sandbox's child process (see sandbox.py); nothing here
 protects itself against hostile files, the child's limits do.  The parent only calls
@@ -6,11 +7,11 @@ protects itself against hostile files, the child's limits do.  The parent only c
 
     unlock(data, password)             -> Unlocked (an open pikepdf.Pdf and the status) | PdfReading
     acroform_values(pdf)               -> {field name: str | bool | list[str]}
-    extract_layout(pdf_bytes)          -> Layout (words with positions and font size, table cells)
+    extract_layout(pdf_bytes, pages)   -> Layout (words with positions and font size, table cells)
     read_form(data, form, ...)         -> PdfReading (what the child sends back)
 
 Statuses (DOMAIN.md §4):
-- opened with an empty password → NOT_ENCRYPTED, whether the file carries no encryption at all
+- opens with an empty password → NOT_ENCRYPTED, whether the file carries no encryption at all
   or only an owner password (permissions) with an empty user password: the manual's
   "パスワード必須" means a password is needed to *open* the form, and such a file opens for
   anyone.  It is still read, so the form checks run too.
@@ -60,8 +61,12 @@ def password_candidates(password: str) -> list[str]:
 
 
 def unlock(data: bytes, password: str) -> Unlocked | PdfReading:
-    """Open `data`: with an empty password first (no password needed → NOT_ENCRYPTED), then with
-    the agreed password and its variants (→ READ), else WRONG_PASSWORD / UNREADABLE."""
+    """Open `data`: a file that opens with an empty password → NOT_ENCRYPTED; with the agreed
+    password or its variants → READ; else WRONG_PASSWORD / UNREADABLE.
+
+    The agreed password is tried first: on an AES-256 file each try costs a deliberately slow key
+    derivation, and when it matches the *user* password an empty one cannot also open the file.
+    Only when it opened the file as the owner's, or not at all, is the empty password tried."""
     import pikepdf
 
     def attempt(pw: str):
@@ -70,30 +75,36 @@ def unlock(data: bytes, password: str) -> Unlocked | PdfReading:
             return pikepdf.open(io.BytesIO(data), password=pw, attempt_recovery=False,
                                 suppress_warnings=True)
 
-    try:
-        pdf = attempt("")
-    except pikepdf.PasswordError:
-        pass
-    except Exception as e:  # noqa: BLE001 - any other failure is a broken file
-        return PdfReading(PdfStatus.UNREADABLE, detail=_damaged(e))
-    else:
+    def without_password() -> Unlocked | PdfReading | None:
+        try:
+            pdf = attempt("")
+        except pikepdf.PasswordError:
+            return None
+        except Exception as e:  # noqa: BLE001 - any other failure is a broken file
+            return PdfReading(PdfStatus.UNREADABLE, detail=_damaged(e))
         if pdf.is_encrypted:
             return Unlocked(pdf, PdfStatus.NOT_ENCRYPTED,
                             "encrypted with an empty user password (opens without a password)")
         return Unlocked(pdf, PdfStatus.NOT_ENCRYPTED, "no password")
 
-    candidates = password_candidates(password)
-    for i, pw in enumerate(candidates):
+    for i, pw in enumerate(password_candidates(password)):
         try:
             pdf = attempt(pw)
         except pikepdf.PasswordError:
             continue
         except Exception as e:  # noqa: BLE001
             return PdfReading(PdfStatus.UNREADABLE, detail=_damaged(e))
+        if not pdf.is_encrypted:
+            return Unlocked(pdf, PdfStatus.NOT_ENCRYPTED, "no password")
+        if not pdf.user_password_matched:  # the owner's password: may the user's be empty?
+            empty = without_password()
+            if empty is not None:
+                pdf.close()
+                return empty
         if i == 0 or pw == unicodedata.normalize("NFKC", password):
             return Unlocked(pdf, PdfStatus.READ, "")
         return Unlocked(pdf, PdfStatus.READ, "opened with the password typed in full-width characters")
-    return PdfReading(PdfStatus.WRONG_PASSWORD, detail="the agreed password does not open it")
+    return without_password() or PdfReading(PdfStatus.WRONG_PASSWORD, detail="the agreed password does not open it")
 
 
 def _damaged(e: BaseException) -> str:
@@ -272,42 +283,159 @@ PAGE_GAP = 50.0  # points between stacked pages
 
 
 LAYOUT_CHAR_BUDGET = 20_000  # a form is a page or two: stop reading pages past this much text
+MAX_PAGE_CONTENT = 32 * 2**20  # decoded content stream bytes of a page (a form's: ~50 kB)
+MAX_EDGES = 50_000  # drawn line pieces looked at per page (a form's grid has a few hundred)
 
 
 def extract_layout(pdf_bytes: bytes, max_pages: int) -> Layout:
-    """Words (with font size) and table cells of the pages, via pdfplumber; pages after the
-    first LAYOUT_CHAR_BUDGET characters are not read (a form is one or two pages)."""
-    import pdfplumber
+    """Words (with font size) and table cells of the pages, via PDFium (pypdfium2); pages after
+    the first LAYOUT_CHAR_BUDGET characters are not read (a form is one or two pages).
+
+    PDFium reads a page in C++, about ten times faster than pdfminer in Python; what it finds is
+    given the shape pdfplumber gives (characters as dicts, drawn lines as edges), and words and
+    table cells are made from it by pdfplumber's own word extractor and table finder, so a form
+    reads the same either way (tests/test_forms_read.py compares both)."""
+    import pypdfium2 as pdfium
+    from pdfplumber.utils.text import WordExtractor
 
     layout = Layout()
     offset = 0.0
-    chars = 0
-    with pdfplumber.open(io.BytesIO(pdf_bytes)) as doc:
-        for i, page in enumerate(doc.pages):
-            if i >= max_pages or chars > LAYOUT_CHAR_BUDGET:
+    chars_read = 0
+    words = WordExtractor(x_tolerance=3, y_tolerance=3, keep_blank_chars=False, use_text_flow=False,
+                          extra_attrs=["size"])
+    doc = pdfium.PdfDocument(pdf_bytes)
+    try:
+        for i in range(min(len(doc), max_pages)):
+            if chars_read > LAYOUT_CHAR_BUDGET:
                 break
-            chars += len(page.chars)
-            layout.pages += 1
-            for w in page.extract_words(keep_blank_chars=False, use_text_flow=False, extra_attrs=["size"]):
-                text = w.get("text") or ""
-                if not text.strip():
-                    continue
-                layout.words.append(Word(text, float(w["x0"]), float(w["x1"]), float(w["top"]) + offset,
-                                         float(w["bottom"]) + offset, float(w.get("size") or 10.0), i))
-            if page.chars:  # tables only matter where there is text
-                try:
-                    tables = page.find_tables()
-                except Exception:  # noqa: BLE001 - a table finder failure only loses the cells
-                    tables = []
-                for t in tables:
-                    for c in t.cells:
-                        if c is None:
-                            continue
-                        x0, top, x1, bottom = (float(v) for v in c)
+            page = doc[i]
+            try:
+                height = page.get_height()
+                chars = _page_chars(page, height)
+                chars_read += len(chars)
+                layout.pages += 1
+                for w in words.extract_words(chars):
+                    text = w.get("text") or ""
+                    if text.strip():
+                        layout.words.append(Word(text, float(w["x0"]), float(w["x1"]), float(w["top"]) + offset,
+                                                 float(w["bottom"]) + offset, float(w.get("size") or 10.0), i))
+                if chars:  # tables only matter where there is text
+                    for x0, top, x1, bottom in _table_cells(_page_edges(page, height)):
                         layout.cells.append(Cell(x0, top + offset, x1, bottom + offset, i))
-            offset += float(page.height) + PAGE_GAP
-            page.flush_cache() if hasattr(page, "flush_cache") else None
+                offset += height + PAGE_GAP
+            finally:
+                page.close()
+    finally:
+        doc.close()
     return layout
+
+
+def _page_chars(page, height: float) -> list[dict]:
+    """The page's characters as pdfplumber's char dicts (the attributes its word extractor uses),
+    without the spaces and line breaks PDFium generates between words and lines."""
+    import pypdfium2.raw as raw
+
+    textpage = page.get_textpage()
+    try:
+        tp = textpage.raw
+        box = raw.FS_RECTF()
+        chars = []
+        for k in range(raw.FPDFText_CountChars(tp)):
+            if raw.FPDFText_IsGenerated(tp, k) == 1:
+                continue
+            code = raw.FPDFText_GetUnicode(tp, k)
+            if code in (0, 0xFFFE, 0xFFFF) or code in (0x0A, 0x0D) or 0xD800 <= code <= 0xDFFF:
+                continue
+            if not raw.FPDFText_GetLooseCharBox(tp, k, box):
+                continue
+            top, bottom = height - box.top, height - box.bottom
+            size = raw.FPDFText_GetFontSize(tp, k)
+            chars.append({"text": chr(code), "x0": box.left, "x1": box.right, "top": top, "bottom": bottom,
+                          "doctop": top, "y0": box.bottom, "y1": box.top, "width": box.right - box.left,
+                          "height": bottom - top, "size": size if size > 0 else bottom - top,
+                          "upright": abs(raw.FPDFText_GetCharAngle(tp, k)) < 1e-3, "page_number": 1})
+        return chars
+    finally:
+        textpage.close()
+
+
+def _page_edges(page, height: float) -> list[dict]:
+    """The horizontal and vertical pieces of every drawn path (in form XObjects too) as
+    pdfplumber's edge dicts: the ruling of tables."""
+    import ctypes
+
+    import pypdfium2.raw as raw
+
+    edges: list[dict] = []
+    x, y = ctypes.c_float(), ctypes.c_float()
+
+    def points(path, m) -> list[list[tuple[float, float]]]:
+        """The path's subpaths (corner points, closed ones closed) in page space."""
+        subpaths: list[list[tuple[float, float]]] = []
+        for s in range(raw.FPDFPath_CountSegments(path)):
+            seg = raw.FPDFPath_GetPathSegment(path, s)
+            if not raw.FPDFPathSegment_GetPoint(seg, x, y):
+                continue
+            p = (m[0] * x.value + m[2] * y.value + m[4], m[1] * x.value + m[3] * y.value + m[5])
+            if raw.FPDFPathSegment_GetType(seg) == raw.FPDF_SEGMENT_MOVETO or not subpaths:
+                subpaths.append([p])
+            else:
+                subpaths[-1].append(p)
+            if raw.FPDFPathSegment_GetClose(seg) and subpaths[-1][0] != p:
+                subpaths[-1].append(subpaths[-1][0])
+        return subpaths
+
+    def add(p0: tuple[float, float], p1: tuple[float, float]) -> None:
+        x0, x1 = sorted((p0[0], p1[0]))
+        top, bottom = sorted((height - p0[1], height - p1[1]))
+        if abs(p0[0] - p1[0]) < 1e-3:
+            orientation = "v"
+        elif abs(p0[1] - p1[1]) < 1e-3:
+            orientation = "h"
+        else:
+            return
+        edges.append({"object_type": "curve_edge", "orientation": orientation, "x0": x0, "x1": x1, "top": top,
+                      "bottom": bottom, "doctop": top, "y0": height - bottom, "y1": height - top,
+                      "width": x1 - x0, "height": bottom - top})
+
+    def walk(count, get, m) -> None:
+        for k in range(count):
+            obj = get(k)
+            kind = raw.FPDFPageObj_GetType(obj)
+            own = raw.FS_MATRIX()
+            if not raw.FPDFPageObj_GetMatrix(obj, own):
+                continue
+            # the object's matrix, then its container's (a form XObject within the page)
+            mm = (own.a * m[0] + own.b * m[2], own.a * m[1] + own.b * m[3],
+                  own.c * m[0] + own.d * m[2], own.c * m[1] + own.d * m[3],
+                  own.e * m[0] + own.f * m[2] + m[4], own.e * m[1] + own.f * m[3] + m[5])
+            if kind == raw.FPDF_PAGEOBJ_PATH:
+                for sub in points(obj, mm):
+                    for p0, p1 in zip(sub, sub[1:]):
+                        add(p0, p1)
+            elif kind == raw.FPDF_PAGEOBJ_FORM and len(edges) < MAX_EDGES:
+                walk(raw.FPDFFormObj_CountObjects(obj), lambda j, o=obj: raw.FPDFFormObj_GetObject(o, j), mm)
+            if len(edges) >= MAX_EDGES:
+                return
+
+    walk(raw.FPDFPage_CountObjects(page.raw), lambda j: raw.FPDFPage_GetObject(page.raw, j), (1, 0, 0, 1, 0, 0))
+    return edges
+
+
+def _table_cells(edges: list[dict]) -> list[tuple[float, float, float, float]]:
+    """Table cells from the ruling, as pdfplumber's find_tables() finds them (default settings:
+    snap and join 3 pt, edges of at least 3 pt, intersections within 3 pt, tables of 2+ cells)."""
+    from pdfplumber.table import cells_to_tables, edges_to_intersections, intersections_to_cells, merge_edges
+    from pdfplumber.utils import filter_edges
+
+    ruled = [e for e in edges if e["orientation"] == "v" and e["height"] >= 1] + \
+        [e for e in edges if e["orientation"] == "h" and e["width"] >= 1]
+    if not ruled:
+        return []
+    merged = filter_edges(merge_edges(ruled, snap_x_tolerance=3, snap_y_tolerance=3, join_x_tolerance=3,
+                                      join_y_tolerance=3), min_length=3)
+    cells = intersections_to_cells(edges_to_intersections(merged, 3, 3))
+    return [tuple(float(v) for v in c) for table in cells_to_tables(cells) for c in table]
 
 
 def layout_text(layout: Layout, limit: int = TEXT_LIMIT) -> str:
@@ -347,6 +475,9 @@ def read_form(data: bytes, form: str, *, password: str, max_pages: int, rules_di
             return PdfReading(PdfStatus.UNREADABLE, detail=f"too many pages ({pages} > {max_pages})")
         if pages == 0:
             return PdfReading(PdfStatus.UNREADABLE, detail="no pages")
+        oversized = _oversized_content(pdf, max_pages)
+        if oversized:
+            return PdfReading(PdfStatus.UNREADABLE, detail=oversized)
         acro = acroform_values(pdf)
         buf = io.BytesIO()
         pdf.save(buf, stream_decode_level=pikepdf.StreamDecodeLevel.none, encryption=False,
@@ -377,18 +508,57 @@ def read_form(data: bytes, form: str, *, password: str, max_pages: int, rules_di
     return PdfReading(status, detail=detail, shape=shape, fields=fields, text=text, pages=pages)
 
 
-def _warm_cmaps() -> None:
-    """Load pdfminer's Japanese CMaps (Adobe-Japan1: forms written with the non-embedded
-    MS明朝/ゴシック or Heisei fonts) once at import.  The sandbox's forkserver imports this
-    module, so every child starts with them loaded instead of reading them again (~25 ms)."""
+def _oversized_content(pdf, max_pages: int) -> str:
+    """Why a page's content is no form's (a decompression bomb), or "".  Flate streams are
+    inflated a megabyte at a time and only counted, so a bomb costs no memory here; PDFium would
+    inflate it whole before reading."""
+    import pikepdf
+
+    for number, page in enumerate(pdf.pages[:max_pages], 1):
+        contents = page.obj.get("/Contents")
+        streams = list(contents) if isinstance(contents, pikepdf.Array) else [contents]
+        size = 0
+        for stream in streams:
+            if isinstance(stream, pikepdf.Stream):
+                size += _inflated_size(stream, MAX_PAGE_CONTENT - size)
+            if size > MAX_PAGE_CONTENT:
+                return f"page {number}: content over {MAX_PAGE_CONTENT // 2**20} MB once inflated (a bomb?)"
+    return ""
+
+
+def _inflated_size(stream, cap: int) -> int:
+    """The stream's decoded length, counted up to just past `cap` for Flate; other filters are
+    decoded whole by qpdf (within the reader's memory limit)."""
+    import zlib
+
+    import pikepdf
+
+    filters = stream.get("/Filter")
+    filters = list(filters) if isinstance(filters, pikepdf.Array) else [filters] if filters is not None else []
+    if any(f not in (pikepdf.Name.FlateDecode, pikepdf.Name("/Fl")) for f in filters):
+        try:
+            return len(stream.read_bytes())
+        except pikepdf.PdfError:
+            return 0  # a filter qpdf cannot decode: PDFium says what it makes of it
+
+    def inflate(chunks):
+        d = zlib.decompressobj()
+        for chunk in chunks:
+            while chunk:
+                yield d.decompress(chunk, 2**20)
+                chunk = d.unconsumed_tail
+            if d.eof:
+                return
+
+    chunks = iter([stream.read_raw_bytes()])
+    for _ in filters:
+        chunks = inflate(chunks)
+    size = 0
     try:
-        from pdfminer.cmapdb import CMapDB
-
-        for name in ("UniJIS-UCS2-H", "UniJIS-UTF16-H", "90ms-RKSJ-H"):
-            CMapDB.get_cmap(name)
-        CMapDB.get_unicode_map("Adobe-Japan1", vertical=False)
-    except Exception:  # noqa: BLE001 - only a speed-up
-        pass
-
-
-_warm_cmaps()
+        for out in chunks:
+            size += len(out)
+            if size > cap:
+                break
+    except zlib.error:
+        return 0  # broken data: PDFium says what it makes of it
+    return size
