@@ -820,13 +820,13 @@ def _read_parts(
         elif leaf.is_body_text:
             data = _payload(part, cap, where, notes)
             if leaf.ctype == "text/html":
-                text = _decode_text(data, leaf.charset or _meta_charset(data), where, notes)
-                html_texts.append(_html_to_text(text, notes))
+                html_texts.append(_decode_text(data, leaf.charset or _meta_charset(data), where, notes))
             else:
                 plain.append(_decode_text(data, leaf.charset, where, notes))
         else:
             attachments.append(Attachment(leaf.filename, leaf.ctype, _payload(part, cap, where, notes)))
-    body = "\n".join(plain) if plain else "\n".join(html_texts)
+    # HTML is made text only when it is the body: beside a plain part it is the same words.
+    body = "\n".join(plain) if plain else "\n".join(_html_to_text(h, notes) for h in html_texts)
     return body, tuple(attachments)
 
 

@@ -13,6 +13,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from typing import Protocol
 
@@ -37,12 +39,14 @@ class SendResult:
     detail: str = ""
 
 
+# A message, or one already in its wire form (the queued reply's bytes, sent as they were made).
+Outgoing = EmailMessage | bytes
 OnResult = Callable[[int, SendResult], None]
 OnStart = Callable[[int], None]
 
 
 class Transport(Protocol):
-    def send(self, messages: list[tuple[EmailMessage, list[str]]],
+    def send(self, messages: list[tuple[Outgoing, list[str]]],
              on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
         """Send each (message, envelope recipients); one result per message, in order.
 
@@ -65,13 +69,13 @@ class SmtpTransport:
     def __init__(self, settings: SmtpSettings):
         self.settings = settings
 
-    def send(self, messages: list[tuple[EmailMessage, list[str]]],
+    def send(self, messages: list[tuple[Outgoing, list[str]]],
              on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
         if not messages:
             return []
         return asyncio.run(self._send_all(messages, on_result, on_start))
 
-    async def _send_all(self, messages: list[tuple[EmailMessage, list[str]]],
+    async def _send_all(self, messages: list[tuple[Outgoing, list[str]]],
                         on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
         s = self.settings
         client = aiosmtplib.SMTP(hostname=s.host, port=s.port, timeout=s.timeout, start_tls=s.starttls or None,
@@ -124,7 +128,7 @@ class _InDoubt(Exception):
     """The connection failed during DATA (the cause): did the server take the message?"""
 
 
-async def _send_one(client: aiosmtplib.SMTP, message: EmailMessage, sender: str,
+async def _send_one(client: aiosmtplib.SMTP, message: Outgoing, sender: str,
                     recipients: list[str]) -> SendResult:
     """One SMTP transaction: the message goes to all its recipients, or for now to none.
 
@@ -141,7 +145,12 @@ async def _send_one(client: aiosmtplib.SMTP, message: EmailMessage, sender: str,
         return SendResult(Outcome.PERMANENT, "non-ASCII address and the server lacks SMTPUTF8")
     # connect() has said EHLO (or HELO), so the extensions are known, as send_message uses them.
     eight_bit = client.supports_extension("8bitmime")
-    data = flatten_message(message, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
+    if isinstance(message, bytes) and not message.isascii():
+        message = BytesParser(policy=SMTP_POLICY).parsebytes(message)  # re-encoded for this server
+    if isinstance(message, bytes):
+        data, eight_bit = message, False  # 7-bit already: any server takes it as it is
+    else:
+        data = flatten_message(message, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
     options = ["SMTPUTF8"] if utf8 else []
     if eight_bit:
         options.append("BODY=8BITMIME")
@@ -199,7 +208,7 @@ class MaildirOutbox:
 
         self.mailbox = MaildirMailbox(root)
 
-    def send(self, messages: list[tuple[EmailMessage, list[str]]],
+    def send(self, messages: list[tuple[Outgoing, list[str]]],
              on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
         results: list[SendResult] = []
         done = _reporter(results, on_result)
@@ -207,7 +216,7 @@ class MaildirOutbox:
             if on_start is not None:
                 on_start(i)
             try:
-                self.mailbox.append("INBOX", message.as_bytes())
+                self.mailbox.append("INBOX", message if isinstance(message, bytes) else message.as_bytes())
                 done(SendResult(Outcome.SENT))
             except OSError as e:
                 done(SendResult(Outcome.TEMPORARY, str(e)))

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from email.parser import BytesParser
-from email.policy import SMTP
 from zoneinfo import ZoneInfo
 
 from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
@@ -192,6 +190,11 @@ class CycleReport:
     filed: int = 0
     errors: list[str] = field(default_factory=list)
     staff: list[tuple[str, str]] = field(default_factory=list)  # (subject, outcome) of staff decisions taken up
+    # Replies are sent after each chunk of mail and at the end: each is tried once a cycle, and
+    # a relay that could not be reached is not tried again until the next cycle.
+    tried: set[int] = field(default_factory=set)
+    relay_down: bool = False
+    breaker_open: bool = False
 
 
 class Bot:
@@ -281,12 +284,15 @@ class Bot:
         return _Chunk(chunk, parsed, jobs)
 
     def _finish_chunk(self, c: _Chunk, report: CycleReport, stop: callable) -> bool:
-        """Decide the chunk's mails once their forms are read; True when asked to stop."""
+        """Decide the chunk's mails once their forms are read, then send their replies and file
+        them while the readers work on the next chunk's forms; True when asked to stop."""
         readings = {key: future.result() for key, future in c.readings.items()}
         for raw in c.mails:
             self._take(raw, report, c.parsed.get(raw.sha256), readings)
             if stop():
                 return True
+        self._send_replies(report)
+        self._file(report, folders=(self.inbox,))
         return False
 
     def _take(self, raw: RawMail, report: CycleReport, parsed: Mail | None = None,
@@ -378,7 +384,9 @@ class Bot:
     # ------------------------------------------------------------ replies
 
     def _send_replies(self, report: CycleReport) -> None:
-        due = self.store.due_replies(datetime.now(timezone.utc))
+        if report.relay_down:
+            return
+        due = [r for r in self.store.due_replies(datetime.now(timezone.utc)) if r.id not in report.tried]
         if not due:
             return
         # Circuit breaker: however many are due, no more than max_replies_per_hour go out in any
@@ -387,16 +395,17 @@ class Bot:
             datetime.now(timezone.utc) - timedelta(hours=1))
         if len(due) > max(room, 0):
             held_back = len(due) - max(room, 0)
-            self.store.event(None, "reply circuit breaker open",
-                             f"{held_back} replies wait: {self.settings.max_replies_per_hour} per hour reached")
-            report.errors.append(f"reply circuit breaker: {held_back} replies wait for the next hour")
+            if not report.breaker_open:
+                report.breaker_open = True
+                self.store.event(None, "reply circuit breaker open",
+                                 f"{held_back} replies wait: {self.settings.max_replies_per_hour} per hour reached")
+                report.errors.append(f"reply circuit breaker: {held_back} replies wait for the next hour")
             due = due[:max(room, 0)]
             if not due:
                 return
         due = [reply for reply in due if not self._went_out_before(reply)]
         if not due:
             return
-        parser = BytesParser(policy=SMTP)
         began: set[int] = set()
         recorded: set[int] = set()
 
@@ -413,8 +422,10 @@ class Bot:
             self._record_send(due[i], result, report, began=i in began)
 
         copy = [self.settings.reply_from] if self._copies else []
-        results = self.transport.send([(parser.parsebytes(r.data), r.recipients + copy) for r in due],
-                                      on_result=record, on_start=start)
+        report.tried.update(r.id for r in due)
+        results = self.transport.send([(r.data, r.recipients + copy) for r in due], on_result=record, on_start=start)
+        if not began:
+            report.relay_down = True  # not even one transaction began: no connection, no login
         for i, (reply, result) in enumerate(zip(due, results, strict=True)):
             if i not in recorded:
                 self._record_send(reply, result, report, began=i in began)
@@ -467,10 +478,11 @@ class Bot:
         f = self.settings.folders
         return f.held_originals if target == f.held else target
 
-    def _file(self, report: CycleReport) -> None:
+    def _file(self, report: CycleReport, folders: tuple[str, ...] = ()) -> None:
         f = self.settings.folders
         # The inbox, and the notes staff moved to decide (filed to the processed folder once answered).
-        for folder in (self.inbox, f.held_accept, f.held_remand):
+        for folder in folders or (self.inbox, f.held_accept, f.held_remand):
+            batches: dict[tuple[int, str], list[MailRow]] = {}
             for row in self.store.unfinished(folder):
                 ready = (row.state == "sent" or row.state == "decided" and row.action != Action.DEFER.value)
                 if not ready or not row.target or self.store.pending_reply_count(row.id):
@@ -478,15 +490,35 @@ class Bot:
                 try:
                     if row.target == f.held and not self._file_note(row):
                         continue
-                    self.mailbox.move(row.ref, self._destination(row.target))
                 except MailboxError as e:
-                    report.errors.append(f"mail {row.id}: {e}")
-                    self.store.event(row.id, "move failed", str(e))
-                    if isinstance(e, MailboxUnreachable):
-                        raise  # every further mail would wait out the timeout: next cycle
+                    self._move_failed(row, e, report)
                     continue
-                self.store.set_state(row.id, "filed", "filed", row.target)
-                report.filed += 1
+                batches.setdefault((row.ref.uidvalidity, self._destination(row.target)), []).append(row)
+            for (_validity, destination), rows in batches.items():
+                try:
+                    self.mailbox.move_many([row.ref for row in rows], destination)
+                except MailboxUnreachable:
+                    raise  # every further mail would wait out the timeout: next cycle
+                except MailboxError as e:
+                    # one of them may be the trouble: each alone, so the others are filed
+                    report.errors.append(f"{len(rows)} mails to {destination}: {e}; moved one at a time")
+                    rows = [row for row in rows if self._move_one(row, destination, report)]
+                self.store.set_filed([(row.id, row.target) for row in rows])
+                report.filed += len(rows)
+
+    def _move_one(self, row: MailRow, destination: str, report: CycleReport) -> bool:
+        try:
+            self.mailbox.move(row.ref, destination)
+            return True
+        except MailboxError as e:
+            self._move_failed(row, e, report)
+            return False
+
+    def _move_failed(self, row: MailRow, e: MailboxError, report: CycleReport) -> None:
+        report.errors.append(f"mail {row.id}: {e}")
+        self.store.event(row.id, "move failed", str(e))
+        if isinstance(e, MailboxUnreachable):
+            raise e  # every further mail would wait out the timeout: next cycle
 
     def _file_note(self, row: MailRow) -> bool:
         """Put the held mail's note into the held folder, once; False when the mail is gone."""

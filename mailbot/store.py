@@ -332,6 +332,14 @@ class Store:
 
     # ------------------------------------------------------------ held mails and staff decisions
 
+    def set_filed(self, filed: list[tuple[int, str]]) -> None:
+        """(mail id, folder) of mails just moved to their folder: one transaction for all."""
+        t = now_utc().isoformat()
+        with self.transaction() as db:
+            for mail_id, folder in filed:
+                db.execute("UPDATE mails SET state='filed', updated=? WHERE id=?", (t, mail_id))
+                self._event(db, mail_id, "filed", folder)
+
     def open_held(self, mail_id: int, note_id: str, original: bytes) -> None:
         """The note is in the held folder: the item is open until staff decide (idempotent)."""
         with self.transaction() as db:

@@ -195,34 +195,32 @@ def test_connection_dropped_during_fetch(imap_account, imap_proxy, smtp_sink, tm
     check_store(tmp_path / "state.sqlite3")
 
 
-# The bot files in arrival order: the 2nd UID MOVE is an ignored mail's, the 3rd an accepted
-# one's, the 8th a held original's (right after its note's APPEND).
-@pytest.mark.parametrize(("command", "when", "action", "skips"), [
-    ("UID MOVE", "before", "drop", (1, 2, 7)),
-    ("UID MOVE", "after", "drop", (1, 2, 7)),   # the server moved it; the client never heard
-    ("UID MOVE", "after", "stall", (7,)),       # ... and the client waits until its timeout
-    ("APPEND", "after", "drop", (0,)),          # a held mail's note appended, unheard
+# The bot files a chunk's mails with one UID MOVE per destination (ignored, processed, held
+# originals, in order of arrival); when one fails, each of its mails is moved alone.  What is
+# left is tried again at the end of the cycle (`failed`: mails whose own move failed once).
+@pytest.mark.parametrize(("command", "when", "action", "skips", "failed"), [
+    ("UID MOVE", "before", "drop", (0,), 0),      # a batch not moved: each mail alone, all filed
+    ("UID MOVE", "after", "drop", (0,), 0),       # moved by the server, unheard: each alone finds it gone
+    ("UID MOVE", "before", "drop", (1, 2), 1),    # the second batch, then its first mail alone too
+    ("UID MOVE", "after", "stall", (1,), 0),      # ... and the client waits until its timeout
+    ("APPEND", "after", "drop", (0,), 1),         # a held mail's note appended, unheard
 ])
 def test_connection_dropped_during_filing(imap_account, imap_proxy, smtp_sink, tmp_path, command, when, action,
-                                          skips):
+                                          skips, failed):
     loaded = load(imap_account)
     for skip in skips:
         imap_proxy.fail_on(f"^{command} ", when=when, action=action, skip=skip)
     cfg = config(tmp_path, imap_account, smtp_sink, imap=imap_proxy)
     with bot_session(cfg, timeout=1.0 if action == "stall" else 5.0) as (bot, _store):
         report = bot.poll()
-        fired = len(imap_proxy.hits)
-        assert fired == len(skips)
-        assert len(report.errors) == fired and report.sent == 15
-        assert report.filed == len(loaded) - fired
+        assert len(imap_proxy.hits) == len(skips)
+        assert len(report.errors) == len(skips) and report.sent == 15
+        assert report.filed == len(loaded), report.errors
         poll_until_quiet(bot)
     check_once(imap_account, smtp_sink, loaded)
     db = tmp_path / "state.sqlite3"
     check_store(db)
-    assert len(events(db, "move failed")) == fired
-    if when == "after" and command == "UID MOVE":
-        # the next cycle found them gone from the inbox: filed, not moved a second time
-        assert sum("found moved" in d for _, d in events(db, "filed")) == fired
+    assert len(events(db, "move failed")) == failed
 
 
 def _nomove(folder: str) -> str:
@@ -243,13 +241,12 @@ def test_connection_dropped_during_copy_store_and_expunge(nomove_account, smtp_s
         with bot_session(cfg, timeout=5) as (bot, _store):
             report = bot.poll()
             assert [h.split()[1] for h in proxy.hits] == ["COPY", "COPY", "STORE", "EXPUNGE", "EXPUNGE"]
-            assert len(report.errors) == 5 and report.filed == len(loaded) - 5
+            # each failure is met again at once (the mail alone) or at the end of the cycle
+            assert len(report.errors) == 5 and report.filed == len(loaded), report.errors
             assert not any(c.startswith("UID MOVE") for c in proxy.commands)
             poll_until_quiet(bot)
     check_once(nomove_account, smtp_sink, loaded, server_name=_nomove)
     check_store(tmp_path / "state.sqlite3")
-    found = [d for _, d in events(tmp_path / "state.sqlite3", "filed") if "found moved" in d]
-    assert len(found) == 1, "only the expunged one had left the inbox"
 
 
 def test_imap_server_restarted_in_the_middle_of_a_run(dovecot_factory, smtp_sink, tmp_path):
@@ -267,7 +264,7 @@ def test_imap_server_restarted_in_the_middle_of_a_run(dovecot_factory, smtp_sink
 
     with FaultProxy(server.port, "imap") as proxy:
         proxy.on(FETCH_BODY, restart, skip=1)  # the second batch
-        proxy.on(r"^UID MOVE ", restart, skip=4)  # the fifth mail filed
+        proxy.on(r"^UID MOVE ", restart, skip=4)  # the fifth UID MOVE (batches, then mails alone)
         cfg = config(tmp_path, account, smtp_sink, imap=proxy)
         with bot_session(cfg, batch_size=5, timeout=5) as (bot, _store):
             with pytest.raises(MailboxError):
@@ -275,7 +272,8 @@ def test_imap_server_restarted_in_the_middle_of_a_run(dovecot_factory, smtp_sink
             assert restarts == ["FETCH"]
             report = bot.poll()
             assert restarts == ["FETCH", "MOVE"]
-            assert report.sent == 15 and report.filed == len(loaded) - 1 and len(report.errors) == 1
+            # the MOVE met the dead connection; its mail was moved again at once or at the cycle's end
+            assert report.sent == 15 and report.filed == len(loaded) and len(report.errors) == 1, report.errors
             poll_until_quiet(bot)
     assert account.uidvalidity("INBOX") == validity, "the Maildir survived the restarts"
     check_once(account, smtp_sink, loaded)
@@ -290,10 +288,10 @@ def test_uidvalidity_reset_between_decision_and_move_of_a_held_mail(imap_account
     cfg = config(tmp_path, imap_account, smtp_sink)
     before = imap_account.uidvalidity("INBOX")
     with bot_session(cfg, timeout=5) as (bot, store):
-        move = bot.mailbox.move
+        move_many = bot.mailbox.move_many
         rebuilt = []
 
-        def rebuild_then_move(ref, dest):
+        def rebuild_then_move(refs, dest):
             if dest == ORIGINALS and not rebuilt:
                 bot.mailbox.close()
                 left = list(imap_account.messages("INBOX").values())
@@ -306,14 +304,15 @@ def test_uidvalidity_reset_between_decision_and_move_of_a_held_mail(imap_account
                 for data in left:
                     imap_account.append("INBOX", data)
                 rebuilt.append(len(left))
-            return move(ref, dest)
+            return move_many(refs, dest)
 
-        bot.mailbox.move = rebuild_then_move
+        bot.mailbox.move_many = rebuild_then_move
         report = bot.poll()
         assert rebuilt and rebuilt[0] > 1
         assert imap_account.uidvalidity("INBOX") != before
         assert any("UIDVALIDITY" in e for e in report.errors)
-        assert len(imap_account.messages(HELD)) == 1, "the first held mail's note"
+        held = sum(1 for e in EXPECTED.values() if e[1] == ORIGINALS)
+        assert 1 <= len(imap_account.messages(HELD)) <= held, "no held mail's note twice"
         poll_until_quiet(bot)
         relocated = store.db.execute("SELECT COUNT(*) FROM events WHERE event='relocated'").fetchone()[0]
         assert relocated == rebuilt[0]
@@ -357,8 +356,9 @@ def test_imap_server_falls_silent_in_the_middle_of_filing(imap_account, imap_pro
             bot.poll()  # the stalled MOVE times out; so does the next connection: the cycle ends
         took = time.monotonic() - started
         assert took < 6, f"the cycle took {took:.1f}s"
-        assert len(events(tmp_path / "state.sqlite3", "move failed")) == 2
-        assert len(events(tmp_path / "state.sqlite3", "filed")) == 2
+        # the batch's MOVE timed out; the first of its mails alone met the silent server too
+        assert len(events(tmp_path / "state.sqlite3", "move failed")) == 1
+        assert len(events(tmp_path / "state.sqlite3", "filed")) >= 2, "the batches before it"
         imap_proxy.resume()
         poll_until_quiet(bot)
     check_once(imap_account, smtp_sink, loaded)
@@ -524,7 +524,8 @@ def test_smtp_down_is_retried_nothing_lost(imap_account, smtp_sink, smtp_proxy, 
     with bot_session(cfg) as (bot, store):
         for _ in range(2):
             report = bot.poll()
-            assert report.sent == 0 and report.send_failures == 15
+            # one refused connection a cycle, not one per chunk: the rest wait for the next cycle
+            assert report.sent == 0 and 0 < report.send_failures <= 15 and report.relay_down
         assert "SMTPConnectError" in store.db.execute("SELECT last_error FROM replies").fetchone()[0]
         assert len(imap_account.messages("INBOX")) == 15
         smtp_proxy.resume()

@@ -115,7 +115,7 @@ def test_a_note_is_filed_once_even_if_the_bot_died_after_the_append(imap_account
     appended(imap_account, "unknown_subject")
     config = write_config(tmp_path, imap_account, smtp_sink)
     with bot_session(config) as (bot, store):
-        bot._file = lambda report: None  # decided, not yet filed
+        bot._file = lambda report, **_: None  # decided, not yet filed
         bot.poll()
         row = store.unfinished("INBOX")[0]
         assert bot._file_note(row) and bot._file_note(row)  # the crash: the APPEND is done again

@@ -219,7 +219,7 @@ def test_crash_between_move_and_record_files_once(imap_account, smtp_sink, tmp_p
     data = appended(imap_account, "termination")
     config = write_config(tmp_path, imap_account, smtp_sink)
     with bot_session(config) as (bot, _store):
-        bot.mailbox.move = then_crash(bot.mailbox.move)
+        bot.mailbox.move_many = then_crash(bot.mailbox.move_many)
         with pytest.raises(Crash):
             bot.poll()
     with bot_session(config) as (bot, store):

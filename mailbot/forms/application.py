@@ -273,11 +273,13 @@ class Doc:
         self.lines = [ln for ln in self.lines if ln.compact]
         self.cells: list[Cell] = _dedupe_cells(layout.cells)
         self.word_cell: dict[tuple[int, int], int] = {}
+        self.cell_words: dict[int, dict[int, list[int]]] = {}  # cell → line → its words there, in order
         for li, line in enumerate(self.lines):
             for wi, w in enumerate(line.words):
                 c = self._cell_of(w)
                 if c is not None:
                     self.word_cell[(li, wi)] = c
+                    self.cell_words.setdefault(c, {}).setdefault(li, []).append(wi)
         self.hits: list[Hit] = []
         self._find_hits()
         self._resolve_sections()
@@ -569,10 +571,8 @@ class Doc:
 
     def cell_text_lines(self, ci: int, exclude: Hit | None = None) -> list[list[Frag]]:
         out = []
-        for li, line in enumerate(self.lines):
-            ws = [wi for wi in range(len(line.words)) if self.word_cell.get((li, wi)) == ci]
-            if not ws:
-                continue
+        for li, ws in sorted(self.cell_words.get(ci, {}).items()):
+            line = self.lines[li]
             if exclude is not None and li == exclude.line:
                 frags = self.frags_between(li, 0, exclude.start, ci) + self.frags_between(
                     li, exclude.value_start, len(line.compact), ci)

@@ -40,6 +40,10 @@ class Mailbox(Protocol):
         """Move one mail to dest: MOVE, else COPY + UID EXPUNGE.  Never deletes otherwise.
         Safe to repeat after a crash: never leaves two copies in dest."""
 
+    def move_many(self, refs: list[MailRef], dest: str) -> None:
+        """Move mails of one folder (and UIDVALIDITY) to dest at once, with move's guarantees;
+        mails no longer there are skipped."""
+
     def append(self, folder: str, data: bytes, internaldate: datetime | None = None) -> None:
         """Store a new mail in folder (held-folder notes, tests)."""
 

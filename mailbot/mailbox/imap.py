@@ -360,6 +360,27 @@ class ImapMailbox:
             client.add_flags([ref.uid], [_DELETED], silent=True)
             client.uid_expunge([ref.uid])
 
+    def move_many(self, refs: list[MailRef], dest: str) -> None:
+        """One UID MOVE for all (a few round trips instead of three per mail); without MOVE,
+        one mail at a time (COPY, a check for an earlier copy, UID EXPUNGE)."""
+        if not refs:
+            return
+        if len({(r.folder, r.uidvalidity) for r in refs}) != 1:
+            raise ValueError("move_many: mails of one folder and UIDVALIDITY only")
+        with self._op(f"move of {len(refs)} mails from {refs[0].folder!r} to {dest!r}") as client:
+            use_move = client.has_capability("MOVE") if self.use_move is None else self.use_move
+            src, dst = self._server_name(refs[0].folder), self._server_name(dest)
+            if use_move and src != dst:
+                self._check_source(client, src, refs[0])
+                wanted = {r.uid for r in refs}
+                # "n:m" of the set also names any UID in between: only the wanted ones move
+                present = sorted(uid for uid in client.search(["UID", _uid_set(wanted)]) if uid in wanted)
+                if present:
+                    client.move(_uid_set(present), dst)
+                return
+        for ref in refs:
+            self.move(ref, dest)
+
     def append(self, folder: str, data: bytes, internaldate: datetime | None = None) -> None:
         with self._op(f"APPEND to {folder!r}") as client:
             client.append(self._server_name(folder), data, msg_time=internaldate)
@@ -431,3 +452,18 @@ class ImapMailbox:
         if not value or not value.isascii() or '"' in value or "\\" in value:
             return None
         return value
+
+
+def _uid_set(uids) -> str:
+    """An IMAP sequence set of the UIDs: "3:5,9" (short commands for thousands of mails)."""
+    ordered = sorted(set(uids))
+    parts: list[str] = []
+    start = prev = ordered[0]
+    for uid in ordered[1:] + [None]:
+        if uid is not None and uid == prev + 1:
+            prev = uid
+            continue
+        parts.append(str(start) if start == prev else f"{start}:{prev}")
+        if uid is not None:
+            start = prev = uid
+    return ",".join(parts)

@@ -191,6 +191,10 @@ class MaildirMailbox:
         with self._guard(dest), self._locked(dst):
             self._sync(dst)  # the moved mail gets its UID in dest now
 
+    def move_many(self, refs: list[MailRef], dest: str) -> None:
+        for ref in refs:  # renames are cheap here: one at a time keeps move's guarantees
+            self.move(ref, dest)
+
     def append(self, folder: str, data: bytes, internaldate: datetime | None = None) -> None:
         """Deliver `data` into folder/new (write tmp/, fsync, rename); mtime = internaldate."""
         if internaldate is not None and internaldate.utcoffset() is None:
