@@ -46,7 +46,7 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 # Mails are decided in chunks (at most this many, or this many bytes); each chunk's forms are read
 # in parallel, one sandboxed reader per core, while the chunk before it is being decided.
 _CHUNK_MAILS = 16
-_CHUNK_BYTES = 32 * 2**20
+_CHUNK_BYTES = 16 * 2**20
 _PDF_WORKERS = os.cpu_count() or 2
 # A failed send waits _RETRY_BASE, doubling up to _RETRY_CAP, before the next attempt.
 _RETRY_BASE = timedelta(minutes=1)
@@ -299,7 +299,9 @@ class Bot:
               readings: Mapping[str, PdfReading] | None = None) -> None:
         row = self.store.by_ref(raw.ref) or self.store.by_sha(raw.sha256)
         if row is None:
-            row = self.store.add_received(raw, None)
+            # recorded with its first attempt counted: one commit before the work, not two
+            self._decide(self.store.add_received(raw, None, attempts=1), raw, report, parsed, readings, counted=True)
+            return
         elif row.ref != raw.ref:
             # Same bytes at a new place: the UIDVALIDITY changed, or the server delivered a copy.
             if row.state == "filed":
@@ -312,8 +314,8 @@ class Bot:
             self._decide(row, raw, report, parsed, readings)
 
     def _decide(self, row: MailRow, raw: RawMail, report: CycleReport, parsed: Mail | None = None,
-                readings: Mapping[str, PdfReading] | None = None) -> None:
-        attempts = self.store.count_attempt(row.id)
+                readings: Mapping[str, PdfReading] | None = None, counted: bool = False) -> None:
+        attempts = row.attempts if counted else self.store.count_attempt(row.id)
         try:
             if attempts > self.settings.max_processing_attempts:
                 evaluation = Evaluation(None, Classification(Kind.UNKNOWN, None, ""), decide(

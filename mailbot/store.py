@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS mails (
 );
 CREATE INDEX IF NOT EXISTS mails_state ON mails (state);
 CREATE INDEX IF NOT EXISTS mails_code ON mails (code);
+CREATE INDEX IF NOT EXISTS mails_sender ON mails (sender);  -- the per-sender daily cap
 CREATE TABLE IF NOT EXISTS replies (
     id            INTEGER PRIMARY KEY,
     mail_id       INTEGER NOT NULL REFERENCES mails (id),
@@ -249,14 +250,15 @@ class Store:
         rows = self.db.execute("SELECT * FROM mails WHERE folder=? AND state!='filed' ORDER BY id", (folder,))
         return [MailRow.from_sql(r) for r in rows]
 
-    def add_received(self, raw: RawMail, message_id: str | None) -> MailRow:
+    def add_received(self, raw: RawMail, message_id: str | None, attempts: int = 0) -> MailRow:
+        """A new mail; `attempts`: processing attempts already begun (count_attempt's count)."""
         t = now_utc().isoformat()
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO mails (sha256, message_id, folder, uidvalidity, uid, internaldate, state, first_seen,"
-                " updated) VALUES (?,?,?,?,?,?,'received',?,?)",
+                " updated, attempts) VALUES (?,?,?,?,?,?,'received',?,?,?)",
                 (raw.sha256, message_id, raw.ref.folder, raw.ref.uidvalidity, raw.ref.uid,
-                 _iso(raw.internaldate), t, t),
+                 _iso(raw.internaldate), t, t, attempts),
             )
             self._event(db, cur.lastrowid, "received", f"{raw.ref.folder} uid {raw.ref.uid}")
         return self.get(cur.lastrowid)
