@@ -607,7 +607,7 @@ def send_digest(settings: Settings, store: Store, transport: Transport, day: dat
     # One sender at a time (`mailbot run` and `mailbot digest --send` may meet on the same day):
     # the row is claimed first; a claim older than _CLAIM_EXPIRES was a crash and may be taken over.
     stale = (now_utc() - _CLAIM_EXPIRES).isoformat()
-    with store.transaction() as db:
+    with store.transaction(durable=True) as db:
         claimed = db.execute("UPDATE digests SET state='sending', claimed_at=? WHERE day=? AND"
                              " (state IN ('queued', 'failed') OR (state='sending' AND claimed_at<?))",
                              (now_utc().isoformat(), day.isoformat(), stale)).rowcount

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -47,6 +48,7 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 # in parallel, one sandboxed reader per core, while the chunk before it is being decided.
 _CHUNK_MAILS = 16
 _CHUNK_BYTES = 16 * 2**20
+_READ_AHEAD = 2  # chunks whose forms are being read while one is decided
 _PDF_WORKERS = os.cpu_count() or 2
 # A failed send waits _RETRY_BASE, doubling up to _RETRY_CAP, before the next attempt.
 _RETRY_BASE = timedelta(minutes=1)
@@ -245,22 +247,24 @@ class Bot:
         wanted = [uid for uid in present if uid not in known or known[uid].state == "received"
                   or (known[uid].state == "decided" and known[uid].action == Action.DEFER.value
                       and known[uid].data_version != version)]
-        # Pipelined: while one chunk is decided, the next chunk's forms are being read.
+        # Pipelined: while one chunk is decided, answered and filed, the forms of the next
+        # _READ_AHEAD chunks are being read.
         with ThreadPoolExecutor(max_workers=_PDF_WORKERS, thread_name_prefix="pdf-reader") as pool:
-            pending: _Chunk | None = None
+            pending: deque[_Chunk] = deque()
             chunk: list[RawMail] = []
             size = 0
             for raw in self.mailbox.fetch(self.inbox, wanted):
                 chunk.append(raw)
                 size += len(raw.data)
                 if len(chunk) >= _CHUNK_MAILS or size >= _CHUNK_BYTES:
-                    started = self._start_chunk(chunk, pool)
-                    if pending is not None and self._finish_chunk(pending, report, stop):
+                    pending.append(self._start_chunk(chunk, pool))
+                    chunk, size = [], 0
+                    if len(pending) > _READ_AHEAD and self._finish_chunk(pending.popleft(), report, stop):
                         return
-                    pending, chunk, size = started, [], 0
-            started = self._start_chunk(chunk, pool) if chunk else None
-            for c in (pending, started):
-                if c is not None and self._finish_chunk(c, report, stop):
+            if chunk:
+                pending.append(self._start_chunk(chunk, pool))
+            while pending:
+                if self._finish_chunk(pending.popleft(), report, stop):
                     return
         self._forget_vanished(set(present), validity)
 
@@ -490,12 +494,16 @@ class Bot:
                 if not ready or not row.target or self.store.pending_reply_count(row.id):
                     continue
                 try:
-                    if row.target == f.held and not self._file_note(row):
-                        continue
+                    if row.target == f.held:
+                        self.store.flush()  # the decision on disk before its note is made
+                        if not self._file_note(row):
+                            continue
                 except MailboxError as e:
                     self._move_failed(row, e, report)
                     continue
                 batches.setdefault((row.ref.uidvalidity, self._destination(row.target)), []).append(row)
+            if batches:
+                self.store.flush()  # their decisions on disk before the mails leave the folder
             for (_validity, destination), rows in batches.items():
                 try:
                     self.mailbox.move_many([row.ref for row in rows], destination)

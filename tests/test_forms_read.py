@@ -345,3 +345,27 @@ def test_rebuilding_from_plain_fields() -> None:
     assert application_form(reading) == ApplicationForm(mail_addresses=("a@uspot.jp",), plus=True, ssid="X")
     t = PdfReading(PdfStatus.READ, fields={"customer_code": "988776654", "termination_date": "2026-11-27"})
     assert termination_form(t) == TerminationForm("988776654", date(2026, 11, 27))
+
+
+@pytest.mark.parametrize("layout", ["excel_grid", "label_below", "acroform"])
+def test_cells_from_intersections_are_pdfplumbers(layout: str) -> None:
+    """The faster cell finder gives pdfplumber's cells, in pdfplumber's order."""
+    import io
+
+    import pikepdf
+    import pypdfium2
+    from pdfplumber.table import edges_to_intersections, intersections_to_cells, merge_edges
+    from pdfplumber.utils import filter_edges
+
+    from mailbot.forms.pdf import _page_edges, cells_from_intersections, unlock
+
+    opened = unlock(g.application_pdf(g.sample_application(CODE), layout=layout, producer="fpdf2"), "uspot")
+    plain = io.BytesIO()
+    opened.pdf.save(plain, encryption=False)
+    page = pypdfium2.PdfDocument(plain.getvalue())[0]
+    edges = [e for e in _page_edges(page, page.get_height()) if (e["height"] if e["orientation"] == "v" else e["width"]) >= 1]
+    merged = filter_edges(merge_edges(edges, snap_x_tolerance=3, snap_y_tolerance=3, join_x_tolerance=3,
+                                      join_y_tolerance=3), min_length=3)
+    intersections = edges_to_intersections(merged, 3, 3)
+    assert len(intersections) > 20
+    assert cells_from_intersections(intersections) == intersections_to_cells(intersections)
