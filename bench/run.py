@@ -179,8 +179,8 @@ class MemorySampler:
         self._child_ticks: dict[int, int] = {}  # last seen CPU ticks of each direct child
 
     def children_cpu(self) -> float:
-        """CPU seconds of the root's children (and what they reaped), which the root never waits
-        for (the forkserver); as last seen, up to one period before they ended."""
+        """CPU seconds of the root's descendants (and what they reaped), which the root never
+        waits for (the forkserver, the readers); as last seen, up to one period before they ended."""
         return sum(self._child_ticks.values()) / os.sysconf("SC_CLK_TCK")
 
     def __enter__(self) -> Self:
@@ -192,27 +192,33 @@ class MemorySampler:
         self._thread.join()
 
     def _tree(self) -> list[int]:
-        """The root and its descendants, from each process's children list (a few small reads,
-        not a scan of all of /proc: the sampler must not take a core from what it measures)."""
+        """The root and its descendants, from the children lists of each process's threads (a
+        thread's children are listed under that thread: the forkserver is started by a reader
+        thread); a few small reads, not a scan of all of /proc, so the sampler takes no core
+        from what it measures.  Notes each descendant's CPU ticks as last seen."""
         out, todo = [], [self.root]
         while todo:
             pid = todo.pop()
             out.append(pid)
             try:
-                with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
-                    kids = [int(k) for k in f.read().split()]
-            except (OSError, ValueError):
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
                 continue
-            todo.extend(kids)
-            if pid == self.root:
-                for kid in kids:
-                    try:
-                        with open(f"/proc/{kid}/stat", "rb") as f:
-                            fields = f.read().rpartition(b")")[2].split()
-                    except OSError:
-                        continue
-                    # utime + stime + cutime + cstime: a child (the forkserver) with the readers it reaped
-                    self._child_ticks[kid] = sum(int(x) for x in fields[11:15])
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                        todo.extend(int(k) for k in f.read().split())
+                except (OSError, ValueError):
+                    continue
+            if pid != self.root:
+                try:
+                    with open(f"/proc/{pid}/stat", "rb") as f:
+                        fields = f.read().rpartition(b")")[2].split()
+                except OSError:
+                    continue
+                # utime + stime, as last seen (a reader replaced during the run keeps its count;
+                # the cutime of its reaper would count it twice)
+                self._child_ticks[pid] = int(fields[11]) + int(fields[12])
         return out
 
     def _read(self, pid: int) -> tuple[int, int, int]:

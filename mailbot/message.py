@@ -400,6 +400,13 @@ def _decode_word_payload(encoding: bytes, text: bytes) -> bytes:
 def _b64decode_lenient(text: bytes) -> bytes:
     """Base64 with junk characters dropped and padding repaired; padding in the middle (chunks
     encoded one by one and concatenated) ends a chunk instead of the data."""
+    if b"=" not in text.rstrip()[:-2]:
+        # No padding before the end: binascii skips line breaks and junk itself, without the
+        # copies below (a 15 MB attachment: ~60 MB less at the peak).
+        try:
+            return binascii.a2b_base64(text)
+        except binascii.Error:
+            pass  # padding to repair
     return b"".join(_b64decode_chunk(chunk) for chunk in _BASE64_PADDING.split(_NOT_BASE64.sub(b"", text)))
 
 
@@ -672,6 +679,9 @@ class _Part(Message):
         super().attach(payload)
 
 
+_FEED_PIECE = 1 << 20
+
+
 def _parse_tree(data: bytes, max_parts: int, max_depth: int) -> _Part:
     limits = _Limits(max_parts, max_depth)
 
@@ -682,7 +692,10 @@ def _parse_tree(data: bytes, max_parts: int, max_depth: int) -> _Part:
 
     parser = BytesFeedParser(_factory=factory, policy=compat32)
     try:
-        parser.feed(data)
+        # In pieces: fed whole, the parser first decodes all of it into one string and splits
+        # that into lines (a 20 MB mail: 138 MB at the peak of parse_mail, 82 MB in pieces).
+        for start in range(0, len(data), _FEED_PIECE):
+            parser.feed(data[start:start + _FEED_PIECE])
         root = parser.close()
     except _TooBig as exc:
         raise UnreadableMail(str(exc)) from None

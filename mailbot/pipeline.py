@@ -180,6 +180,10 @@ class _Chunk:
     parsed: dict[str, Mail]
     readings: dict[str, Future[PdfReading]]  # by the SHA-256 of the PDF
 
+    @property
+    def size(self) -> int:
+        return sum(len(raw.data) for raw in self.mails)
+
 
 @dataclass
 class CycleReport:
@@ -259,8 +263,11 @@ class Bot:
                 if len(chunk) >= _CHUNK_MAILS or size >= _CHUNK_BYTES:
                     pending.append(self._start_chunk(chunk, pool))
                     chunk, size = [], 0
-                    if len(pending) > _READ_AHEAD and self._finish_chunk(pending.popleft(), report, stop):
-                        return
+                    # Read ahead by count, and by bytes: big mails are decided before more come in.
+                    while len(pending) > _READ_AHEAD or (len(pending) > 1 and sum(
+                            c.size for c in pending) > _CHUNK_BYTES):
+                        if self._finish_chunk(pending.popleft(), report, stop):
+                            return
             if chunk:
                 pending.append(self._start_chunk(chunk, pool))
             while pending:

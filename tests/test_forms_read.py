@@ -352,7 +352,6 @@ def test_cells_from_intersections_are_pdfplumbers(layout: str) -> None:
     """The faster cell finder gives pdfplumber's cells, in pdfplumber's order."""
     import io
 
-    import pikepdf
     import pypdfium2
     from pdfplumber.table import edges_to_intersections, intersections_to_cells, merge_edges
     from pdfplumber.utils import filter_edges
