@@ -397,16 +397,18 @@ def _decode_word_payload(encoding: bytes, text: bytes) -> bytes:
     return binascii.a2b_qp(text, header=True)
 
 
-def _b64decode_lenient(text: bytes) -> bytes:
-    """Base64 with junk characters dropped and padding repaired; padding in the middle (chunks
-    encoded one by one and concatenated) ends a chunk instead of the data."""
-    if b"=" not in text.rstrip()[:-2]:
+def _b64decode_lenient(text: bytes | str) -> bytes:
+    """Base64 (bytes, or ASCII text) with junk characters dropped and padding repaired; padding
+    in the middle (chunks encoded one by one and concatenated) ends a chunk instead of the data."""
+    if ("=" if isinstance(text, str) else b"=") not in text.rstrip()[:-2]:
         # No padding before the end: binascii skips line breaks and junk itself, without the
         # copies below (a 15 MB attachment: ~60 MB less at the peak).
         try:
             return binascii.a2b_base64(text)
         except binascii.Error:
             pass  # padding to repair
+    if isinstance(text, str):
+        text = text.encode("ascii")
     return b"".join(_b64decode_chunk(chunk) for chunk in _BASE64_PADDING.split(_NOT_BASE64.sub(b"", text)))
 
 
@@ -791,6 +793,7 @@ _TRANSFER_ALIASES = {
 }
 _UU_ENCODINGS = frozenset({"x-uuencode", "uuencode", "uue", "x-uue"})
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/=\s]")
+_BASE64_JUNK_TEXT = re.compile(r"[^A-Za-z0-9+/=\s]")
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _LINE_ENDS = re.compile(r"\r\n?")
 
@@ -859,6 +862,11 @@ def _payload(part: Message, cap: int, where: str, notes: list[str]) -> bytes:
     # Not get_payload(): for 8-bit text it re-decodes with the declared charset, lossily.
     # _payload holds the parser's text, raw bytes kept as surrogates.
     payload = part._payload  # noqa: SLF001
+    if cte == "base64" and isinstance(payload, str) and payload.isascii():
+        # decoded from the parser's text itself: no bytes copy of a big attachment's base64
+        if _BASE64_JUNK_TEXT.search(payload):
+            notes.append(f"{where}: invalid characters in base64 ignored")
+        return _b64decode_lenient(payload)
     data = _to_bytes(payload) if isinstance(payload, str) else b""
     if cte == "base64":
         if _BASE64_JUNK.search(data):

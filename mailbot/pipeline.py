@@ -261,6 +261,10 @@ class Bot:
                 chunk.append(raw)
                 size += len(raw.data)
                 if len(chunk) >= _CHUNK_MAILS or size >= _CHUNK_BYTES:
+                    # A big chunk (a mail of many megabytes) is parsed with nothing else in hand.
+                    while size >= _CHUNK_BYTES and pending:
+                        if self._finish_chunk(pending.popleft(), report, stop):
+                            return
                     pending.append(self._start_chunk(chunk, pool))
                     chunk, size = [], 0
                     # Read ahead by count, and by bytes: big mails are decided before more come in.
