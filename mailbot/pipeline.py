@@ -45,7 +45,8 @@ log = logging.getLogger("mailbot")
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 # Mails are decided in chunks (at most this many, or this many bytes); each chunk's forms are read
-# in parallel, one sandboxed reader per core, while the chunk before it is being decided.
+# in parallel, one sandboxed reader per core, while the chunks before it are decided, answered and
+# filed (up to _READ_AHEAD chunks ahead, and no more than _CHUNK_BYTES of mail in hand).
 _CHUNK_MAILS = 16
 _CHUNK_BYTES = 16 * 2**20
 _READ_AHEAD = 2  # chunks whose forms are being read while one is decided
