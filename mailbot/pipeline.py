@@ -421,7 +421,10 @@ class Bot:
             due = due[:max(room, 0)]
             if not due:
                 return
-        due = [reply for reply in due if not self._went_out_before(reply)]
+        # A reply in doubt is looked for once a cycle (not again after every chunk while it waits).
+        looked = [(reply, self._went_out_before(reply)) for reply in due]
+        report.tried.update(reply.id for reply, _ in looked)
+        due = [reply for reply, settled in looked if not settled]
         if not due:
             return
         began: set[int] = set()
@@ -440,7 +443,6 @@ class Bot:
             self._record_send(due[i], result, report, began=i in began)
 
         copy = [self.settings.reply_from] if self._copies else []
-        report.tried.update(r.id for r in due)
         results = self.transport.send([(r.data, r.recipients + copy) for r in due], on_result=record, on_start=start)
         if not began:
             report.relay_down = True  # not even one transaction began: no connection, no login
