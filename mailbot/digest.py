@@ -607,10 +607,11 @@ def send_digest(settings: Settings, store: Store, transport: Transport, day: dat
     # One sender at a time (`mailbot run` and `mailbot digest --send` may meet on the same day):
     # the row is claimed first; a claim older than _CLAIM_EXPIRES was a crash and may be taken over.
     stale = (now_utc() - _CLAIM_EXPIRES).isoformat()
-    with store.transaction(durable=True) as db:
+    with store.transaction() as db:
         claimed = db.execute("UPDATE digests SET state='sending', claimed_at=? WHERE day=? AND"
                              " (state IN ('queued', 'failed') OR (state='sending' AND claimed_at<?))",
                              (now_utc().isoformat(), day.isoformat(), stale)).rowcount
+    store.flush()
     if not claimed:
         row = digest_row(store, day)
         return DigestResult(day, "already sent" if row["state"] == "sent" else "being sent elsewhere",

@@ -792,8 +792,7 @@ _TRANSFER_ALIASES = {
     "7bits": "7bit",
 }
 _UU_ENCODINGS = frozenset({"x-uuencode", "uuencode", "uue", "x-uue"})
-_BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/=\s]")
-_BASE64_JUNK_TEXT = re.compile(r"[^A-Za-z0-9+/=\s]")
+_BASE64_JUNK = re.compile(r"[^A-Za-z0-9+/=\s]")
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _LINE_ENDS = re.compile(r"\r\n?")
 
@@ -862,16 +861,13 @@ def _payload(part: Message, cap: int, where: str, notes: list[str]) -> bytes:
     # Not get_payload(): for 8-bit text it re-decodes with the declared charset, lossily.
     # _payload holds the parser's text, raw bytes kept as surrogates.
     payload = part._payload  # noqa: SLF001
-    if cte == "base64" and isinstance(payload, str) and payload.isascii():
-        # decoded from the parser's text itself: no bytes copy of a big attachment's base64
-        if _BASE64_JUNK_TEXT.search(payload):
-            notes.append(f"{where}: invalid characters in base64 ignored")
-        return _b64decode_lenient(payload)
-    data = _to_bytes(payload) if isinstance(payload, str) else b""
+    text = payload if isinstance(payload, str) else ""
     if cte == "base64":
-        if _BASE64_JUNK.search(data):
+        if _BASE64_JUNK.search(text):  # raw 8-bit bytes are surrogates here: junk too
             notes.append(f"{where}: invalid characters in base64 ignored")
-        return _b64decode_lenient(data)
+        # ASCII text is decoded as it is: no bytes copy of a big attachment's base64
+        return _b64decode_lenient(text if text.isascii() else _to_bytes(text))
+    data = _to_bytes(text)
     if cte == "quoted-printable":
         return quopri.decodestring(data)
     if cte not in ("", "7bit", "8bit", "binary"):

@@ -502,22 +502,20 @@ class Bot:
         f = self.settings.folders
         # The inbox, and the notes staff moved to decide (filed to the processed folder once answered).
         for folder in folders or (self.inbox, f.held_accept, f.held_remand):
+            ready = [row for row in self.store.unfinished(folder)
+                     if (row.state == "sent" or row.state == "decided" and row.action != Action.DEFER.value)
+                     and row.target and not self.store.pending_reply_count(row.id)]
+            if ready:
+                self.store.flush()  # their decisions on disk before notes are made and mails leave
             batches: dict[tuple[int, str], list[MailRow]] = {}
-            for row in self.store.unfinished(folder):
-                ready = (row.state == "sent" or row.state == "decided" and row.action != Action.DEFER.value)
-                if not ready or not row.target or self.store.pending_reply_count(row.id):
-                    continue
+            for row in ready:
                 try:
-                    if row.target == f.held:
-                        self.store.flush()  # the decision on disk before its note is made
-                        if not self._file_note(row):
-                            continue
+                    if row.target == f.held and not self._file_note(row):
+                        continue
                 except MailboxError as e:
                     self._move_failed(row, e, report)
                     continue
                 batches.setdefault((row.ref.uidvalidity, self._destination(row.target)), []).append(row)
-            if batches:
-                self.store.flush()  # their decisions on disk before the mails leave the folder
             for (_validity, destination), rows in batches.items():
                 try:
                     self.mailbox.move_many([row.ref for row in rows], destination)

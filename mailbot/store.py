@@ -191,8 +191,8 @@ class Store:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         # A commit survives a crash of the process at once; it is made to survive a crash of the
-        # machine before each side effect outside the database (transaction(durable=True) or
-        # flush()): one fsync there instead of one per commit (~0.5 ms each, 4 a mail).
+        # machine before each side effect outside the database (flush()): one fsync there instead
+        # of one per commit (~0.5 ms each, 4 a mail).
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self._migrate()
@@ -213,27 +213,19 @@ class Store:
         self.db.close()
 
     @contextmanager
-    def transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """`durable`: on disk when this returns, and with it every commit before (the WAL is
-        synced up to here): for the last commit before something is sent."""
-        if durable:
-            self.db.execute("PRAGMA synchronous=FULL")  # not to be changed within a transaction
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
-        finally:
-            if durable:
-                self.db.execute("PRAGMA synchronous=NORMAL")
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def flush(self) -> None:
-        """Every commit so far on disk, before a side effect outside the database (a MOVE, an
-        APPEND): the write-ahead log is synced; what a checkpoint moved into the database file
-        was synced by the checkpoint."""
+        """Every commit so far on disk, before a side effect outside the database (a reply or
+        the digest sent, a MOVE, an APPEND): the write-ahead log is synced; what a checkpoint
+        moved into the database file was synced by the checkpoint."""
         try:
             fd = os.open(f"{self.path}-wal", os.O_RDONLY)
         except FileNotFoundError:
@@ -438,9 +430,10 @@ class Store:
     def reply_sending(self, reply: ReplyRow) -> None:
         # Marked before the SMTP transaction: a crash leaves it 'sending', and the next process
         # looks for its copy ([smtp] copy_to_mailbox) or sends it again, never loses it.
-        with self.transaction(durable=True) as db:
+        with self.transaction() as db:
             db.execute("UPDATE replies SET state='sending', attempts=attempts+1, sending_at=? WHERE id=?",
                        (now_utc().isoformat(), reply.id))
+        self.flush()
 
     def reply_sent(self, reply: ReplyRow, how: str = "") -> None:
         t = now_utc().isoformat()
