@@ -4,7 +4,7 @@
 
 One batched UID FETCH of every mail in the INBOX (imapclient, one connection, read-only), then, in
 this process and one after the other, every PDF attachment opened with pikepdf and the password,
-saved decrypted and its text extracted with pdfplumber (the same PDF work as bench/naive.py).
+saved decrypted and its text extracted with pdfplumber (bench/naive.py's read_pdf_text).
 Nothing is decided, sent, moved or written.  Prints one JSON line: mails, pdfs, fetch_s, pdf_s,
 seconds.
 """
@@ -13,23 +13,12 @@ from __future__ import annotations
 
 import argparse
 import email
-import io
 import json
 import time
 from email.policy import compat32
 
-import pdfplumber
-import pikepdf
 from imapclient import IMAPClient
-
-
-def read_pdf_text(data: bytes, password: str) -> str:
-    with pikepdf.open(io.BytesIO(data), password=password) as pdf:
-        plain = io.BytesIO()
-        pdf.save(plain)
-    plain.seek(0)
-    with pdfplumber.open(plain) as doc:
-        return "\n".join(page.extract_text() or "" for page in doc.pages)
+from naive import read_pdf_text  # the same PDF work as the naive script, by construction
 
 
 def main() -> int:

@@ -47,7 +47,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from datetime import UTC, datetime
@@ -112,50 +111,6 @@ def append_all(account, mails) -> float:
 def sink_count(sink) -> int:
     folder = sink.root / "messages"
     return len(list(folder.glob("*.eml"))) if folder.exists() else 0
-
-
-def write_config(path: Path, account, sink, extract: Path, branches: Path, interval: int = 60) -> Path:
-    """The configuration of tests/test_loop.py with the backlog's reference data.  The reply brakes
-    are opened wide: a backlog of a thousand mails from the samples' two dozen people is no
-    runaway loop (the per-sender daily cap would hold the 31st, the circuit breaker the 201st)."""
-    path.mkdir(parents=True, exist_ok=True)
-    config = path / "mailbot.toml"
-    config.write_text(textwrap.dedent(f"""\
-        [imap]
-        host = "{account.host}"
-        port = {account.port}
-        ssl = false
-        username = "{account.username}"
-        password = "{account.password}"
-
-        [folders]
-        processed = "処理済"
-        held = "保留"
-        ignored = "対象外"
-
-        [smtp]
-        host = "{sink.host}"
-        port = {sink.port}
-        starttls = false
-        from = "usen_spot@usen.co.jp"
-
-        [unis]
-        extract = "{extract}"
-
-        [branches]
-        directory = "{branches}"
-
-        [scheduler]
-        poll_interval = {interval}
-
-        [state]
-        database = "{path / 'state.sqlite3'}"
-
-        [policy]
-        max_replies_per_sender_per_day = 100000
-        max_replies_per_hour = 100000
-        """), encoding="utf-8")
-    return config
 
 
 # ------------------------------------------------------------------------------ memory
@@ -314,11 +269,12 @@ def _killpg(pgid: int) -> None:
 
 def run_bot(dovecot, sink, backlog, mails, work: Path, name: str, profile: Path | None = None,
             memory: bool = False) -> dict:
+    from test_crash import crash_config
+
     account = dovecot.add_user()
     sink.clear()
     appended = append_all(account, mails)
-    extract, branches = backlog.write_reference(work / name / "reference")
-    config = write_config(work / name, account, sink, extract, branches)
+    config = crash_config(work / name, account, sink, backlog)
     cmd = mailbot_cmd() + ["poll", "--config", str(config)]
     if profile:
         cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "mailbot", "poll", "--config", str(config)]
@@ -434,14 +390,14 @@ def bench_memory(dovecot, sink, backlog, sizes: dict, work: Path) -> dict:
 
 def bench_reaction(dovecot, sink, sizes: dict, work: Path) -> dict:
     from backlog import make_backlog
+    from test_crash import crash_config
 
     n, interval = sizes["reaction"], sizes["interval"]
     backlog = make_backlog(3 * (n + 1), mix=MIX, seed=2, start=100_000)
     due = [m for m in backlog.mails if m.replied][: n + 1]
     account = dovecot.add_user()
     sink.clear()
-    extract, branches = backlog.write_reference(work / "b" / "reference")
-    config = write_config(work / "b", account, sink, extract, branches, interval=interval)
+    config = crash_config(work / "b", account, sink, backlog, poll_interval=interval)
     seen: dict[str, float] = {}  # In-Reply-To → arrival (the sink's clock: time.time())
     done: set[str] = set()
 
@@ -524,9 +480,6 @@ def percentile(values: list[float], p: float) -> float:
 def bench_unis(sizes: dict, work: Path) -> dict:
     import unis_import
 
-    from mailbot.config import DEFAULT_RULES
-    from mailbot.unis import UnisData
-
     rows, repeat = sizes["rows"], sizes["unis_repeat"]
     src, utf8 = work / "unis_cp932.csv", work / "unis_utf8.csv"
     t = time.perf_counter()
@@ -534,25 +487,11 @@ def bench_unis(sizes: dict, work: Path) -> dict:
     unis_import.to_utf8(src, utf8)
     log(f"d: {rows:,} rows generated in {time.perf_counter() - t:.1f} s")
 
-    def ours() -> float:
-        db = work / "mailbot-unis.sqlite3"
-        db.unlink(missing_ok=True)
-        t = time.perf_counter()
-        data = UnisData.open(src, db, DEFAULT_RULES)
-        elapsed = time.perf_counter() - t
-        assert data.row_count == rows, data.row_count
-        data.close()
-        return elapsed
-
-    def cli(index: bool) -> float:
-        db = work / "cli.sqlite3"
-        db.unlink(missing_ok=True)
-        return unis_import.sqlite_cli_import(utf8, db, index)
-
     out: dict = {"rows": rows, "repeat": repeat, "cp932_mb": round(src.stat().st_size / 1e6, 1),
                  "load_before": loadavg()}
-    for key, fn in (("sqlite3_cli_s", lambda: cli(False)), ("sqlite3_cli_index_s", lambda: cli(True)),
-                    ("mailbot_s", ours)):
+    for key, fn in (("sqlite3_cli_s", lambda: unis_import.sqlite_cli_import(utf8, work / "cli.sqlite3", False)),
+                    ("sqlite3_cli_index_s", lambda: unis_import.sqlite_cli_import(utf8, work / "cli.sqlite3", True)),
+                    ("mailbot_s", lambda: unis_import.mailbot_import(src, work / "mailbot-unis.sqlite3", rows))):
         runs = [fn() for _ in range(repeat)]
         out[key] = round(min(runs), 2)
         out[key.replace("_s", "_runs_s")] = [round(r, 2) for r in runs]
@@ -585,22 +524,25 @@ def form_pdfs(backlog, limit: int = 20) -> list[bytes]:
 
 
 def forkserver_cpu() -> float:
-    """CPU seconds of the PDF sandbox's forkserver and the readers it reaped (0 before it runs)."""
+    """CPU seconds of the PDF sandbox's forkserver, the readers it reaped and the readers alive
+    (they are reused, so most live until the end; 0 before it runs)."""
     from multiprocessing import forkserver
 
     pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
     if not pid:
         return 0.0
+    sampler = MemorySampler(pid, pss=False)
+    sampler._tree()  # notes the readers' utime + stime
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rpartition(b")")[2].split()
     except OSError:
         return 0.0
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK") + sampler.children_cpu()
 
 
 def bench_sandbox(backlog, sizes: dict) -> dict:
-    import floor
+    import naive
 
     from mailbot.config import DEFAULT_RULES
     from mailbot.forms.model import PdfStatus
@@ -636,7 +578,7 @@ def bench_sandbox(backlog, sizes: dict) -> dict:
                                                        rules_dir=DEFAULT_RULES).status))
     assert all(s is PdfStatus.READ for s in statuses), set(statuses)
     inproc = timed(lambda d: read_form(d, "application", password="uspot", max_pages=30, rules_dir=DEFAULT_RULES))
-    text = timed(lambda d: floor.read_pdf_text(d, "uspot"))
+    text = timed(lambda d: naive.read_pdf_text(d, "uspot"))
     for key, (times, cpu) in (("sandbox", sandbox), ("in_process", inproc), ("extract_text", text)):
         out[key] = {"p50_ms": round(percentile(times, 50) * 1000, 1), "p95_ms": round(percentile(times, 95) * 1000, 1),
                     "mean_ms": round(statistics.mean(times) * 1000, 1), "cpu_ms": round(cpu * 1000, 1)}

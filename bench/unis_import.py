@@ -107,7 +107,20 @@ def to_utf8(src: Path, dst: Path) -> None:
         shutil.copyfileobj(i, o, 1 << 20)
 
 
+def mailbot_import(src: Path, db: Path, rows: int) -> float:
+    """Seconds of `UnisData.open` of the extract into a new database; every row must arrive."""
+    db.unlink(missing_ok=True)
+    t = time.perf_counter()
+    data = UnisData.open(src, db, DEFAULT_RULES)
+    elapsed = time.perf_counter() - t
+    assert data.row_count == rows, data.row_count
+    data.close()
+    return elapsed
+
+
 def sqlite_cli_import(csv_path: Path, db: Path, index: bool) -> float:
+    """Seconds of the sqlite3 CLI's `.import` into a new database (then CREATE INDEX: `index`)."""
+    db.unlink(missing_ok=True)
     script = f".import --csv '{csv_path}' lines\n"
     if index:
         script += 'CREATE INDEX lines_code ON lines ("顧客CD");\n'
@@ -136,25 +149,11 @@ def main() -> int:
         print(f"generated {args.rows:,} rows, {src.stat().st_size / 1e6:.0f} MB CP932 "
               f"({utf8.stat().st_size / 1e6:.0f} MB as UTF-8) in {time.perf_counter() - t:.1f} s", file=sys.stderr)
 
-        def ours() -> float:
-            db = tmp / "mailbot-unis.sqlite3"
-            db.unlink(missing_ok=True)
-            t = time.perf_counter()
-            data = UnisData.open(src, db, DEFAULT_RULES)
-            elapsed = time.perf_counter() - t
-            assert data.row_count == args.rows, data.row_count
-            data.close()
-            return elapsed
-
-        def cli(index: bool) -> float:
-            db = tmp / "cli.sqlite3"
-            db.unlink(missing_ok=True)
-            return sqlite_cli_import(utf8, db, index)
-
         results = {}
-        for name, fn in (("sqlite3 CLI .import", lambda: cli(False)),
-                         ("sqlite3 CLI .import + index", lambda: cli(True)),
-                         ("mailbot UnisData.open (CP932)", ours)):
+        for name, fn in (("sqlite3 CLI .import", lambda: sqlite_cli_import(utf8, tmp / "cli.sqlite3", False)),
+                         ("sqlite3 CLI .import + index", lambda: sqlite_cli_import(utf8, tmp / "cli.sqlite3", True)),
+                         ("mailbot UnisData.open (CP932)",
+                          lambda: mailbot_import(src, tmp / "mailbot-unis.sqlite3", args.rows))):
             results[name] = min(fn() for _ in range(args.repeat))
         base = results["sqlite3 CLI .import"]
         print(f"{'import':32} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'ratio':>6}")

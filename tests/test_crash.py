@@ -238,17 +238,19 @@ def wait_until_done(account, sink, database: Path, expected: int, bot: BotProces
         time.sleep(0.25)
 
 
-def crash_config(tmp_path: Path, account, sink, backlog: Backlog, **policy: object) -> Path:
+def crash_config(tmp_path: Path, account, sink, backlog: Backlog, poll_interval: int = 1, **policy: object) -> Path:
     """The configuration of tests/test_loop.py with the backlog's UNIS extract and branch directory,
-    polling every second.  The reply brakes are opened wide: a backlog of hundreds of mails from
-    the samples' two dozen people is no runaway loop (the per-sender daily cap would hold their
-    31st mail as REPLY_LIMIT, the hourly circuit breaker keep the 201st reply back for an hour)."""
+    polling every `poll_interval` seconds (also bench/run.py's).  The reply brakes are opened wide:
+    a backlog of hundreds of mails from the samples' two dozen people is no runaway loop (the
+    per-sender daily cap would hold their 31st mail as REPLY_LIMIT, the hourly circuit breaker keep
+    the 201st reply back for an hour)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     extract, directory = backlog.write_reference(tmp_path / "reference")
     policy = {"max_replies_per_sender_per_day": 100_000, "max_replies_per_hour": 100_000, **policy}
     config = write_config(tmp_path, account, sink, **policy)
     config.write_text(config.read_text("utf-8") + (
         f'\n[unis]\nextract = "{extract}"\n\n[branches]\ndirectory = "{directory}"\n\n'
-        "[scheduler]\npoll_interval = 1\n"), encoding="utf-8")
+        f"[scheduler]\npoll_interval = {poll_interval}\n"), encoding="utf-8")
     return config
 
 
