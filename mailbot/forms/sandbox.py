@@ -2,7 +2,6 @@
 
     read_pdf(data, form, *, password="uspot", limits=PdfLimits(), rules_dir) -> PdfReading
     read_pdfs(jobs, *, password="uspot", limits=PdfLimits(), rules_dir, workers=2) -> [PdfReading]
-    stop_readers()                                                         -> ends idle readers
 
 Hostile PDFs (see shared/corpora/README.md) take the PDF libraries past 2 GB of memory, past
 20 s, into endless loops inside C code, or into exceptions of any type.  Only a separate
@@ -238,14 +237,6 @@ def _take_reader(memory_mb: int, rules_dir: Path) -> _Reader:
             if reader.memory_mb == memory_mb and reader.rules_dir == rules_dir:
                 return _idle.pop(i)
     return _Reader(memory_mb, rules_dir)
-
-
-def stop_readers() -> None:
-    """End the idle readers (they also end with the program)."""
-    with _idle_lock:
-        readers, _idle[:] = list(_idle), []
-    for reader in readers:
-        reader.close()
 
 
 def read_pdf(data: bytes, form: str, *, password: str = "uspot", limits: PdfLimits = PdfLimits(),
