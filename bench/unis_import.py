@@ -1,4 +1,4 @@
-"""Benchmark: importing a UNIS extract (mailbot.unis) against the sqlite3 command-line `.import`.
+"""Benchmark: importing a UNIS extract (mailbot.reference.unis) against the sqlite3 command-line `.import`.
 
     python bench/unis_import.py [--rows 1000000] [--keep DIR]
 
@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mailbot.config import DEFAULT_RULES  # noqa: E402
-from mailbot.unis import UnisData  # noqa: E402
+from mailbot.reference.unis import UnisData  # noqa: E402
 
 HEADER = ["顧客CD", "顧客名", "店舗名", "管轄支店名", "契約品目CD", "契約状態", "受注日", "解約日",
           "シリアルNo", "獲得区分", "回線種別", "回線タイプ", "設置先住所", "契約先住所", "請求先住所", "抽出日時"]

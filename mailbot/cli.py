@@ -92,7 +92,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _open(settings: Settings):
     """The mailbox, transport and store these settings describe."""
-    from mailbot.store import Store
+    from mailbot.record.store import Store
 
     if settings.imap:
         from mailbot.mailbox.imap import ImapMailbox
@@ -107,14 +107,14 @@ def _open(settings: Settings):
 
 
 def _transport(settings: Settings):
-    from mailbot.outbox import MaildirOutbox, SmtpTransport
+    from mailbot.reply.send import MaildirOutbox, SmtpTransport
 
     return SmtpTransport(settings.smtp) if settings.smtp else MaildirOutbox(settings.outbox)
 
 
 def record_unreachable(settings: Settings, error: Exception) -> None:
     """The digest alerts on it: recorded in the audit trail without a mail."""
-    from mailbot.store import Store
+    from mailbot.record.store import Store
 
     store = Store(settings.database)
     try:
@@ -129,7 +129,7 @@ def _seed_demo(settings: Settings) -> bool:
     if settings.imap or settings.maildir.exists():
         return False
     from mailbot.mailbox.maildir import MaildirMailbox
-    from mailbot.samples import sample_directory, sample_extract, seed_maildir
+    from demo.samples import sample_directory, sample_extract, seed_maildir
 
     now = datetime.now().astimezone()
     for path, data in ((settings.unis_extract, sample_extract(now)), (settings.branch_directory, sample_directory())):
@@ -236,8 +236,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def send_digests(settings: Settings, reference=None) -> None:
     """After each poll cycle (also when the mailbox was unreachable): the digests that are due.
     Whatever goes wrong is logged; it never stops the polling."""
-    from mailbot.digest import TOKYO, send_due_digests
-    from mailbot.store import Store
+    from mailbot.reports.digest import TOKYO, send_due_digests
+    from mailbot.record.store import Store
 
     try:
         store = Store(settings.database)
@@ -258,7 +258,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     import tempfile
 
     from mailbot.files import DataFileError
-    from mailbot.reference import ReferenceData
+    from mailbot.reference.data import ReferenceData
 
     settings = _settings(args)
     for option in (args.unis, args.branches):
@@ -281,7 +281,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_mails(args: argparse.Namespace, settings: Settings, reference) -> int:
-    from mailbot.history import MemoryHistory, PastRequest
+    from mailbot.record.history import MemoryHistory, PastRequest
     from mailbot.pipeline import evaluate
 
     history = MemoryHistory()  # the mails are checked as if they arrived in the order given
@@ -334,7 +334,7 @@ def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 def _state(settings: Settings):
     """The state database, which these read-only commands never create."""
-    from mailbot.store import Store
+    from mailbot.record.store import Store
 
     if not settings.database.exists():
         raise UsageError(f"{settings.database}: no state database yet (mailbot has not polled)")
@@ -351,8 +351,8 @@ def _day(text: str) -> date:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from mailbot.calendar import BusinessCalendar
-    from mailbot.digest import TOKYO, digest_recipients, digest_row, digest_text, send_digest
+    from mailbot.reference.calendar import BusinessCalendar
+    from mailbot.reports.digest import TOKYO, digest_recipients, digest_row, digest_text, send_digest
 
     settings = _settings(args)
     now = datetime.now(TOKYO)
@@ -390,7 +390,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     import unicodedata
 
     from mailbot.classify import subject_rules
-    from mailbot.digest import code_history
+    from mailbot.reports.digest import code_history
 
     settings = _settings(args)
     digits = subject_rules(settings.rules_dir).code_digits
@@ -432,8 +432,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_held(args: argparse.Namespace) -> int:
     """What waits for staff in the held folder: the note to move, and why it is there."""
-    from mailbot.calendar import BusinessCalendar
-    from mailbot.store import Store
+    from mailbot.reference.calendar import BusinessCalendar
+    from mailbot.record.store import Store
 
     settings = _settings(args)
     if not settings.database.exists():

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
 from mailbot.checks.attachments import documents, is_pdf
@@ -29,20 +28,20 @@ from mailbot.extract import body_items, request_rules
 from mailbot.forms.read import form_from_reading
 from mailbot.forms.model import PdfReading
 from mailbot.forms.sandbox import PdfLimits, read_pdf
-from mailbot.held import HELD_HEADER, NoteFacts, build_note, held_original_sha
-from mailbot.history import History
+from mailbot.reply.note import HELD_HEADER, NoteFacts, build_note, held_original_sha
+from mailbot.record.history import History
 from mailbot.logs import log_failure
 from mailbot.mailbox import Mailbox, MailboxError, MailboxUnreachable
 from mailbot.message import UnreadableMail, parse_mail
 from mailbot.model import Action, Classification, Decision, Finding, Kind, Mail, RawMail, Request
-from mailbot.outbox import Outcome, SendResult, Transport
-from mailbot.reference import ReferenceData
-from mailbot.reply import Reply, ReplySettings, build_reply, next_steps
+from mailbot.reply.send import Outcome, SendResult, Transport
+from mailbot.reference.data import ReferenceData
+from mailbot.reply.render import Reply, ReplySettings, build_reply, next_steps
 from mailbot.rules import reasons
-from mailbot.store import HeldRow, MailRow, ReplyRow, Store
+from mailbot.record.store import HeldRow, MailRow, ReplyRow, Store
+from mailbot.text import TOKYO
 
 log = logging.getLogger("mailbot")
-TOKYO = ZoneInfo("Asia/Tokyo")
 
 # Mails are decided in chunks (at most this many, or this many bytes); each chunk's forms are read
 # in parallel, one sandboxed reader per core, while the chunks before it are decided, answered and

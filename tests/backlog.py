@@ -1,4 +1,4 @@
-"""A realistic backlog of N distinct branch mails, built from the sample morning of `mailbot.samples`.
+"""A realistic backlog of N distinct branch mails, built from the sample morning of `demo.samples`.
 
     backlog = make_backlog(300, mix=MIX_MORNING, seed=1)
     backlog.mails            # [BacklogMail], in the order to append them
@@ -12,7 +12,7 @@ iPhone UTF-8, Gmail, the out-of-office reply, the bounce …) made into a mail o
   code: the subject (full-width digits where the sample writes them so), the body's 顧客CD in
   the plain and HTML parts, the attachment's file name;
 - for equipment orders and terminations the attached form regenerated for that code
-  (`mailbot.forms.generate`, the sample's layout and values, AES-256, password `uspot`;
+  (`demo.forms`, the sample's layout and values, AES-256, password `uspot`;
   one PDF per code);
 - the UNIS extract carries, for each new code, the lines the sample's own code has in
   `sample_extract` (so the checks find the order exactly as they find the sample's).
@@ -54,10 +54,10 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from mailbot import samples
-from mailbot.forms.generate import application_pdf, sample_application, termination_pdf
+from demo import samples
+from demo.forms import application_pdf, sample_application, termination_pdf
 from mailbot.forms.model import TerminationForm
-from mailbot.samples import (
+from demo.samples import (
     _FORMS,  # the values of each sample order's form (private: the samples' source of truth)
     _TERMINATIONS,
     PDF_PASSWORD,

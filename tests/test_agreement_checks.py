@@ -13,9 +13,9 @@ from mailbot.checks import agreement, history
 from mailbot.classify import classify, fold
 from mailbot.decide import decide
 from mailbot.forms.model import ApplicationForm, PdfReading, PdfStatus
-from mailbot.history import MemoryHistory, PastRequest
+from mailbot.record.history import MemoryHistory, PastRequest
 from mailbot.model import Action, Kind, Request
-from mailbot.unis import UnisData
+from mailbot.reference.unis import UnisData
 from test_unis import line, write
 
 RECEIVED = datetime(2026, 11, 20, 10, 0, tzinfo=TOKYO)  # a Friday

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.branches import Branch, BranchDirectory, BranchError
+from mailbot.reference.branches import Branch, BranchDirectory, BranchError
 
 CSV = """支店名,支店長メール,所属メール,法人営業
 渋谷支店,m-tanaka@usen.co.jp,i-suzuki@usen.co.jp;y-okada@usen.co.jp,
@@ -135,7 +135,7 @@ def test_blank_lines_are_skipped(tmp_path):
 
 
 def test_from_text_matches_the_samples():
-    from mailbot.samples import BRANCHES
+    from demo.samples import BRANCHES
     text = "支店名,支店長メール,所属メール,法人営業\n" + "".join(
         f"{b.name},{b.manager.addr},{';'.join(m.addr for m in b.members)},{int(b.corporate)}\n" for b in BRANCHES)
     d = BranchDirectory.from_text(text)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.calendar import BusinessCalendar, EquipmentSchedule
+from mailbot.reference.calendar import BusinessCalendar, EquipmentSchedule
 from mailbot.config import DEFAULT_RULES
 from mailbot.rules import RulesError
 

@@ -1,6 +1,6 @@
 """Every reason code of DOMAIN.md §4 end to end: realistic mails through `mailbot check --json`.
 
-Each situation is a mail as a branch sends it (built from the sample mails of `mailbot.samples`:
+Each situation is a mail as a branch sends it (built from the sample mails of `demo.samples`:
 Outlook ISO-2022-JP / Shift_JIS, Outlook for Mac and iPhone UTF-8, the company MX's trace
 headers on top), changed the way real mails differ (another customer code, a forgotten CC, a
 form with a field left out, a resend, a reply after the cutoff …), with its expected outcome:
@@ -46,15 +46,15 @@ from helpers import ROOT, TOKYO
 from backlog import set_text
 from test_loop import NOW
 
-from mailbot.forms.generate import (
+from demo.forms import (
     application_pdf,
     sample_application,
     scanned_pdf,
     termination_pdf,
 )
 from mailbot.forms.model import TerminationForm
-from mailbot.samples import encoded_words as sample_encoded_words
-from mailbot.samples import (
+from demo.samples import encoded_words as sample_encoded_words
+from demo.samples import (
     _FORMS,  # the values of each sample order's form (private: the source of truth for the samples)
     ISHII,
     ITO,

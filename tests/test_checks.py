@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from helpers import RULES, TOKYO, mail
-from mailbot.checks import CheckContext, run_checks
+from mailbot.checks import all_checks, CheckContext, run_checks
 from mailbot.classify import classify
 from mailbot.decide import decide
 from mailbot.extract import body_items
@@ -30,13 +30,13 @@ SPOT Plus該当 有
 def findings_of(m) -> list[str]:
     request = Request(mail=m, classification=classify(m.subject, RULES), received=CTX.now,
                       body_items=body_items(m.body, RULES))
-    return [f.code for f in run_checks(request, CTX)]
+    return [f.code for f in run_checks(request, CTX, all_checks())]
 
 
 def decision_of(m):
     request = Request(mail=m, classification=classify(m.subject, RULES), received=CTX.now,
                       body_items=body_items(m.body, RULES))
-    return decide(run_checks(request, CTX), RULES)
+    return decide(run_checks(request, CTX, all_checks()), RULES)
 
 
 def test_complete_equipment_order_is_accepted():
@@ -111,7 +111,7 @@ def test_the_copy_of_an_own_reply_goes_to_the_sent_folder(sender, made, expected
     ctx = replace(CTX, history=_Replies(m.message_id if made else "<other@usen.co.jp>"))
     request = Request(mail=m, classification=classify(m.subject, RULES), received=CTX.now,
                       body_items=body_items(m.body, RULES))
-    found = run_checks(request, ctx)
+    found = run_checks(request, ctx, all_checks())
     assert [f.code for f in found if f.code in ("OWN_COPY", "AUTO_REPLY")] == expected
     if expected == ["OWN_COPY"]:
         settings = embedded_default(Path("/nonexistent"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import CORPORA, running_bot
-from mailbot.samples import SAMPLES, sample_mails
+from demo.samples import SAMPLES, sample_mails
 from test_loop import EXPECTED, NOW, crlf, write_config
 
 

@@ -24,15 +24,15 @@ import pytest
 from PIL import Image
 
 from helpers import ROOT, TOKYO, running_bot
-from mailbot.calendar import BusinessCalendar
+from mailbot.reference.calendar import BusinessCalendar
 from mailbot.config import load
-from mailbot.digest import (ExtractStatus, build_digest, chart_png, collect, digest_recipients, due_days,
+from mailbot.reports.digest import (ExtractStatus, build_digest, chart_png, collect, digest_recipients, due_days,
                             extract_status, render_html, render_text, send_due_digests)
 from mailbot.mailbox.maildir import MaildirMailbox
-from mailbot.outbox import MaildirOutbox, SmtpTransport
+from mailbot.reply.send import MaildirOutbox, SmtpTransport
 from mailbot.pipeline import Bot
-from mailbot.samples import seed_maildir
-from mailbot.store import Store
+from demo.samples import seed_maildir
+from mailbot.record.store import Store
 from test_loop import NOW
 from test_reference_checks import sample_directory, sample_extract
 
@@ -393,9 +393,9 @@ RESTART = """
 import sys
 from datetime import datetime
 from mailbot.config import load
-from mailbot.digest import send_due_digests
-from mailbot.outbox import SmtpTransport
-from mailbot.store import Store
+from mailbot.reports.digest import send_due_digests
+from mailbot.reply.send import SmtpTransport
+from mailbot.record.store import Store
 
 if __name__ == "__main__":
     settings = load(sys.argv[1])
@@ -596,7 +596,7 @@ def test_mail_of_closed_days_counts_in_the_next_business_days_digest(state):
 def test_two_senders_on_the_same_day_send_one_digest(state, smtp_sink):
     """`mailbot run` and `mailbot digest --send` meeting on one day: the one that claims the day
     sends; the other leaves it.  A claim left by a crash is taken over after a while."""
-    from mailbot.digest import send_digest
+    from mailbot.reports.digest import send_digest
 
     settings = load(write_config(state, smtp_sink))
     transport = SmtpTransport(settings.smtp)

@@ -33,12 +33,12 @@ from test_loop import (
     write_config,
 )
 
-from mailbot.held import note_message_id, original_of
+from mailbot.reply.note import note_message_id, original_of
 from mailbot.mailbox import MailboxError, MailboxUnreachable
 from mailbot.model import Action
-from mailbot.reply import reply_message_id
-from mailbot.samples import sample_mails
-from mailbot.store import Store
+from mailbot.reply.render import reply_message_id
+from demo.samples import sample_mails
+from mailbot.record.store import Store
 
 SENDER = "usen_spot@usen.co.jp"
 SENT = "送信済"

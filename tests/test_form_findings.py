@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from mailbot.config import embedded_default
-from mailbot.forms.generate import application_pdf, sample_application, scanned_pdf, termination_pdf
+from demo.forms import application_pdf, sample_application, scanned_pdf, termination_pdf
 from mailbot.forms.model import TerminationForm
 from mailbot.pipeline import evaluate
-from mailbot.samples import SAMPLES, sample_mails
+from demo.samples import SAMPLES, sample_mails
 from test_loop import NOW
 
 SETTINGS = embedded_default(Path("/nonexistent"))

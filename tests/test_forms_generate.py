@@ -1,4 +1,4 @@
-"""The sample form generator (mailbot.forms.generate): every layout × producer × encryption."""
+"""The sample form generator (demo.forms): every layout × producer × encryption."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from pikepdf.models.encryption import EncryptionMethod
 
 from mailbot.forms import generate
-from mailbot.forms.generate import (
+from demo.forms import (
     ENCRYPTIONS,
     LAYOUTS,
     OWNER_PASSWORD,
@@ -413,7 +413,7 @@ def test_sample_application_is_complete_valid_and_deterministic() -> None:
 
 
 def test_sample_mails_attach_generated_forms_matching_their_bodies() -> None:
-    from mailbot.samples import _FORMS, sample_mails
+    from demo.samples import _FORMS, sample_mails
 
     now = datetime(2026, 11, 20, 10, 30, tzinfo=timezone(timedelta(hours=9)))
     mails = dict(sample_mails(now))

@@ -11,7 +11,7 @@ from email.policy import default
 
 import pytest
 
-from mailbot.held import HELD_HEADER, original_of
+from mailbot.reply.note import HELD_HEADER, original_of
 from test_loop import HELD, ORIGINALS, PROCESSED, appended, bot_session, write_config
 
 ACCEPT, REMAND = HELD + "/受付", HELD + "/差戻"

@@ -19,14 +19,14 @@ import pytest
 
 from helpers import ROOT
 from mailbot.config import ConfigError, from_dict
-from mailbot.held import original_of
+from mailbot.reply.note import original_of
 from mailbot.logs import log_failure
 from mailbot.mailbox.maildir import MaildirMailbox
 from mailbot.model import Action
-from mailbot.outbox import MaildirOutbox
+from mailbot.reply.send import MaildirOutbox
 from mailbot.pipeline import Bot
-from mailbot.samples import sample_mails
-from mailbot.store import Store
+from demo.samples import sample_mails
+from mailbot.record.store import Store
 from test_loop import HELD, IGNORED, NOW, ORIGINALS, PROCESSED, bot_session, write_config
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "email"

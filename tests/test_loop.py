@@ -16,12 +16,12 @@ import pytest
 from helpers import ROOT, TOKYO
 from mailbot.classify import classify
 from mailbot.config import load
-from mailbot.held import original_of
+from mailbot.reply.note import original_of
 from mailbot.mailbox.imap import ImapMailbox
-from mailbot.outbox import SmtpTransport
+from mailbot.reply.send import SmtpTransport
 from mailbot.pipeline import Bot
-from mailbot.samples import SAMPLES, sample_mails
-from mailbot.store import Store
+from demo.samples import SAMPLES, sample_mails
+from mailbot.record.store import Store
 
 NOW = datetime(2026, 11, 20, 10, 30, tzinfo=TOKYO)
 PROCESSED, HELD, IGNORED = "処理済", "保留/要確認", "対象外"

@@ -1,4 +1,4 @@
-"""The Maildir mailbox (mailbot.mailbox.maildir) and the sample mails (mailbot.samples)."""
+"""The Maildir mailbox (mailbot.mailbox.maildir) and the sample mails (demo.samples)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import pytest
 from mailbot.mailbox import MailboxError
 from mailbot.mailbox.maildir import UIDLIST, MaildirMailbox
 from mailbot.model import Kind, MailRef
-from mailbot.samples import BRANCHES, SAMPLES, sample_mails, seed_maildir
+from demo.samples import BRANCHES, SAMPLES, sample_mails, seed_maildir
 
 JST = timezone(timedelta(hours=9))
 NOW = datetime(2026, 8, 18, 11, 30, tzinfo=JST)

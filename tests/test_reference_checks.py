@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import RULES, TOKYO, mail
-from mailbot.branches import BranchDirectory
+from mailbot.reference.branches import BranchDirectory
 from mailbot.checks import CheckContext, run_checks
 from mailbot.checks import reference as ref_checks
 from mailbot.classify import classify
@@ -19,10 +19,10 @@ from mailbot.config import embedded_default
 from mailbot.decide import decide
 from mailbot.model import Action, Request
 from mailbot.pipeline import evaluate
-from mailbot.reference import ReferenceData
-from mailbot import samples
-from mailbot.samples import BRANCHES, sample_mails
-from mailbot.unis import UnisData
+from mailbot.reference.data import ReferenceData
+from demo import samples
+from demo.samples import BRANCHES, sample_mails
+from mailbot.reference.unis import UnisData
 from test_branches import CSV as DIRECTORY_CSV
 from test_loop import EXPECTED, NOW
 from test_unis import LINES, write
@@ -221,9 +221,9 @@ def test_check_command_with_extract_and_directory(tmp_path):
 def test_deferred_mail_is_checked_again_only_after_a_new_extract(tmp_path):
     from mailbot.config import from_dict
     from mailbot.mailbox.maildir import MaildirMailbox
-    from mailbot.outbox import MaildirOutbox
+    from mailbot.reply.send import MaildirOutbox
     from mailbot.pipeline import Bot
-    from mailbot.store import Store
+    from mailbot.record.store import Store
 
     csv_path = sample_extract(tmp_path, without=("988776654",))
     settings = from_dict({"maildir": {"path": "mailbox"}, "outbox": {"path": "outbox"},
@@ -302,9 +302,9 @@ def test_the_same_order_sent_again_is_held_as_a_duplicate_by_the_bot(tmp_path):
     """The store is the bot's history: a second, re-sent copy of an accepted order is held."""
     from mailbot.config import from_dict
     from mailbot.mailbox.maildir import MaildirMailbox
-    from mailbot.outbox import MaildirOutbox
+    from mailbot.reply.send import MaildirOutbox
     from mailbot.pipeline import Bot
-    from mailbot.store import Store
+    from mailbot.record.store import Store
 
     settings = from_dict({"maildir": {"path": "mailbox"}, "outbox": {"path": "outbox"},
                           "state": {"database": "state.sqlite3"},
@@ -333,7 +333,7 @@ def test_the_same_order_sent_again_is_held_as_a_duplicate_by_the_bot(tmp_path):
 def test_a_state_database_of_an_earlier_version_gains_the_received_column(tmp_path):
     import sqlite3
 
-    from mailbot.store import SCHEMA, Store
+    from mailbot.record.store import SCHEMA, Store
 
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path)

@@ -11,7 +11,7 @@ from helpers import RULES, TEMPLATES, TOKYO, mail
 from mailbot.classify import classify
 from mailbot.model import Action, Decision, Finding
 from mailbot.checks.sender import is_internal
-from mailbot.reply import ReplySettings, build_reply
+from mailbot.reply.render import ReplySettings, build_reply
 
 SETTINGS = ReplySettings(sender="usen_spot@usen.co.jp", internal_domains=("usen.co.jp",), acknowledge_held=False,
                          templates_dir=TEMPLATES, rules_dir=RULES)
@@ -190,7 +190,7 @@ def test_equipment_acceptance_states_the_dates_from_the_business_calendar():
     from datetime import datetime
 
     from helpers import TOKYO
-    from mailbot.reply import next_steps
+    from mailbot.reply.render import next_steps
 
     m = mail()
     decision = Decision(Action.ACCEPT, ())
@@ -222,7 +222,7 @@ def test_a_subject_that_spells_an_encoded_word_stays_text():
 def test_termination_acceptance_states_the_date_of_its_form():
     from datetime import datetime
 
-    from mailbot.reply import next_steps
+    from mailbot.reply.render import next_steps
 
     m = mail("USEN SPOT 解約申請_910987654")
     c = classify(m.subject, RULES)

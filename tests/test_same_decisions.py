@@ -29,10 +29,10 @@ def _check_lines(mails: list[tuple[str, bytes]], tmp: Path) -> list[dict]:
     """What `mailbot check --json` prints for these mails, checked at NOW, with the samples'
     UNIS extract and branch directory."""
     from mailbot.config import embedded_default
-    from mailbot.history import MemoryHistory, PastRequest
+    from mailbot.record.history import MemoryHistory, PastRequest
     from mailbot.pipeline import evaluate
-    from mailbot.reference import ReferenceData
-    from mailbot.samples import sample_directory, sample_extract
+    from mailbot.reference.data import ReferenceData
+    from demo.samples import sample_directory, sample_extract
 
     settings = embedded_default(tmp)
     settings.unis_extract.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def _check_lines(mails: list[tuple[str, bytes]], tmp: Path) -> list[dict]:
 
 
 def _samples() -> list[tuple[str, bytes]]:
-    from mailbot.samples import sample_mails
+    from demo.samples import sample_mails
 
     return sample_mails(NOW)
 

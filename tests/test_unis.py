@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbot.config import DEFAULT_RULES
-from mailbot.unis import Status, UnisData, UnisError, UnisRules, import_extract, sniff_encoding
+from mailbot.reference.unis import Status, UnisData, UnisError, UnisRules, import_extract, sniff_encoding
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 HEADER = ["顧客CD", "顧客名", "店舗名", "管轄支店名", "契約品目CD", "契約状態", "受注日", "解約日",

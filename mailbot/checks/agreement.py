@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from mailbot.checks import CheckContext
+from mailbot.checks.base import CheckContext
 from mailbot.checks.form import application_rules, readable_application
 from mailbot.checks.reference import valid_code
 from mailbot.classify import fold, normalise
 from mailbot.extract import split_original
 from mailbot.model import Finding, Kind, Request
 from mailbot.rules import load_toml
-from mailbot.unis import OrderLine
+from mailbot.reference.unis import OrderLine
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailbot.checks import CheckContext
+from mailbot.checks.base import CheckContext
 from mailbot.extract import request_rules
 from mailbot.model import Attachment, Finding, Request
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mailbot.checks import CheckContext
+from mailbot.checks.base import CheckContext
 from mailbot.classify import code_is_valid, normalise
 from mailbot.extract import request_rules
 from mailbot.model import Finding, Request

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from mailbot.checks import CheckContext
+from mailbot.checks.base import CheckContext
 from mailbot.classify import code_is_valid, normalise
 from mailbot.forms.model import ApplicationForm, PdfStatus
 from mailbot.model import Finding, Request

@@ -13,9 +13,9 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-from mailbot.checks import CheckContext
+from mailbot.checks.base import CheckContext
 from mailbot.checks.reference import valid_code
-from mailbot.history import PastRequest
+from mailbot.record.history import PastRequest
 from mailbot.model import Action, Finding, Kind, Request
 from mailbot.rules import load_toml
 

@@ -8,8 +8,8 @@ when the subject has no valid customer code.
 
 from __future__ import annotations
 
-from mailbot.branches import Branch
-from mailbot.checks import CheckContext
+from mailbot.reference.branches import Branch
+from mailbot.checks.base import CheckContext
 from mailbot.classify import code_is_valid
 from mailbot.model import Finding, Kind, Request
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from mailbot.checks import CheckContext
+from mailbot.checks.base import CheckContext
 from mailbot.classify import normalise
 from mailbot.model import Address, Finding, Request
 from mailbot.rules import load_toml

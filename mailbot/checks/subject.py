@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailbot.checks import CheckContext
+from mailbot.checks.base import CheckContext
 from mailbot.classify import code_is_valid
 from mailbot.model import Finding, Kind, Request
 

@@ -26,6 +26,7 @@ import jpholiday
 
 from mailbot.config import DEFAULT_RULES
 from mailbot.rules import RulesError, load_toml
+from mailbot.text import TOKYO
 
 RULES_FILE = "calendar.toml"
 _MONTH_DAY = re.compile(r"^(\d{2})-(\d{2})$")
@@ -60,7 +61,7 @@ class Closure:
 
 @dataclass
 class BusinessCalendar:
-    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Tokyo"))
+    tz: ZoneInfo = TOKYO
     cutoff: time = time(17, 0)
     national_holidays: bool = True
     closures: tuple[Closure, ...] = ()
@@ -80,7 +81,7 @@ class BusinessCalendar:
             return RulesError(f"{path}: {key}: {what}")
 
         try:
-            tz = ZoneInfo(data.get("timezone", "Asia/Tokyo"))
+            tz = ZoneInfo(data.get("timezone", TOKYO.key))
         except (ZoneInfoNotFoundError, ValueError, TypeError):
             raise fail("timezone", f"unknown time zone {data.get('timezone')!r}") from None
         cutoff_text = data.get("cutoff", "17:00")

@@ -25,7 +25,7 @@ from email.utils import parseaddr
 from pathlib import Path
 
 from mailbot.files import DataFileError
-from mailbot.unis import (
+from mailbot.reference.unis import (
     SUPPORTED_ENCODINGS,
     detect_encoding,
     locate_decode_error,

@@ -14,7 +14,7 @@ Everything is a function of `now` (the mails are spread over the preceding ~3.5 
 the bytes of the attached forms: pikepdf's AES-256 (R=6) encryption draws random salts and IVs,
 so those are built once per process and cached (same bytes for every call in a process).
 
-The forms come from `mailbot.forms.generate`, with the values each mail's body states (customer
+The forms come from `demo.forms`, with the values each mail's body states (customer
 code, shop name, Plus, 親1台、子2台 in 備考) and a different layout and producer per mail (see
 `_FORMS`), all AES-256 with user password `uspot`.  Pass `application_pdf` / `termination_pdf`
 (customer code → PDF bytes) to attach something else.
@@ -403,7 +403,7 @@ _TERMINATIONS: dict[str, tuple[str, str, str, str]] = {
 @functools.lru_cache(maxsize=64)
 def _application_form(code: str) -> bytes:
     """The sample's application form for `code` (cached: AES draws random salts)."""
-    from mailbot.forms.generate import application_pdf, sample_application
+    from demo.forms import application_pdf, sample_application
 
     layout, producer, values = _FORMS.get(code, ("excel_grid", "reportlab", {}))
     return application_pdf(sample_application(code, **values), layout=layout, producer=producer,
@@ -413,7 +413,7 @@ def _application_form(code: str) -> bytes:
 @functools.lru_cache(maxsize=64)
 def _termination_form(code: str, end: date) -> bytes:
     """The sample's termination form for `code`, 解約日 `end` (cached like the applications)."""
-    from mailbot.forms.generate import termination_pdf
+    from demo.forms import termination_pdf
     from mailbot.forms.model import TerminationForm
 
     layout, producer, shop, reason = _TERMINATIONS.get(code, ("table", "reportlab", "", ""))
@@ -1134,7 +1134,7 @@ def sample_mails(
     """(name, raw RFC 5322 bytes with CRLF) for a morning in the mailbox, oldest first.
 
     `now` may be naive (taken as Asia/Tokyo).  `application_pdf(code)` / `termination_pdf(code)`
-    supply the attached forms; by default forms from `mailbot.forms.generate` matching each body,
+    supply the attached forms; by default forms from `demo.forms` matching each body,
     encrypted AES-256 with user password `uspot`.
     """
     return [(b.name, b.data) for b in _built(now, application_pdf, termination_pdf)]

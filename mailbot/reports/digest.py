@@ -34,21 +34,20 @@ from email.policy import SMTP
 from email.utils import format_datetime, getaddresses
 from functools import cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import jinja2
 
-from mailbot.calendar import BusinessCalendar
+from mailbot.reference.calendar import BusinessCalendar
 from mailbot.checks.sender import is_internal
 from mailbot.config import Settings
 from mailbot.model import Action, Kind
-from mailbot.outbox import Outcome, Transport
-from mailbot.reply import environment, header_text, japanese_date
+from mailbot.reply.send import Outcome, Transport
+from mailbot.reply.render import environment, header_text, japanese_date
 from mailbot.rules import RulesError, kind_labels, load_toml, reasons
-from mailbot.store import Store, now_utc
+from mailbot.record.store import Store, now_utc
+from mailbot.text import TOKYO
 
 log = logging.getLogger("mailbot")
-TOKYO = ZoneInfo("Asia/Tokyo")
 DECISIONS = tuple(a.value for a in Action)  # accept, remand, hold, defer, ignore: the column order
 FONT = Path("/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf")  # fonts-ipafont-gothic
 CHART_SIZE = (600, 262)  # at most 600 × 300
@@ -376,7 +375,7 @@ def extract_status(settings: Settings, reference=None) -> ExtractStatus:
         return ExtractStatus(configured=False)
     owned = reference is None
     if owned:
-        from mailbot.reference import ReferenceData
+        from mailbot.reference.data import ReferenceData
 
         reference = ReferenceData.load(settings)
     try:
@@ -650,7 +649,7 @@ def send_due_digests(settings: Settings, store: Store, transport: Transport, now
     try:
         for day in days:
             if reference is None and digest_row(store, day) is None and settings.unis_extract is not None:
-                from mailbot.reference import ReferenceData
+                from mailbot.reference.data import ReferenceData
 
                 reference = owned = ReferenceData.load(settings)  # once, for every day to build
             results.append(send_digest(settings, store, transport, day, now, reference=reference,

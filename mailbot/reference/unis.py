@@ -37,13 +37,12 @@ from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from mailbot.config import DEFAULT_RULES
 from mailbot.files import DataFileError, fsync_dir
 from mailbot.rules import RulesError, load_toml
+from mailbot.text import TOKYO
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 FINGERPRINT_BYTES = 64 * 1024
 RULES_FILE = "unis.toml"
 

@@ -24,7 +24,7 @@ from email.utils import format_datetime
 
 from mailbot.config import Settings
 from mailbot.message import UnreadableMail, parse_mail
-from mailbot.reply import environment, header_text
+from mailbot.reply.render import environment, header_text
 from mailbot.rules import kind_labels, reasons
 
 HELD_HEADER = "X-Mailbot-Held"

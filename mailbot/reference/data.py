@@ -16,12 +16,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailbot.branches import BranchDirectory, BranchError
-from mailbot.calendar import BusinessCalendar
-from mailbot.calendar import business_calendar
+from mailbot.reference.branches import BranchDirectory, BranchError
+from mailbot.reference.calendar import BusinessCalendar
+from mailbot.reference.calendar import business_calendar
 from mailbot.config import Settings
 from mailbot.files import DataFileError
-from mailbot.unis import UnisData, UnisError
+from mailbot.reference.unis import UnisData, UnisError
 
 log = logging.getLogger("mailbot")
 

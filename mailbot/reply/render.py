@@ -14,17 +14,16 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from functools import cache
-from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import jinja2
 
-from mailbot.calendar import business_calendar
+from mailbot.reference.calendar import business_calendar
 from mailbot.checks.sender import is_internal
 from mailbot.model import Action, Address, Classification, Decision, Kind, Mail
 from mailbot.rules import reasons
+from mailbot.text import TOKYO
 
-_TOKYO = ZoneInfo("Asia/Tokyo")
 SUBJECT_PREFIX = {Action.ACCEPT: "【受付】", Action.REMAND: "【差戻】", Action.HOLD: "【確認中】"}
 # Never answered, whatever the decision: these mails are not from someone who should hear from us.
 _SILENT_CODES = {"AUTO_REPLY", "SENDER_NOT_ALLOWED", "MAIL_UNREADABLE"}
@@ -159,7 +158,7 @@ def build_reply(mail: Mail, sha256: str, classification: Classification, decisio
     if cc:
         msg["Cc"] = [_header_address(a) for a in cc]
     msg["Subject"] = SUBJECT_PREFIX[decision.action] + header_text(classification.subject)
-    msg["Date"] = format_datetime(datetime.now(_TOKYO))
+    msg["Date"] = format_datetime(datetime.now(TOKYO))
     msg["Message-ID"] = message_id
     original = header_text(mail.message_id or "", 250)
     if original:

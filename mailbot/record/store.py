@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mailbot.history import PastRequest
+from mailbot.record.history import PastRequest
 from mailbot.model import Action, Kind, MailRef, RawMail
 
 SCHEMA = """
