@@ -1,14 +1,19 @@
-"""Body items: the `label : value` lines a branch writes into the mail (DOMAIN.md §2)."""
+"""The extract stage: the body items (the `label : value` lines a branch writes into the mail,
+DOMAIN.md §2) and the required form, read from its PDF in a sandbox."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
 from mailbot.classify import normalise
-from mailbot.model import Kind
+from mailbot.config import Settings
+from mailbot.forms.model import PdfReading
+from mailbot.forms.read import form_from_reading
+from mailbot.forms.sandbox import PdfLimits, read_pdf
+from mailbot.model import Attachment, Kind, Request
 from mailbot.rules import load_toml
 
 # Where the quoted or forwarded original starts: nothing below belongs to this request.
@@ -87,3 +92,54 @@ def body_items(body: str, rules_dir: Path) -> dict[str, str]:
 
 def _label_group(m: re.Match[str]) -> str:
     return next(k for k, v in m.groupdict().items() if v is not None and k != "value")
+
+
+# Which attachment is the form: the checks ask the same (checks/attachments.py).
+_PDF_TYPES = {"application/pdf", "application/x-pdf", "application/acrobat"}
+# Containers a mail client wraps around everything: not a form sent in the wrong format.
+_NOT_A_DOCUMENT = {"text/plain", "text/html", "message/rfc822", "application/ms-tnef"}
+_SIGNATURE_IMAGE_BYTES = 20_000
+
+
+def is_pdf(attachment: Attachment) -> bool:
+    if attachment.data.lstrip()[:5] == b"%PDF-":
+        return True
+    return attachment.content_type in _PDF_TYPES or attachment.filename.lower().endswith(".pdf")
+
+
+def documents(request: Request) -> list[Attachment]:
+    """Attachments that could be the form (not inline logos or forwarded mails)."""
+    return [a for a in request.mail.attachments
+            if a.data and a.content_type not in _NOT_A_DOCUMENT and not _is_signature_image(a)]
+
+
+def _is_signature_image(attachment: Attachment) -> bool:
+    # Outlook attaches signature logos as small inline images; a photographed form is larger.
+    return attachment.content_type.startswith("image/") and len(attachment.data) < _SIGNATURE_IMAGE_BYTES
+
+
+
+def required_form(request: Request, rules_dir: Path) -> tuple[Attachment, str] | None:
+    """The PDF attachment holding the form this kind of request requires, and the form's name."""
+    form_name = request_rules(rules_dir).form.get(request.classification.kind.value)
+    if not form_name:
+        return None
+    pdf = next((a for a in documents(request) if is_pdf(a)), None)
+    return (pdf, form_name) if pdf is not None else None
+
+
+def read_form(data: bytes, form_name: str, settings: Settings) -> PdfReading:
+    """A form read from its PDF in a sandbox, within the configured limits."""
+    f = settings.forms
+    return read_pdf(data, form_name, password=f.password, rules_dir=settings.rules_dir,
+                    limits=PdfLimits(max_bytes=f.max_bytes, max_pages=f.max_pages, timeout_s=f.timeout_s,
+                                     memory_mb=f.memory_mb))
+
+
+def extract(request: Request, rules_dir: Path, reading: PdfReading | None) -> Request:
+    """The request with its body items, and its required form as `reading` read it."""
+    items = body_items(request.mail.body, rules_dir)
+    found = required_form(request, rules_dir)
+    if found is None or reading is None:
+        return replace(request, body_items=items)
+    return replace(request, body_items=items, form_reading=reading, form=form_from_reading(reading, found[1]))

@@ -13,32 +13,37 @@ import json
 import logging
 import os
 from collections import deque
-from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
-from mailbot.checks.attachments import documents, is_pdf
 from mailbot.checks.reference import branch_name
 from mailbot.classify import classify
 from mailbot.config import Settings
-from mailbot.decide import decide
-from mailbot.extract import body_items, request_rules
-from mailbot.forms.read import form_from_reading
+from mailbot.decide import decide, decide_by_staff, overrule
+from mailbot.extract import extract, read_form, required_form
 from mailbot.forms.model import PdfReading
-from mailbot.forms.sandbox import PdfLimits, read_pdf
-from mailbot.reply.note import HELD_HEADER, NoteFacts, build_note, held_original_sha
-from mailbot.record.history import History
 from mailbot.logs import log_failure
 from mailbot.mailbox import Mailbox, MailboxError, MailboxUnreachable
 from mailbot.message import UnreadableMail, parse_mail
-from mailbot.model import Action, Classification, Decision, Finding, Kind, Mail, RawMail, Request
-from mailbot.reply.send import Outcome, SendResult, Transport
-from mailbot.reference.data import ReferenceData
-from mailbot.reply.render import Reply, ReplySettings, build_reply, next_steps
-from mailbot.rules import reasons
+from mailbot.model import (
+    Action,
+    Classification,
+    Decision,
+    Finding,
+    Kind,
+    Mail,
+    RawMail,
+    Request,
+)
+from mailbot.record.history import History
 from mailbot.record.store import HeldRow, MailRow, ReplyRow, Store
+from mailbot.reference.data import ReferenceData
+from mailbot.reply.note import HELD_HEADER, NoteFacts, build_note, held_original_sha
+from mailbot.reply.render import Reply, ReplySettings, build_reply, next_steps
+from mailbot.reply.send import Outcome, SendResult, Transport
+from mailbot.rules import reasons
 from mailbot.text import TOKYO
 
 log = logging.getLogger("mailbot")
@@ -76,79 +81,73 @@ def received_time(mail: Mail, internaldate: datetime | None) -> datetime:
     return t.astimezone(TOKYO)
 
 
-def evaluate(data: bytes, internaldate: datetime | None, settings: Settings,
-             now: datetime | None = None, reference: ReferenceData | None = None,
-             history: History | None = None, *, parsed: Mail | None = None,
-             readings: Mapping[str, PdfReading] | None = None) -> Evaluation:
-    """bytes → Decision, with no side effects.  Without `reference` (or with parts of it missing)
-    the checks that need the UNIS extract or the branch directory are skipped; without `history`
-    those that need earlier decisions (DUPLICATE_REQUEST, the bot's own order day).
+@dataclass(frozen=True)
+class Assessment:
+    """A mail read, classified and gate-checked, once: where the rest of its evaluation starts.
 
-    `parsed` (the mail already parsed from `data`) and `readings` (forms already read, by the
-    SHA-256 of the PDF) let a batch read its forms in parallel first (Bot._read_forms)."""
-    now = now or datetime.now(TOKYO)
+    `form` is the PDF its content checks will read (bytes, form name): None when the gate checks
+    stopped (nothing of an outsider's or an automatic mail is opened) or no form is required."""
+
+    mail: Mail | None  # None: unreadable
+    request: Request | None
+    gate_findings: tuple[Finding, ...]
+    form: tuple[bytes, str] | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return any(f.stop for f in self.gate_findings)
+
+
+def assess(data: bytes, internaldate: datetime | None, settings: Settings, history: History | None = None,
+           now: datetime | None = None) -> Assessment:
+    """bytes → Mail → Request (classified) → gate findings, and the form the checks will need."""
     try:
-        mail = parsed or parse_mail(data)
+        mail = parse_mail(data)
     except UnreadableMail as e:
-        return Evaluation(None, Classification(Kind.UNKNOWN, None, ""),
-                          decide([Finding("MAIL_UNREADABLE", e.reason, stop=True)], settings.rules_dir))
-    request, ctx = _request(mail, internaldate, settings, now, reference, history)
-    findings = run_checks(request, ctx, gate_checks())
-    if not any(f.stop for f in findings):
-        request = extract(request, settings, readings)
+        return Assessment(None, None, (Finding("MAIL_UNREADABLE", e.reason, stop=True),))
+    request = Request(mail=mail, classification=classify(mail.subject, settings.rules_dir),
+                      received=received_time(mail, internaldate))
+    gate = tuple(run_checks(request, _context(settings, now, None, history), gate_checks()))
+    if any(f.stop for f in gate):
+        return Assessment(mail, request, gate)
+    found = required_form(request, settings.rules_dir)
+    return Assessment(mail, request, gate, (found[0].data, found[1]) if found else None)
+
+
+def conclude(assessment: Assessment, reading: PdfReading | None, settings: Settings, now: datetime | None = None,
+             reference: ReferenceData | None = None, history: History | None = None) -> Evaluation:
+    """Extract, run the content checks and decide.  Without `reference` (or with parts of it
+    missing) the checks that need the UNIS extract or the branch directory are skipped; without
+    `history` those that need earlier decisions (DUPLICATE_REQUEST, the bot's own order day)."""
+    request = assessment.request
+    findings = list(assessment.gate_findings)
+    if request is None:
+        return Evaluation(None, Classification(Kind.UNKNOWN, None, ""), decide(findings, settings.rules_dir))
+    ctx = _context(settings, now, reference, history)
+    if not assessment.stopped:
+        request = extract(request, settings.rules_dir, reading)
         findings += run_checks(request, ctx, content_checks())
     decision = decide(findings, settings.rules_dir)
     branch = branch_name(request, ctx) if request.classification.kind is not Kind.UNKNOWN else None
-    return Evaluation(mail, request.classification, decision, reported_fields(request), request.received,
+    return Evaluation(assessment.mail, request.classification, decision, reported_fields(request), request.received,
                       reference.version if reference else None, branch)
 
 
-def _request(mail: Mail, internaldate: datetime | None, settings: Settings, now: datetime,
-             reference: ReferenceData | None, history: History | None) -> tuple[Request, CheckContext]:
-    classification = classify(mail.subject, settings.rules_dir)
-    request = Request(mail=mail, classification=classification, received=received_time(mail, internaldate))
-    ctx = CheckContext(rules_dir=settings.rules_dir, internal_domains=settings.internal_domains,
-                       own_addresses=(settings.reply_from.lower(),), now=now,
-                       unis=reference.unis if reference else None,
-                       branches=reference.branches if reference else None,
-                       calendar=reference.calendar if reference else None, history=history)
-    return request, ctx
+def evaluate(data: bytes, internaldate: datetime | None, settings: Settings, now: datetime | None = None,
+             reference: ReferenceData | None = None, history: History | None = None) -> Evaluation:
+    """bytes → Decision, with no side effects: assess, read the form, conclude."""
+    assessment = assess(data, internaldate, settings, history, now)
+    reading = read_form(*assessment.form, settings) if assessment.form else None
+    return conclude(assessment, reading, settings, now, reference, history)
 
 
-def form_to_read(mail: Mail, internaldate: datetime | None, settings: Settings) -> tuple[bytes, str] | None:
-    """The PDF the checks of this mail will read (bytes, form name): none for a mail the gate
-    checks stop (nothing of an outsider's or an automatic mail is opened)."""
-    request, ctx = _request(mail, internaldate, settings, datetime.now(TOKYO), None, None)
-    if any(f.stop for f in run_checks(request, ctx, gate_checks())):
-        return None
-    found = _required_pdf(request, settings)
-    return (found[0].data, found[1]) if found else None
-
-
-def _required_pdf(request: Request, settings: Settings):
-    form_name = request_rules(settings.rules_dir).form.get(request.classification.kind.value)
-    pdf = next((a for a in documents(request) if is_pdf(a)), None) if form_name else None
-    return (pdf, form_name) if pdf is not None else None
-
-
-def _limits(settings: Settings) -> PdfLimits:
-    f = settings.forms
-    return PdfLimits(max_bytes=f.max_bytes, max_pages=f.max_pages, timeout_s=f.timeout_s, memory_mb=f.memory_mb)
-
-
-def extract(request: Request, settings: Settings, readings: Mapping[str, PdfReading] | None = None) -> Request:
-    """The body items, and the required form read from its PDF in the sandbox (or taken from
-    `readings`, where the batch read it already)."""
-    items = body_items(request.mail.body, settings.rules_dir)
-    found = _required_pdf(request, settings)
-    if found is None:
-        return replace(request, body_items=items)
-    pdf, form_name = found
-    reading = (readings or {}).get(hashlib.sha256(pdf.data).hexdigest())
-    if reading is None:
-        reading = read_pdf(pdf.data, form_name, password=settings.forms.password, rules_dir=settings.rules_dir,
-                           limits=_limits(settings))
-    return replace(request, body_items=items, form_reading=reading, form=form_from_reading(reading, form_name))
+def _context(settings: Settings, now: datetime | None, reference: ReferenceData | None,
+             history: History | None) -> CheckContext:
+    return CheckContext(rules_dir=settings.rules_dir, internal_domains=settings.internal_domains,
+                        own_addresses=(settings.reply_from.lower(),), now=now or datetime.now(TOKYO),
+                        unis=reference.unis if reference else None,
+                        branches=reference.branches if reference else None,
+                        calendar=reference.calendar if reference else None, history=history)
 
 
 def reported_fields(request: Request) -> dict[str, object]:
@@ -174,15 +173,26 @@ def target_folder(decision: Decision, settings: Settings) -> str | None:
 
 @dataclass
 class _Chunk:
-    """Fetched mails, parsed, with their forms being read."""
+    """Fetched mails, assessed, with their forms being read."""
 
     mails: list[RawMail]
-    parsed: dict[str, Mail]
+    assessed: dict[str, Assessment]  # by the SHA-256 of the mail
     readings: dict[str, Future[PdfReading]]  # by the SHA-256 of the PDF
 
     @property
     def size(self) -> int:
         return sum(len(raw.data) for raw in self.mails)
+
+    def reading(self, assessment: Assessment, settings: Settings) -> PdfReading | None:
+        """The mail's form as read ahead (or now, for a mail assessed late), None without one."""
+        if assessment.form is None:
+            return None
+        ahead = self.readings.get(_sha256(assessment.form[0]))
+        return ahead.result() if ahead is not None else read_form(*assessment.form, settings)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -280,42 +290,37 @@ class Bot:
         self._forget_vanished(set(present), validity)
 
     def _start_chunk(self, chunk: list[RawMail], pool: ThreadPoolExecutor) -> _Chunk:
-        """Parse a few fetched mails and start reading the forms their checks will need, each in
-        a sandbox of its own, one per core.  Anything that goes wrong here is met again by
-        `evaluate`, under the attempt count."""
-        parsed: dict[str, Mail] = {}
+        """Assess a few fetched mails (parsed, classified, gate-checked: once) and start reading
+        the forms their checks will need, each in a sandbox of its own, one per core.  A mail
+        whose assessment fails is assessed again by `_decide`, under its attempt count."""
+        assessed: dict[str, Assessment] = {}
         jobs: dict[str, Future[PdfReading]] = {}
         for raw in chunk:
             try:
-                mail = parse_mail(raw.data)
-                parsed[raw.sha256] = mail
-                job = form_to_read(mail, raw.internaldate, self.settings)
-            except Exception:  # noqa: BLE001 - unreadable mail or a bug: evaluate will tell
+                assessment = assess(raw.data, raw.internaldate, self.settings, self.store)
+            except Exception:  # noqa: BLE001 - a bug: _decide meets it again and counts it
                 continue
-            key = hashlib.sha256(job[0]).hexdigest() if job is not None else None
-            if key is not None and key not in jobs:
-                jobs[key] = pool.submit(read_pdf, job[0], job[1], password=self.settings.forms.password,
-                                        limits=_limits(self.settings), rules_dir=self.settings.rules_dir)
-        return _Chunk(chunk, parsed, jobs)
+            assessed[raw.sha256] = assessment
+            if assessment.form is not None and _sha256(assessment.form[0]) not in jobs:
+                jobs[_sha256(assessment.form[0])] = pool.submit(read_form, *assessment.form, self.settings)
+        return _Chunk(chunk, assessed, jobs)
 
     def _finish_chunk(self, c: _Chunk, report: CycleReport, stop: callable) -> bool:
         """Decide the chunk's mails once their forms are read, then send their replies and file
         them while the readers work on the next chunk's forms; True when asked to stop."""
-        readings = {key: future.result() for key, future in c.readings.items()}
         for raw in c.mails:
-            self._take(raw, report, c.parsed.get(raw.sha256), readings)
+            self._take(raw, report, c)
             if stop():
                 return True
         self._send_replies(report)
         self._file(report, folders=(self.inbox,))
         return False
 
-    def _take(self, raw: RawMail, report: CycleReport, parsed: Mail | None = None,
-              readings: Mapping[str, PdfReading] | None = None) -> None:
+    def _take(self, raw: RawMail, report: CycleReport, chunk: _Chunk) -> None:
         row = self.store.by_ref(raw.ref) or self.store.by_sha(raw.sha256)
         if row is None:
             # recorded with its first attempt counted: one commit before the work, not two
-            self._decide(self.store.add_received(raw, None, attempts=1), raw, report, parsed, readings, counted=True)
+            self._decide(self.store.add_received(raw, None, attempts=1), raw, report, chunk, counted=True)
             return
         elif row.ref != raw.ref:
             # Same bytes at a new place: the UIDVALIDITY changed, or the server delivered a copy.
@@ -326,10 +331,9 @@ class Bot:
             self.store.relocate(row.id, raw.ref, "UIDVALIDITY changed or copy delivered")
             row = self.store.get(row.id)
         if row.state == "received" or row.action == Action.DEFER.value:
-            self._decide(row, raw, report, parsed, readings)
+            self._decide(row, raw, report, chunk)
 
-    def _decide(self, row: MailRow, raw: RawMail, report: CycleReport, parsed: Mail | None = None,
-                readings: Mapping[str, PdfReading] | None = None, counted: bool = False) -> None:
+    def _decide(self, row: MailRow, raw: RawMail, report: CycleReport, chunk: _Chunk, counted: bool = False) -> None:
         attempts = row.attempts if counted else self.store.count_attempt(row.id)
         try:
             if attempts > self.settings.max_processing_attempts:
@@ -337,13 +341,16 @@ class Bot:
                     [Finding("PROCESSING_FAILED", f"{attempts - 1} failed attempts", stop=True)],
                     self.settings.rules_dir))
             else:
-                evaluation = evaluate(raw.data, raw.internaldate, self.settings, reference=self.reference,
-                                      history=self.store, parsed=parsed, readings=readings)
+                assessment = chunk.assessed.get(raw.sha256)
+                if assessment is None:  # its assessment failed in _start_chunk: again, counted
+                    assessment = assess(raw.data, raw.internaldate, self.settings, self.store)
+                evaluation = conclude(assessment, chunk.reading(assessment, self.settings), self.settings,
+                                      reference=self.reference, history=self.store)
             reply = self._reply_for(evaluation, raw.sha256)
             if reply is not None and self._sender_over_limit(evaluation):
-                evaluation = replace(evaluation, decision=Decision(Action.HOLD, (
-                    *evaluation.decision.findings,
-                    Finding("REPLY_LIMIT", f"{self.settings.max_replies_per_sender_per_day} replies today"))))
+                evaluation = replace(evaluation, decision=overrule(evaluation.decision.findings, Finding(
+                    "REPLY_LIMIT", f"{self.settings.max_replies_per_sender_per_day} replies today"),
+                    self.settings.rules_dir))
                 reply = None
         except Exception as e:  # a bug must cost one mail a retry, never the mailbox
             log_failure(log, f"processing mail {row.id} failed", e)
@@ -482,10 +489,11 @@ class Bot:
         if result.outcome is Outcome.PERMANENT or attempts >= self.settings.max_send_attempts:
             self.store.reply_failed(reply, result.detail, None, began=began)
             # A reply that cannot be sent is a person's job: the mail goes to the held folder.
-            failed = [*self.store.get(reply.mail_id).findings, ("REPLY_FAILED", result.detail)]
+            recorded = [Finding(code, detail) for code, detail in self.store.get(reply.mail_id).findings]
+            held = overrule(recorded, Finding("REPLY_FAILED", result.detail), self.settings.rules_dir)
             self.store.set_state(reply.mail_id, "decided", "held: reply could not be sent", result.detail,
-                                 target=self.settings.folders.held,
-                                 findings=json.dumps(failed, ensure_ascii=False))
+                                 target=target_folder(held, self.settings),
+                                 findings=json.dumps([(f.code, f.detail) for f in held.findings], ensure_ascii=False))
         else:
             delay = min(self.retry_base * 2 ** (attempts - 1), _RETRY_CAP)
             self.store.reply_failed(reply, result.detail, datetime.now(timezone.utc) + delay, began=began)
@@ -586,27 +594,20 @@ class Bot:
 
     def _staff_reply(self, row: MailRow, held: HeldRow, outcome: str) -> tuple[str, str, list[str], bytes] | None:
         """The reply staff asked for: the acceptance (with what happens next from today) or the
-        remand with every finding and how the branch fixes it."""
+        remand with every finding and how the branch fixes it.  The original is checked again
+        against today's reference data: the answer states what holds when staff decide."""
         evaluation = evaluate(held.original, row.internaldate, self.settings, reference=self.reference,
                               history=self.store)
         if evaluation.mail is None:
             return None
-        table = reasons(self.settings.rules_dir)
-        if outcome == "accepted":
-            action = Action.ACCEPT
-            findings = [x for x in evaluation.decision.findings if table[x.code].action is Action.ACCEPT]
-        else:
-            action = Action.REMAND
-            findings = [x for x in evaluation.decision.findings
-                        if table[x.code].action in (Action.REMAND, Action.HOLD)]
-        decision = Decision(action, tuple(findings))
+        decision = decide_by_staff(evaluation.decision, outcome == "accepted", self.settings.rules_dir)
         reply = build_reply(evaluation.mail, row.sha256, evaluation.classification, decision,
                             self.reply_settings,
                             next_steps(evaluation.classification, decision, datetime.now(TOKYO),
                                        self.settings.rules_dir, evaluation.fields))
         if reply is None:
             return None
-        return reply.message_id, action.value, reply.recipients, reply.message.as_bytes()
+        return reply.message_id, decision.action.value, reply.recipients, reply.message.as_bytes()
 
 
 

@@ -15,7 +15,7 @@ import pikepdf
 import pytest
 from pikepdf.models.encryption import EncryptionMethod
 
-from mailbot.forms import generate
+from demo import forms as generate
 from demo.forms import (
     ENCRYPTIONS,
     LAYOUTS,

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("reportlab", reason="the sample forms are drawn with reportlab (generate.py)")
 
 from helpers import RULES
-from mailbot.forms import generate as g
+from demo import forms as g
 from mailbot.forms.application import application_form, same_text
 from mailbot.forms.model import ApplicationForm, PdfReading, PdfStatus, TerminationForm
 from mailbot.forms.pdf import password_candidates, read_form

@@ -8,7 +8,16 @@ The order below is the order they run in; a finding with `stop=True` ends the ru
 
 from __future__ import annotations
 
-from mailbot.checks import agreement, attachments, body, form, history, reference, sender, subject
+from mailbot.checks import (
+    agreement,
+    attachments,
+    body,
+    form,
+    history,
+    reference,
+    sender,
+    subject,
+)
 from mailbot.checks.base import Check, CheckContext, run_checks
 
 __all__ = ["Check", "CheckContext", "all_checks", "content_checks", "gate_checks", "run_checks"]

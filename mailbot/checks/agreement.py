@@ -19,8 +19,8 @@ from mailbot.checks.reference import valid_code
 from mailbot.classify import fold, normalise
 from mailbot.extract import split_original
 from mailbot.model import Finding, Kind, Request
-from mailbot.rules import load_toml
 from mailbot.reference.unis import OrderLine
+from mailbot.rules import load_toml
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from mailbot.classify import code_is_valid, normalise
 from mailbot.extract import request_rules
 from mailbot.model import Finding, Request
 
+
 def required_items(request: Request, ctx: CheckContext) -> list[Finding]:
     rules = request_rules(ctx.rules_dir)
     required = rules.body_items.get(request.classification.kind.value, ())

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from mailbot.checks.base import CheckContext
 from mailbot.checks.reference import valid_code
-from mailbot.record.history import PastRequest
 from mailbot.model import Action, Finding, Kind, Request
+from mailbot.record.history import PastRequest
 from mailbot.rules import load_toml
 
 

@@ -8,10 +8,10 @@ when the subject has no valid customer code.
 
 from __future__ import annotations
 
-from mailbot.reference.branches import Branch
 from mailbot.checks.base import CheckContext
 from mailbot.classify import code_is_valid
 from mailbot.model import Finding, Kind, Request
+from mailbot.reference.branches import Branch
 
 _CONTRACT_KINDS = {Kind.TERMINATION, Kind.RELOCATION, Kind.CONTRACT_CHANGE}
 
