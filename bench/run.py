@@ -546,7 +546,7 @@ def bench_sandbox(backlog, sizes: dict) -> dict:
 
     from mailbot.config import DEFAULT_RULES
     from mailbot.forms.model import PdfStatus
-    from mailbot.forms.pdf import read_form
+    from mailbot.forms.read import read_form
     from mailbot.forms.sandbox import read_pdf
 
     if backlog is None:

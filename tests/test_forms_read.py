@@ -16,9 +16,11 @@ pytest.importorskip("reportlab", reason="the sample forms are drawn with reportl
 
 from helpers import RULES
 from demo import forms as g
-from mailbot.forms.application import application_form, same_text
+from mailbot.forms.application import application_form
+from mailbot.forms.layout import same_text
 from mailbot.forms.model import ApplicationForm, PdfReading, PdfStatus, TerminationForm
-from mailbot.forms.pdf import password_candidates, read_form
+from mailbot.forms.pdf import password_candidates
+from mailbot.forms.read import read_form
 from mailbot.forms.sandbox import PdfLimits, _exit_reason, read_pdf, read_pdfs
 from mailbot.forms.termination import parse_date, termination_form
 

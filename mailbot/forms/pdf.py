@@ -2,13 +2,13 @@
 (PDFium finds the characters and the ruling, pdfplumber's algorithms make words and cells).
 
 This module does the work *inside* the sandbox's child process (see sandbox.py); nothing here
-protects itself against hostile files, the child's limits do.  The parent only calls
-`read_form` through `sandbox.read_pdf`.
+protects itself against hostile files, the child's limits do.  A form reader
+(read.read_form) takes what `open_pdf` finds; the parent calls it through `sandbox.read_pdf`.
 
     unlock(data, password)             -> Unlocked (an open pikepdf.Pdf and the status) | PdfReading
     acroform_values(pdf)               -> {field name: str | bool | list[str]}
     extract_layout(pdf_bytes, pages)   -> Layout (words with positions and font size, table cells)
-    read_form(data, form, ...)         -> PdfReading (what the child sends back)
+    open_pdf(data, password, pages)    -> PdfContent (fields and layout) | PdfReading (unreadable)
 
 Statuses (DOMAIN.md §4):
 - opens with an empty password → NOT_ENCRYPTED, whether the file carries no encryption at all
@@ -30,7 +30,6 @@ import re
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from mailbot.forms.model import PdfReading, PdfStatus
 
@@ -478,31 +477,23 @@ def cells_from_intersections(intersections: dict) -> list[tuple[float, float, fl
     return cells
 
 
-def layout_text(layout: Layout, limit: int = TEXT_LIMIT) -> str:
-    """The page text: words grouped into lines by position (for the audit trail and 備考)."""
-    from mailbot.forms.application import group_lines  # the same line grouping the reader uses
-
-    out: list[str] = []
-    size = 0
-    page = 0
-    for line in group_lines(layout.words):
-        if line[0].page != page:
-            out.append("\f")
-            page = line[0].page
-        s = " ".join(w.text for w in line)
-        out.append(s)
-        size += len(s) + 1
-        if size > limit:
-            break
-    return "\n".join(out)[:limit]
-
-
 # --------------------------------------------------------------------------- the whole read
 
 
-def read_form(data: bytes, form: str, *, password: str, max_pages: int, rules_dir: Path) -> PdfReading:
-    """Unlock and read one PDF; `form` is "application", "termination" or anything else (text
-    only).  Runs in the sandbox child; exceptions are the sandbox's to turn into UNREADABLE."""
+@dataclass
+class PdfContent:
+    """An unlocked PDF's AcroForm values and page layout, for a form reader."""
+
+    status: PdfStatus  # READ or NOT_ENCRYPTED
+    detail: str
+    acro: dict[str, object]
+    layout: Layout
+    pages: int
+
+
+def open_pdf(data: bytes, *, password: str, max_pages: int) -> PdfContent | PdfReading:
+    """Unlock one PDF and take out its fields and layout; a PdfReading when it cannot be read.
+    Runs in the sandbox child; exceptions are the sandbox's to turn into UNREADABLE."""
     import pikepdf
 
     opened = unlock(data, password)
@@ -526,26 +517,7 @@ def read_form(data: bytes, form: str, *, password: str, max_pages: int, rules_di
     if damage:
         return PdfReading(PdfStatus.UNREADABLE, detail=damage)
     layout = extract_layout(buf.getvalue(), max_pages)
-    del buf
-    text = layout_text(layout)
-
-    status, detail = opened.status, opened.detail
-    if form == "application":
-        from mailbot.forms.application import read_application
-
-        shape, fields = read_application(acro, layout, rules_dir)
-    elif form == "termination":
-        from mailbot.forms.termination import read_termination
-
-        shape, fields = read_termination(acro, layout, rules_dir)
-    else:
-        shape, fields = ("acroform" if acro else "layout"), {}
-    if shape != "acroform" and not layout.words:
-        return PdfReading(PdfStatus.UNREADABLE, detail="no text layer (a scan?)", shape="scan")
-    if shape == "acroform":  # the values live in the fields, not in the page text
-        filled = "\n".join(f"{k}: {v}" for k, v in acro.items() if v not in (False, "", None))
-        text = (text + "\n\f\n" + filled)[:TEXT_LIMIT] if text.strip() else filled[:TEXT_LIMIT]
-    return PdfReading(status, detail=detail, shape=shape, fields=fields, text=text, pages=pages)
+    return PdfContent(opened.status, opened.detail, acro, layout, pages)
 
 
 def _oversized_content(pdf, max_pages: int) -> str:

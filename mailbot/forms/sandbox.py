@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 # forkserver import the program's main script once (children then skip re-running it); it is
 # ignored when the program was started with `python -m`.
 PRELOAD = ["__main__", "pikepdf", "pypdfium2", "pdfplumber.table", "pdfplumber.utils.text", "mailbot.forms.model",
-           "mailbot.forms.pdf", "mailbot.forms.application", "mailbot.forms.termination"]
+           "mailbot.forms.pdf", "mailbot.forms.layout", "mailbot.forms.application", "mailbot.forms.termination",
+           "mailbot.forms.read"]
 _KILL_GRACE_S = 5.0  # how long the parent waits for a killed child to be reaped
 
 
@@ -119,7 +120,7 @@ def _serve(conn, memory_mb: int, rules_dir: Path) -> None:
 
 def _read_one(data: bytes, form: str, password: str, limits: PdfLimits, rules_dir: Path) -> PdfReading:
     try:
-        from mailbot.forms.pdf import read_form
+        from mailbot.forms.read import read_form
 
         return read_form(data, form, password=password, max_pages=limits.max_pages, rules_dir=rules_dir)
     except MemoryError:

@@ -5,7 +5,7 @@
     parse_date(text, rules_dir) -> date | None                       「2026年11月27日」「令和8年11月27日」…
 
 The labels and the date patterns live in rules/forms/termination.toml; the reading engine is
-application.py's.
+layout.py's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mailbot.forms.application import _plain, extract, from_acroform, load_rules
+from mailbot.forms.layout import extract, from_acroform, load_rules, plain_fields
 from mailbot.forms.model import PdfReading, TerminationForm
 from mailbot.forms.pdf import Layout
 
@@ -62,7 +62,7 @@ def read_termination(acro: dict[str, object], layout: Layout, rules_dir: Path) -
         printed = extract(layout, rules) if layout.words else {}
         if printed or not acro:
             fields, shape = printed, "layout"
-    out = _plain(fields)
+    out = plain_fields(fields)
     if "termination_date" in out:
         written = str(out["termination_date"])
         d = parse_date(written, rules_dir)
