@@ -3,39 +3,14 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from mailbot.model import Classification, Kind
 from mailbot.rules import load_toml
-
-# Characters that render as nothing or reorder text: they must not split a keyword.
-_INVISIBLE = dict.fromkeys(
-    [0x00AD, 0x034F, 0x061C, 0x180E, 0xFEFF, *range(0x200B, 0x2010), *range(0x202A, 0x202F),
-     *range(0x2060, 0x2070)]
-)
-
-
-# Characters that JIS and CP932 map differently (a PDF font's CMap or a Windows CSV may give either).
-JIS_CP932 = str.maketrans({"\u301c": "\uff5e", "\u2212": "\uff0d", "\u2016": "\u2225", "\u00a2": "\uffe0",
-                           "\u00a3": "\uffe1", "\u00ac": "\uffe2", "\u2014": "\u2015"})
-# Hiragana → katakana: a name written in either reads the same.
-_HIRAGANA_KATAKANA = {c: c + 0x60 for c in range(0x3041, 0x3097)}
-
-
-def normalise(text: str) -> str:
-    """NFKC, invisible characters removed, whitespace runs collapsed to one space."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    return " ".join(text.split())
-
-
-def fold(text: str) -> str:
-    """A name as compared (shop names, line kinds, answers): width (NFKC), kana (hiragana as
-    katakana), case and spaces folded away, JIS/CP932 variants taken as one."""
-    text = unicodedata.normalize("NFKC", text.translate(JIS_CP932)).translate(_INVISIBLE)
-    return "".join(text.casefold().translate(_HIRAGANA_KATAKANA).split())
+from mailbot.text import JIS_TO_CP932 as JIS_CP932  # noqa: F401 - re-exported
+from mailbot.text import drop_invisible, normalise
 
 
 @dataclass(frozen=True)
@@ -87,7 +62,7 @@ def strip_prefixes(subject: str, rules: SubjectRules) -> tuple[str, bool]:
 def as_written(subject: str, stripped: str) -> str:
     """The end of `subject` as the branch wrote it (full-width kept) that normalises to `stripped`:
     replies carry the branch's own subject.  Invisible characters are left out."""
-    subject = subject.translate(_INVISIBLE)
+    subject = drop_invisible(subject)
     if len(subject) > 500:  # a pathological subject: quadratic search not worth it
         return stripped
     for i in range(len(subject) + 1):

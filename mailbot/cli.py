@@ -19,6 +19,7 @@ from mailbot.config import ConfigError, Settings, embedded_default, load
 from mailbot.logs import log_failure
 from mailbot.mailbox import MailboxError
 from mailbot.rules import RulesError
+from mailbot.text import TOKYO
 
 log = logging.getLogger("mailbot")
 DEMO_DIR = Path("mailbot-demo")
@@ -128,8 +129,8 @@ def _seed_demo(settings: Settings) -> bool:
     extract and branch directory of that morning."""
     if settings.imap or settings.maildir.exists():
         return False
-    from mailbot.mailbox.maildir import MaildirMailbox
     from demo.samples import sample_directory, sample_extract, seed_maildir
+    from mailbot.mailbox.maildir import MaildirMailbox
 
     now = datetime.now().astimezone()
     for path, data in ((settings.unis_extract, sample_extract(now)), (settings.branch_directory, sample_directory())):
@@ -213,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             mailbox.close()
             store.close()
 
-    scheduler = BackgroundScheduler(timezone="Asia/Tokyo")
+    scheduler = BackgroundScheduler(timezone=TOKYO)
     scheduler.add_job(cycle, "interval", seconds=settings.poll_interval, next_run_time=datetime.now().astimezone(),
                       max_instances=1, coalesce=True, misfire_grace_time=None, id="poll")
     if stopping.is_set():
@@ -236,8 +237,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def send_digests(settings: Settings, reference=None) -> None:
     """After each poll cycle (also when the mailbox was unreachable): the digests that are due.
     Whatever goes wrong is logged; it never stops the polling."""
-    from mailbot.reports.digest import TOKYO, send_due_digests
     from mailbot.record.store import Store
+    from mailbot.reports.digest import send_due_digests
 
     try:
         store = Store(settings.database)
@@ -281,8 +282,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_mails(args: argparse.Namespace, settings: Settings, reference) -> int:
-    from mailbot.record.history import MemoryHistory, PastRequest
     from mailbot.pipeline import evaluate
+    from mailbot.record.history import MemoryHistory, PastRequest
 
     history = MemoryHistory()  # the mails are checked as if they arrived in the order given
     rows = []
@@ -352,7 +353,13 @@ def _day(text: str) -> date:
 
 def cmd_digest(args: argparse.Namespace) -> int:
     from mailbot.reference.calendar import BusinessCalendar
-    from mailbot.reports.digest import TOKYO, digest_recipients, digest_row, digest_text, send_digest
+    from mailbot.reports.digest import (
+        TOKYO,
+        digest_recipients,
+        digest_row,
+        digest_text,
+        send_digest,
+    )
 
     settings = _settings(args)
     now = datetime.now(TOKYO)
@@ -432,8 +439,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_held(args: argparse.Namespace) -> int:
     """What waits for staff in the held folder: the note to move, and why it is there."""
-    from mailbot.reference.calendar import BusinessCalendar
     from mailbot.record.store import Store
+    from mailbot.reference.calendar import BusinessCalendar
 
     settings = _settings(args)
     if not settings.database.exists():

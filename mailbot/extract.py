@@ -8,13 +8,13 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
-from mailbot.classify import normalise
 from mailbot.config import Settings
 from mailbot.forms.model import PdfReading
 from mailbot.forms.read import form_from_reading
 from mailbot.forms.sandbox import PdfLimits, read_pdf
 from mailbot.model import Attachment, Kind, Request
 from mailbot.rules import load_toml
+from mailbot.text import normalise
 
 # Where the quoted or forwarded original starts: nothing below belongs to this request.
 _ORIGINAL_STARTS = re.compile(

@@ -36,7 +36,8 @@ from html.parser import HTMLParser
 from io import BytesIO
 from urllib.parse import unquote_to_bytes
 
-from .model import Address, Attachment, Mail
+from mailbot.model import Address, Attachment, Mail
+from mailbot.text import jis_to_cp932
 
 __all__ = ["UnreadableMail", "decode_bytes", "decode_header_value", "parse_mail"]
 
@@ -106,17 +107,6 @@ _REFUSED_CODECS = frozenset(
 
 # JIS X 0208 cells that the stdlib JIS/EUC codecs map differently from cp932. The mailbox is
 # read by people on Windows and matched by patterns, so both spellings become cp932's.
-_TO_CP932_FORMS = str.maketrans(
-    {
-        "\u301c": "\uff5e",  # WAVE DASH → FULLWIDTH TILDE (0x2141)
-        "\u2016": "\u2225",  # DOUBLE VERTICAL LINE → PARALLEL TO (0x2142)
-        "\u2212": "\uff0d",  # MINUS SIGN → FULLWIDTH HYPHEN-MINUS (0x215D)
-        "\u00a2": "\uffe0",  # CENT SIGN → FULLWIDTH CENT SIGN (0x2171)
-        "\u00a3": "\uffe1",  # POUND SIGN → FULLWIDTH POUND SIGN (0x2172)
-        "\u00ac": "\uffe2",  # NOT SIGN → FULLWIDTH NOT SIGN (0x224C)
-        "\u2014": "\u2015",  # EM DASH → HORIZONTAL BAR (0x213D, euc_jis_2004 vs cp932)
-    }
-)
 
 _JIS_ESCAPE = re.compile(rb"\x1b(?:\$[@B]|\$\([@-Z]|\([BIJ])")
 
@@ -221,7 +211,7 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def _normalise(text: str) -> str:
-    return text.translate(_TO_CP932_FORMS)
+    return jis_to_cp932(text)
 
 
 # --- ISO-2022-JP, CP50220 style ---------------------------------------------------------------

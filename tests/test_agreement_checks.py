@@ -10,7 +10,8 @@ import pytest
 from helpers import RULES, TOKYO, mail
 from mailbot.checks import CheckContext, run_checks
 from mailbot.checks import agreement, history
-from mailbot.classify import classify, fold
+from mailbot.classify import classify
+from mailbot.text import fold
 from mailbot.decide import decide
 from mailbot.forms.model import ApplicationForm, PdfReading, PdfStatus
 from mailbot.record.history import MemoryHistory, PastRequest

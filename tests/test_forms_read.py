@@ -17,7 +17,7 @@ pytest.importorskip("reportlab", reason="the sample forms are drawn with reportl
 from helpers import RULES
 from demo import forms as g
 from mailbot.forms.application import application_form
-from mailbot.forms.layout import same_text
+from mailbot.text import same_text
 from mailbot.forms.model import ApplicationForm, PdfReading, PdfStatus, TerminationForm
 from mailbot.forms.pdf import password_candidates
 from mailbot.forms.read import read_form

@@ -16,11 +16,11 @@ from pathlib import Path
 from mailbot.checks.base import CheckContext
 from mailbot.checks.form import application_rules, readable_application
 from mailbot.checks.reference import valid_code
-from mailbot.classify import fold, normalise
 from mailbot.extract import split_original
 from mailbot.model import Finding, Kind, Request
 from mailbot.reference.unis import OrderLine
 from mailbot.rules import load_toml
+from mailbot.text import fold, normalise
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 from mailbot.checks.base import CheckContext
-from mailbot.classify import code_is_valid, normalise
+from mailbot.classify import code_is_valid
 from mailbot.extract import request_rules
 from mailbot.model import Finding, Request
+from mailbot.text import normalise
 
 
 def required_items(request: Request, ctx: CheckContext) -> list[Finding]:

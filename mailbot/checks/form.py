@@ -12,10 +12,11 @@ from functools import cache
 from pathlib import Path
 
 from mailbot.checks.base import CheckContext
-from mailbot.classify import code_is_valid, normalise
+from mailbot.classify import code_is_valid
 from mailbot.forms.model import ApplicationForm, PdfStatus
 from mailbot.model import Finding, Request
 from mailbot.rules import load_toml
+from mailbot.text import normalise
 
 _PDF_FINDINGS = {
     PdfStatus.NOT_ENCRYPTED: "PDF_NOT_ENCRYPTED",

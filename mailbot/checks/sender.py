@@ -10,9 +10,9 @@ from functools import cache
 from pathlib import Path
 
 from mailbot.checks.base import CheckContext
-from mailbot.classify import normalise
 from mailbot.model import Address, Finding, Request
 from mailbot.rules import load_toml
+from mailbot.text import normalise
 
 
 @dataclass(frozen=True)

@@ -30,33 +30,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mailbot.classify import JIS_CP932
 from mailbot.forms.pdf import TEXT_LIMIT, Cell, Layout, Word
-
-# --------------------------------------------------------------------------- normalising
-
-
-def norm_chars(text: str) -> list[tuple[str, int]]:
-    """(normalised char, index in `text`) for each non-space char after NFKC + casefold."""
-    out: list[tuple[str, int]] = []
-    for i, c in enumerate(text):
-        n = unicodedata.normalize("NFKC", c).casefold()
-        for ch in n:
-            if not ch.isspace() and ch not in "\u200b\u200c\u200d\u2060\ufeff":
-                out.append((ch, i))
-    return out
-
-
-def key(text: str) -> str:
-    """The comparison form of printed text: NFKC, case folded, spaces removed."""
-    return "".join(ch for ch, _ in norm_chars(text))
-
-
-def same_text(a: str | None, b: str | None) -> bool:
-    """Equal after NFKC and with spaces removed (case kept; 〜/～ and −/－ taken as one)."""
-    def k(s):
-        return re.sub(r"\s+", "", unicodedata.normalize("NFKC", (s or "").translate(JIS_CP932)))
-    return k(a) == k(b)
+from mailbot.text import compact as key
+from mailbot.text import compact_chars as norm_chars
 
 
 # --------------------------------------------------------------------------- rules

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mailbot.record.history import PastRequest
 from mailbot.model import Action, Kind, MailRef, RawMail
+from mailbot.record.history import PastRequest
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mails (

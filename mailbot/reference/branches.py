@@ -31,6 +31,7 @@ from mailbot.reference.unis import (
     locate_decode_error,
     norm_header,
 )
+from mailbot.text import compact
 
 COLUMNS = {"name": "支店名", "manager": "支店長メール", "members": "所属メール", "corporate": "法人営業"}
 # Accepted spellings of each header (compared after NFKC, spaces removed).
@@ -65,7 +66,7 @@ class Branch:
 
 def name_key(name: str) -> str:
     """A branch name as compared: NFKC, case-folded, no spaces, without a trailing 支店."""
-    key = "".join(unicodedata.normalize("NFKC", name).casefold().split())
+    key = compact(name)
     if key.endswith(BRANCH_SUFFIX) and len(key) > len(BRANCH_SUFFIX):
         key = key[: -len(BRANCH_SUFFIX)]
     return key

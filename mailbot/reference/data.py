@@ -16,11 +16,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailbot.reference.branches import BranchDirectory, BranchError
-from mailbot.reference.calendar import BusinessCalendar
-from mailbot.reference.calendar import business_calendar
 from mailbot.config import Settings
 from mailbot.files import DataFileError
+from mailbot.reference.branches import BranchDirectory, BranchError
+from mailbot.reference.calendar import BusinessCalendar, business_calendar
 from mailbot.reference.unis import UnisData, UnisError
 
 log = logging.getLogger("mailbot")

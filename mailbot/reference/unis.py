@@ -41,7 +41,7 @@ from typing import Any
 from mailbot.config import DEFAULT_RULES
 from mailbot.files import DataFileError, fsync_dir
 from mailbot.rules import RulesError, load_toml
-from mailbot.text import TOKYO
+from mailbot.text import TOKYO, compact
 
 FINGERPRINT_BYTES = 64 * 1024
 RULES_FILE = "unis.toml"
@@ -81,8 +81,8 @@ def detect_encoding(path: Path) -> str:
 
 
 def norm_header(name: str) -> str:
-    """A header cell as compared: NFKC, no whitespace at all."""
-    return "".join(unicodedata.normalize("NFKC", name).split())
+    """A header cell as compared: NFKC, case folded, no whitespace at all."""
+    return compact(name)
 
 
 def locate_decode_error(path: Path, encoding: str, header: list[str] | None = None) -> tuple[int, str | None, str]:

@@ -7,8 +7,8 @@ add a header to the reply.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
 from dataclasses import dataclass
+from datetime import date, datetime
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import jinja2
 
-from mailbot.reference.calendar import business_calendar
 from mailbot.checks.sender import is_internal
 from mailbot.model import Action, Address, Classification, Decision, Kind, Mail
+from mailbot.reference.calendar import business_calendar
 from mailbot.rules import reasons
-from mailbot.text import TOKYO
+from mailbot.text import TOKYO, drop_invisible
 
 SUBJECT_PREFIX = {Action.ACCEPT: "【受付】", Action.REMAND: "【差戻】", Action.HOLD: "【確認中】"}
 # Never answered, whatever the decision: these mails are not from someone who should hear from us.
@@ -31,13 +31,9 @@ _SILENT_CODES = {"AUTO_REPLY", "SENDER_NOT_ALLOWED", "MAIL_UNREADABLE"}
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 
 
-# Bidi controls and zero-width characters: they can make a header read as something it is not.
-_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
-
-
 def header_text(value: str, limit: int = 200) -> str:
     """One line, no control or invisible characters; other spacing (e.g. full-width spaces) kept."""
-    value = re.sub(r" {2,}", " ", _UNSAFE.sub(" ", _INVISIBLE.sub("", value))).strip(" ")[:limit]
+    value = re.sub(r" {2,}", " ", _UNSAFE.sub(" ", drop_invisible(value))).strip(" ")[:limit]
     # Text that looks like an RFC 2047 encoded word would be decoded again on its way out (and by
     # the reader's client): a literal "=?utf-8?Q?=00?=" must stay text.
     return value.replace("=?", "=？")

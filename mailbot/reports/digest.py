@@ -37,14 +37,14 @@ from pathlib import Path
 
 import jinja2
 
-from mailbot.reference.calendar import BusinessCalendar
 from mailbot.checks.sender import is_internal
 from mailbot.config import Settings
 from mailbot.model import Action, Kind
-from mailbot.reply.send import Outcome, Transport
-from mailbot.reply.render import environment, header_text, japanese_date
-from mailbot.rules import RulesError, kind_labels, load_toml, reasons
 from mailbot.record.store import Store, now_utc
+from mailbot.reference.calendar import BusinessCalendar
+from mailbot.reply.render import environment, header_text, japanese_date
+from mailbot.reply.send import Outcome, Transport
+from mailbot.rules import RulesError, kind_labels, load_toml, reasons
 from mailbot.text import TOKYO
 
 log = logging.getLogger("mailbot")
