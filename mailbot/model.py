@@ -71,6 +71,7 @@ class Mail:
     body: str  # the plain part, else the HTML part as text
     attachments: tuple[Attachment, ...] = ()
     defects: tuple[str, ...] = ()  # what was repaired while reading, for the audit trail
+    lost_parts: tuple[str, ...] = ()  # parts the MIME structure lost beyond repair (an attachment)
 
     def header(self, name: str) -> str:
         """The first value of a header, "" when absent."""

@@ -33,6 +33,7 @@ def content_checks() -> list[Check]:
     """What the request says: subject code, attachments, body items, the form, then what the
     reference data (branch directory, UNIS extract, calendar) says about it."""
     return [
+        attachments.parts_readable,
         subject.customer_code,
         attachments.required_attachment,
         form.pdf_opened_as_agreed,

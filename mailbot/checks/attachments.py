@@ -7,6 +7,12 @@ from mailbot.extract import documents, is_pdf, request_rules
 from mailbot.model import Finding, Request
 
 
+def parts_readable(request: Request, ctx: CheckContext) -> list[Finding]:
+    """A broken MIME structure lost an attachment: the request cannot be judged without it."""
+    lost = request.mail.lost_parts
+    return [Finding("MAIL_UNREADABLE", "; ".join(lost), stop=True)] if lost else []
+
+
 def required_attachment(request: Request, ctx: CheckContext) -> list[Finding]:
     kind = request.classification.kind.value
     if request_rules(ctx.rules_dir).attachment.get(kind) != "required":

@@ -34,7 +34,6 @@ from mailbot.forms.pdf import TEXT_LIMIT, Cell, Layout, Word
 from mailbot.text import compact as key
 from mailbot.text import compact_chars as norm_chars
 
-
 # --------------------------------------------------------------------------- rules
 
 

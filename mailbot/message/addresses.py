@@ -52,8 +52,12 @@ class _AddressScan:
         self.comments: list[str] = []
         self.in_angle = False
         self.saw_angle = False
+        self.quoted_local = False  # `"a b"@c.com`: a quoted local part, one address
+        self.after_quote = False
 
-    def add(self, text: str) -> None:
+    def add(self, text: str, quoted: bool = False) -> None:
+        self.quoted_local |= self.after_quote and text.startswith("@")
+        self.after_quote = quoted
         (self.angle if self.in_angle else self.phrase).append(text)
 
     def pair(self) -> tuple[str, str]:
@@ -62,13 +66,26 @@ class _AddressScan:
             return "", ""  # nothing, or only a comment such as '(no To-header on input)'
         if self.saw_angle:
             addr = "".join(self.angle).rpartition(":")[2]  # drop an obsolete source route
+        elif not self.quoted_local and (spec := _spec_among_words(name)) is not None:
+            addr, name = spec  # `Big Bug bb@bug.com`: a name, then the address, without <>
         elif "@" in name or (name and not any(ch.isspace() for ch in name)):
-            addr, name = name, ""  # a bare addr-spec
+            addr, name = name, ""  # a bare addr-spec (perhaps with spaces around its @)
         else:
             addr = ""  # a name without address
         if not name and self.comments:
             name = " ".join(comment.strip() for comment in self.comments)  # addr (Name)
         return name, addr
+
+
+def _spec_among_words(phrase: str) -> tuple[str, str] | None:
+    """(addr-spec, name) when exactly one of several words is a whole addr-spec: the words are
+    a name and an address written without angle brackets, never one address to be invented by
+    joining them."""
+    words = phrase.split()
+    specs = [w for w in words if "@" in w.strip("@")]
+    if len(words) < 2 or len(specs) != 1:
+        return None
+    return specs[0], " ".join(w for w in words if w is not specs[0])
 
 
 def _address_pairs(value: str) -> list[tuple[str, str]]:
@@ -88,7 +105,7 @@ def _address_pairs(value: str) -> list[tuple[str, str]]:
             pos = end
         elif token.startswith('"'):
             inner = token[1:-1] if len(token) > 1 and token.endswith('"') else token[1:]
-            scan.add(_QUOTED_CHAR.sub(r"\1", inner))
+            scan.add(_QUOTED_CHAR.sub(r"\1", inner), quoted=True)
         elif token == "<" and not scan.in_angle:
             scan.in_angle = scan.saw_angle = True
             scan.angle.clear()

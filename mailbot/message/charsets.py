@@ -76,20 +76,20 @@ def decode_text_bytes(data: bytes, charset: str | None) -> tuple[str, str | None
     """The text, and a short note when the declared charset was unusable or wrong."""
     label = charset_label(charset)
     if label in _GUESS_LABELS:
-        return cp932_forms(guess_text(data)), None
+        return guess_text(data), None
     codec = _codec_for(label)
     if codec is None:
-        return cp932_forms(guess_text(data)), f"unknown charset {label!r}, guessed"
+        return guess_text(data), f"unknown charset {label!r}, guessed"
     if codec != _CP50220 and data.isascii() and _JIS_ESCAPE.search(data) and _ascii_based(codec):
         # 7-bit text with ISO-2022-JP escapes is ISO-2022-JP, whatever the label claims.
         return cp932_forms(_decode_iso2022jp(data)), f"charset {label} had ISO-2022-JP escapes"
     try:
-        return cp932_forms(_decode_strict(data, codec)), None
+        return _as_windows(_decode_strict(data, codec), codec), None
     except UnicodeDecodeError:
         pass
     if codec != "utf-8" and _is_utf8(data):
-        return cp932_forms(data.decode("utf-8")), f"charset {label} did not fit, read as UTF-8"
-    return cp932_forms(_decode_lenient(data, codec)), f"bad bytes for charset {label}, replaced"
+        return data.decode("utf-8"), f"charset {label} did not fit, read as UTF-8"
+    return _as_windows(_decode_lenient(data, codec), codec), f"bad bytes for charset {label}, replaced"
 
 
 def charset_label(charset: str | None) -> str:
@@ -145,17 +145,38 @@ def _decode_lenient(data: bytes, codec: str) -> str:
 
 
 def guess_text(data: bytes) -> str:
-    """Decode bytes of unknown charset: ISO-2022-JP if 7-bit with escapes, UTF-8, cp932, latin-1."""
+    """Decode bytes of unknown charset: ISO-2022-JP if 7-bit with escapes, UTF-8 (also with a few
+    bad bytes, replaced), cp932 unless it gives private-use characters, else latin-1."""
     if data.isascii():
-        return _decode_iso2022jp(data) if _JIS_ESCAPE.search(data) else data.decode("ascii")
+        return cp932_forms(_decode_iso2022jp(data)) if _JIS_ESCAPE.search(data) else data.decode("ascii")
     if _is_utf8(data):
         return data.decode("utf-8").removeprefix("\ufeff")
     if _JIS_ESCAPE.search(data):
-        return _decode_iso2022jp(data)
+        return cp932_forms(_decode_iso2022jp(data))
+    utf8 = data.decode("utf-8", "replace").removeprefix("\ufeff")
+    if _nearly_utf8(utf8):
+        # One bad byte must not turn a whole UTF-8 header or filename into cp932 or latin-1 garbage.
+        return utf8
     try:
-        return data.decode("cp932")
+        text = data.decode("cp932")
     except UnicodeDecodeError:
-        return data.decode("latin-1")
+        text = None
+    if text is not None and not _PRIVATE_USE.search(text):
+        return text  # cp932 gives Windows's forms already
+    return utf8 if any(ord(c) > 0x7F and c != "\ufffd" for c in utf8) else data.decode("latin-1")
+
+
+# cp932 maps its user-defined area (lead bytes F0-F9) there: bytes of another charset, not text.
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+
+
+def _nearly_utf8(text: str) -> bool:
+    """Decoded as UTF-8 with replacements, at most one bad sequence per 4 good characters beyond
+    ASCII (cp932 or latin-1 text read as UTF-8 is nearly all bad sequences: a cp932 lead byte
+    is a UTF-8 continuation byte, or starts a sequence its trail byte cannot continue)."""
+    bad = text.count("\ufffd")
+    good = sum(1 for c in text if ord(c) > 0x7F) - bad
+    return good > 0 and bad * 4 <= good
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -164,6 +185,19 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+# The families whose stdlib codecs map some JIS cells differently from cp932 (and cp932 itself,
+# whose labels a sender may put on JIS-mapped text): only their text is folded onto cp932's forms.
+_JIS_FAMILY = frozenset({"cp932", _CP50220, _EUC_JP, "shift_jis", "shift_jis_2004", "shift_jisx0213", "euc_jp",
+                         "euc_jis_2004", "euc_jisx0213", "iso2022_jp", "iso2022_jp_1", "iso2022_jp_2",
+                         "iso2022_jp_2004", "iso2022_jp_3", "iso2022_jp_ext"})
+
+
+def _as_windows(text: str, codec: str) -> str:
+    """JIS and Shift_JIS text with cp932's forms of the cells they map differently; any other
+    charset's text as it is (a UTF-8 ¢ stays ¢)."""
+    return cp932_forms(text) if codec in _JIS_FAMILY else text
 
 
 def cp932_forms(text: str) -> str:

@@ -11,7 +11,6 @@ from urllib.parse import unquote_to_bytes
 
 from mailbot.message.charsets import (
     charset_label,
-    cp932_forms,
     decode_text_bytes,
     guess_text,
 )
@@ -93,7 +92,7 @@ def _decode_raw(raw: bytes) -> str:
     """Header text outside encoded words: ASCII, or raw 8-bit / ISO-2022-JP bytes (guessed)."""
     if raw.isascii() and b"\x1b" not in raw:
         return raw.decode("ascii")
-    return cp932_forms(guess_text(raw))
+    return guess_text(raw)
 
 
 def to_bytes(value: str | bytes) -> bytes:

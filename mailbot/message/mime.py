@@ -70,12 +70,23 @@ class _Part(Message):
 _FEED_PIECE = 1 << 20
 
 
-def parse_tree(data: bytes, max_parts: int, max_depth: int) -> _Part:
+def parse_tree(data: bytes, max_parts: int, max_depth: int, notes: list[str] | None = None,
+               lost: list[str] | None = None) -> _Part:
+    """The MIME tree of `data`, bounded.  Parts hidden by a missing, wrong or reused boundary are
+    recovered (and noted in `notes`); where an attachment is evidently lost all the same, `lost`
+    says so (the mail is then held as unreadable, not read as one without its attachment)."""
     limits = _Limits(max_parts, max_depth)
+    root = _parse(data, limits)
+    _recover_lost_parts(root, limits, notes if notes is not None else [], lost if lost is not None else [])
+    return root
+
+
+def _parse(data: bytes, limits: _Limits, depth: int = 0) -> _Part:
 
     def factory(policy=compat32) -> _Part:  # noqa: ANN001 - the parser's factory signature
         part = _Part(policy)
         part._limits = limits
+        part._depth = depth
         return part
 
     parser = BytesFeedParser(_factory=factory, policy=compat32)
@@ -90,6 +101,70 @@ def parse_tree(data: bytes, max_parts: int, max_depth: int) -> _Part:
     except RecursionError:  # only reachable with a max_depth above Python's own limit
         raise UnreadableMail("MIME parts nested too deeply") from None
     return root
+
+
+# A delimiter line: "--" and a boundary (RFC 2046 §5.1.1), perhaps the closing one.
+_DELIMITER = re.compile(r"^--(\S[^\r\n]{0,199}?)(--)?[ \t]*\r?$", re.M)
+# Signs of a part that is not body text, in text where the parser found no parts.
+_LOST_ATTACHMENT = re.compile(r"^content-(?:disposition:\s*attachment|type:\s*(?:application|image|audio|video)/)",
+                              re.I | re.M)
+
+
+def _recover_lost_parts(root: _Part, limits: _Limits, notes: list[str], lost: list[str]) -> None:
+    """Parts the stdlib parser leaves as text: a multipart whose declared boundary is missing or
+    differs from the one used (its parts stay one string), and parts after a close delimiter
+    that an inner multipart reusing its parent's boundary made come too early (they end in the
+    epilogue).  A lost attachment would make the mail read as one without its form."""
+    for index, part in enumerate(list(root.walk())):
+        if part.get_content_maintype() != "multipart":
+            continue
+        where = f"part {index}" if index else "message"
+        payload = part._payload  # noqa: SLF001 - the raw text the parser kept
+        if isinstance(payload, str):
+            found, rest = _delimited_parts(payload, limits, part._depth)
+            if found:
+                part.set_payload(found)
+                notes.append(f"{where}: {len(found)} parts recovered (MIME boundary missing or not the declared one)")
+            if _LOST_ATTACHMENT.search(rest):
+                lost.append(f"{where}: a MIME boundary is missing and an attachment could not be recovered")
+        epilogue = part.epilogue or ""
+        if isinstance(part._payload, list) and _DELIMITER.search(epilogue):  # noqa: SLF001
+            found, rest = _delimited_parts(epilogue, limits, part._depth)
+            if found:
+                for child in found:
+                    part.attach(child)
+                part.epilogue = ""
+                notes.append(f"{where}: {len(found)} parts after its end recovered (MIME boundary reused inside)")
+            if _LOST_ATTACHMENT.search(rest):
+                lost.append(f"{where}: an attachment after the end of the MIME parts could not be recovered")
+
+
+def _delimited_parts(text: str, limits: _Limits, depth: int) -> tuple[list[_Part], str]:
+    """The parts of `text` between delimiter lines of its most frequent boundary, each parsed
+    as a part of its own (within the mail's limits), and the text outside them (preamble,
+    epilogue, chunks without headers): ([], text) when there are none."""
+    delimiters = [(m.group(1), m) for m in _DELIMITER.finditer(text)]
+    if not delimiters:
+        return [], text
+    boundaries = [b for b, _ in delimiters]
+    boundary = max(dict.fromkeys(boundaries), key=boundaries.count)
+    marks = [m for b, m in delimiters if b == boundary]
+    parts: list[_Part] = []
+    rest = [text[:marks[0].start()]]
+    for mark, following in zip(marks, [*marks[1:], None], strict=True):
+        end = following.start() if following else len(text)
+        chunk = text[mark.end():end].lstrip("\r\n")
+        if mark.group(2):  # the close delimiter: what follows is epilogue
+            rest.append(text[mark.end():])
+            break
+        if not re.match(r"[!-9;-~]+:", chunk):  # no header line: not a MIME part
+            rest.append(chunk)
+            continue
+        limits.parts += 1
+        if limits.parts > limits.max_parts:
+            raise UnreadableMail(f"more than {limits.max_parts} MIME parts")
+        parts.append(_parse(to_bytes(chunk), limits, depth + 1))
+    return parts, "\n".join(rest)
 
 
 _OBSOLETE_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.M)
