@@ -18,7 +18,7 @@ from mailbot import __version__
 from mailbot.config import ConfigError, Settings, embedded_default, load
 from mailbot.logs import log_failure
 from mailbot.mailbox import MailboxError
-from mailbot.rules import RulesError
+from mailbot.rules import RulesError, check_templates, load_rules
 from mailbot.text import TOKYO
 
 log = logging.getLogger("mailbot")
@@ -86,9 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    if args.config:
-        return load(args.config)
-    return embedded_default(Path(getattr(args, "demo_dir", DEMO_DIR)).resolve())
+    """The settings, with every rules file and template validated: a broken one stops the command
+    here, before any mail is touched, with one line naming its file and line."""
+    settings = load(args.config) if args.config else embedded_default(Path(getattr(args, "demo_dir", DEMO_DIR)).resolve())
+    load_rules(settings.rules_dir)
+    check_templates(settings.templates_dir)
+    return settings
 
 
 def _open(settings: Settings):
@@ -396,11 +399,11 @@ def cmd_digest(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     import unicodedata
 
-    from mailbot.classify import subject_rules
     from mailbot.reports.digest import code_history
+    from mailbot.rules import load_rules
 
     settings = _settings(args)
-    digits = subject_rules(settings.rules_dir).code_digits
+    digits = load_rules(settings.rules_dir).subjects.code_digits
     code = unicodedata.normalize("NFKC", args.code).strip()
     if not (len(code) == digits and code.isascii() and code.isdigit()):
         raise UsageError(f"{args.code!r} is not a customer code ({digits} digits)")

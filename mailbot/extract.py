@@ -4,16 +4,15 @@ DOMAIN.md §2) and the required form, read from its PDF in a sandbox."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-from functools import cache
+from dataclasses import replace
 from pathlib import Path
 
 from mailbot.config import Settings
 from mailbot.forms.model import PdfReading
 from mailbot.forms.read import form_from_reading
 from mailbot.forms.sandbox import PdfLimits, read_pdf
-from mailbot.model import Attachment, Kind, Request
-from mailbot.rules import load_toml
+from mailbot.model import Attachment, Request
+from mailbot.rules import load_rules
 from mailbot.text import normalise
 
 # Where the quoted or forwarded original starts: nothing below belongs to this request.
@@ -22,44 +21,6 @@ _ORIGINAL_STARTS = re.compile(
     r"|_{10,}\s*$|差出人\s*[:：]|From:\s.*\bSent:|On .* wrote:$|.*(さん|様)は書きました\s*[:：]$)",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class RequestRules:
-    """rules/requests.toml: what each kind must carry and how body labels are spelled."""
-
-    attachment: dict[str, str]  # kind → "required" | "optional"
-    form: dict[str, str]  # kind → form name (application, termination)
-    body_items: dict[str, tuple[str, ...]]  # kind → required item names
-    label_pattern: re.Pattern[str]
-    label_names: dict[str, str]  # spelling group name → item name
-    display: dict[str, str]  # item name → the label as the manual prints it (its first spelling)
-
-
-@cache
-def request_rules(rules_dir: Path) -> RequestRules:
-    data = load_toml(rules_dir, "requests.toml")
-    labels: dict[str, list[str]] = data["labels"]
-    data = {k: v for k, v in data.items() if k in {kind.value for kind in Kind}}  # the per-kind tables
-    spellings = sorted(((normalise(s), name) for name, ss in labels.items() for s in ss),
-                       key=lambda item: len(item[0]), reverse=True)
-    groups, names = [], {}
-    for i, (spelling, name) in enumerate(spellings):
-        chars = r"\s*".join(re.escape(c) for c in spelling.replace(" ", ""))
-        groups.append(f"(?P<l{i}>{chars})")
-        names[f"l{i}"] = name
-    # A label at the start of a line (after list marks), then ":" or spaces, then the value.
-    pattern = re.compile(
-        rf"^[\s・●■◆※\-*]*(?:{'|'.join(groups)})\s*(?:[:=]\s*|\s+|$)(?P<value>.*)$", re.IGNORECASE
-    )
-    return RequestRules(
-        attachment={k: v["attachment"] for k, v in data.items() if "attachment" in v},
-        form={k: v["form"] for k, v in data.items() if "form" in v},
-        body_items={k: tuple(v.get("body_items", ())) for k, v in data.items()},
-        label_pattern=pattern,
-        label_names=names,
-        display={name: spellings_[0] for name, spellings_ in labels.items()},
-    )
 
 
 def split_original(body: str) -> tuple[str, str]:
@@ -80,7 +41,7 @@ def body_items(body: str, rules_dir: Path) -> dict[str, str]:
     The sender's own text comes first; items it lacks are taken from the forwarded or quoted
     original, since a branch forwarding a request or answering a remand leaves them there.
     """
-    rules = request_rules(rules_dir)
+    rules = load_rules(rules_dir).requests
     items: dict[str, str] = {}
     for text in split_original(body):
         for line in text.splitlines():
@@ -121,7 +82,7 @@ def _is_signature_image(attachment: Attachment) -> bool:
 
 def required_form(request: Request, rules_dir: Path) -> tuple[Attachment, str] | None:
     """The PDF attachment holding the form this kind of request requires, and the form's name."""
-    form_name = request_rules(rules_dir).form.get(request.classification.kind.value)
+    form_name = load_rules(rules_dir).requests.form.get(request.classification.kind.value)
     if not form_name:
         return None
     pdf = next((a for a in documents(request) if is_pdf(a)), None)

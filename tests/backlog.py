@@ -56,7 +56,6 @@ from zoneinfo import ZoneInfo
 
 from demo import samples
 from demo.forms import application_pdf, sample_application, termination_pdf
-from mailbot.forms.model import TerminationForm
 from demo.samples import (
     _FORMS,  # the values of each sample order's form (private: the samples' source of truth)
     _TERMINATIONS,
@@ -66,6 +65,7 @@ from demo.samples import (
     sample_extract,
     sample_mails,
 )
+from mailbot.forms.model import TerminationForm
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2026, 11, 20, 10, 30, tzinfo=TOKYO)  # the sample morning (tests/test_loop.py NOW)

@@ -6,18 +6,17 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-
 from helpers import RULES, TOKYO, mail
-from mailbot.checks import CheckContext, run_checks
-from mailbot.checks import agreement, history
+from test_unis import line, write
+
+from mailbot.checks import CheckContext, agreement, history, run_checks
 from mailbot.classify import classify
-from mailbot.text import fold
 from mailbot.decide import decide
 from mailbot.forms.model import ApplicationForm, PdfReading, PdfStatus
-from mailbot.record.history import MemoryHistory, PastRequest
 from mailbot.model import Action, Kind, Request
+from mailbot.record.history import MemoryHistory, PastRequest
 from mailbot.reference.unis import UnisData
-from test_unis import line, write
+from mailbot.text import fold
 
 RECEIVED = datetime(2026, 11, 20, 10, 0, tzinfo=TOKYO)  # a Friday
 ORDER = "USEN SPOT 器材発注依頼_{}"

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.reference.calendar import BusinessCalendar, EquipmentSchedule
 from mailbot.config import DEFAULT_RULES
+from mailbot.reference.calendar import BusinessCalendar, EquipmentSchedule
 from mailbot.rules import RulesError
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -178,6 +178,8 @@ business_days_before = 2
     ('[equipment_order]\nshipped = -1', "equipment_order.shipped"),
     ('[termination_withdrawal]\nbusiness_days_before = "3"', "termination_withdrawal.business_days_before"),
 ])
-def test_rule_errors_name_the_key(tmp_path, text, key):
-    with pytest.raises(RulesError, match=re.escape(f"calendar.toml: {key}:")):
+def test_rule_errors_name_the_file_line_and_key(tmp_path, text, key):
+    with pytest.raises(RulesError, match=re.escape("calendar.toml:") + r"(\d+): " + re.escape(f"{key}:")) as e:
         BusinessCalendar.load(_rules(tmp_path, text))
+    line = text.splitlines()[int(re.search(r"calendar\.toml:(\d+):", str(e.value))[1]) - 1]
+    assert re.sub(r"\[\d+\]", "", key).rsplit(".", 1)[-1] in line

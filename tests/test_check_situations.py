@@ -42,8 +42,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, TOKYO
 from backlog import set_text
+from helpers import ROOT, TOKYO
 from test_loop import NOW
 
 from demo.forms import (
@@ -52,8 +52,6 @@ from demo.forms import (
     scanned_pdf,
     termination_pdf,
 )
-from mailbot.forms.model import TerminationForm
-from demo.samples import encoded_words as sample_encoded_words
 from demo.samples import (
     _FORMS,  # the values of each sample order's form (private: the source of truth for the samples)
     ISHII,
@@ -74,6 +72,8 @@ from demo.samples import (
     sample_extract,
     sample_mails,
 )
+from demo.samples import encoded_words as sample_encoded_words
+from mailbot.forms.model import TerminationForm
 
 # Staff of a branch opened after the directory was last exported (BRANCH_UNKNOWN).
 ABE = Person("阿部 拓真", "t-abe@usen.co.jp", "仙台支店", "営業課", "022-261-0105")

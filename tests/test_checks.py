@@ -4,9 +4,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from helpers import RULES, TOKYO, mail
-from mailbot.checks import all_checks, CheckContext, run_checks
+
+from mailbot.checks import CheckContext, all_checks, run_checks
 from mailbot.classify import classify
 from mailbot.decide import decide
 from mailbot.extract import body_items

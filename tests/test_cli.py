@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import CORPORA, running_bot
-from demo.samples import SAMPLES, sample_mails
 from test_loop import EXPECTED, NOW, crlf, write_config
+
+from demo.samples import SAMPLES, sample_mails
 
 
 def mailbot(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:

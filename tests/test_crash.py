@@ -49,8 +49,8 @@ from backlog import (
 from helpers import ROOT
 from test_loop import HELD, IGNORED, ORIGINALS, PROCESSED, crlf, write_config
 
-from mailbot.reply.note import original_of
 from demo.samples import SAMPLES
+from mailbot.reply.note import original_of
 
 SEED = 20261120
 CRASH_MAILS = 300
@@ -330,8 +330,8 @@ def test_backlog_mails_are_distinct_and_decided_like_their_samples(tmp_path):
     """Two copies of every sample, each a mail of its own, decided as the sample is (the pipeline
     alone, with the backlog's UNIS extract and branch directory, in the order appended)."""
     from mailbot.config import embedded_default
-    from mailbot.record.history import MemoryHistory, PastRequest
     from mailbot.pipeline import evaluate
+    from mailbot.record.history import MemoryHistory, PastRequest
     from mailbot.reference.data import ReferenceData
 
     backlog = make_backlog(2 * len(DECISIONS), mix=MIX_MORNING, seed=SEED)

@@ -21,20 +21,30 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from helpers import ROOT, TOKYO, running_bot
-from mailbot.reference.calendar import BusinessCalendar
-from mailbot.config import load
-from mailbot.reports.digest import (ExtractStatus, build_digest, chart_png, collect, digest_recipients, due_days,
-                            extract_status, render_html, render_text, send_due_digests)
-from mailbot.mailbox.maildir import MaildirMailbox
-from mailbot.reply.send import MaildirOutbox, SmtpTransport
-from mailbot.pipeline import Bot
-from demo.samples import seed_maildir
-from mailbot.record.store import Store
+from PIL import Image
 from test_loop import NOW
 from test_reference_checks import sample_directory, sample_extract
+
+from demo.samples import seed_maildir
+from mailbot.config import load
+from mailbot.mailbox.maildir import MaildirMailbox
+from mailbot.pipeline import Bot
+from mailbot.record.store import Store
+from mailbot.reference.calendar import BusinessCalendar
+from mailbot.reply.send import MaildirOutbox, SmtpTransport
+from mailbot.reports.digest import (
+    ExtractStatus,
+    build_digest,
+    chart_png,
+    collect,
+    digest_recipients,
+    due_days,
+    extract_status,
+    render_html,
+    render_text,
+    send_due_digests,
+)
 
 D = date(2026, 11, 20)  # the sample morning's Friday
 EVENING = datetime(2026, 11, 20, 18, 30, tzinfo=TOKYO)

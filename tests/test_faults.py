@@ -33,12 +33,12 @@ from test_loop import (
     write_config,
 )
 
-from mailbot.reply.note import note_message_id, original_of
+from demo.samples import sample_mails
 from mailbot.mailbox import MailboxError, MailboxUnreachable
 from mailbot.model import Action
-from mailbot.reply.render import reply_message_id
-from demo.samples import sample_mails
 from mailbot.record.store import Store
+from mailbot.reply.note import note_message_id, original_of
+from mailbot.reply.render import reply_message_id
 
 SENDER = "usen_spot@usen.co.jp"
 SENT = "送信済"

@@ -10,13 +10,13 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from test_loop import NOW
 
-from mailbot.config import embedded_default
 from demo.forms import application_pdf, sample_application, scanned_pdf, termination_pdf
+from demo.samples import SAMPLES, sample_mails
+from mailbot.config import embedded_default
 from mailbot.forms.model import TerminationForm
 from mailbot.pipeline import evaluate
-from demo.samples import SAMPLES, sample_mails
-from test_loop import NOW
 
 SETTINGS = embedded_default(Path("/nonexistent"))
 ORDER = "order_shibuya"

@@ -15,14 +15,15 @@ import pytest
 pytest.importorskip("reportlab", reason="the sample forms are drawn with reportlab (generate.py)")
 
 from helpers import RULES
+
 from demo import forms as g
 from mailbot.forms.application import application_form
-from mailbot.text import same_text
 from mailbot.forms.model import ApplicationForm, PdfReading, PdfStatus, TerminationForm
 from mailbot.forms.pdf import password_candidates
 from mailbot.forms.read import read_form
 from mailbot.forms.sandbox import PdfLimits, _exit_reason, read_pdf, read_pdfs
 from mailbot.forms.termination import parse_date, termination_form
+from mailbot.text import same_text
 
 LIMITS = PdfLimits(timeout_s=20.0, memory_mb=1024)
 CODE = "900000003"
@@ -216,8 +217,9 @@ def test_limits_name_the_limit() -> None:
 
 def _content_bomb(mb: int, pattern: bytes = b" ") -> bytes:
     """A page whose content stream inflates to `mb` MB of `pattern` (compressed in 1 MB steps)."""
-    import pikepdf
     import zlib
+
+    import pikepdf
 
     z = zlib.compressobj(9)
     chunk = pattern * (2**20 // len(pattern))
@@ -355,7 +357,11 @@ def test_cells_from_intersections_are_pdfplumbers(layout: str) -> None:
     import io
 
     import pypdfium2
-    from pdfplumber.table import edges_to_intersections, intersections_to_cells, merge_edges
+    from pdfplumber.table import (
+        edges_to_intersections,
+        intersections_to_cells,
+        merge_edges,
+    )
     from pdfplumber.utils import filter_edges
 
     from mailbot.forms.pdf import _page_edges, cells_from_intersections, unlock

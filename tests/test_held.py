@@ -10,9 +10,9 @@ import sys
 from email.policy import default
 
 import pytest
+from test_loop import HELD, ORIGINALS, PROCESSED, appended, bot_session, write_config
 
 from mailbot.reply.note import HELD_HEADER, original_of
-from test_loop import HELD, ORIGINALS, PROCESSED, appended, bot_session, write_config
 
 ACCEPT, REMAND = HELD + "/受付", HELD + "/差戻"
 

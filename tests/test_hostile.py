@@ -5,8 +5,8 @@ global circuit breaker on replies; no secrets or personal data in the logs."""
 from __future__ import annotations
 
 import email
-import hashlib
 import email.utils
+import hashlib
 import logging
 import re
 import subprocess
@@ -16,18 +16,26 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT
+from test_loop import (
+    HELD,
+    IGNORED,
+    NOW,
+    ORIGINALS,
+    PROCESSED,
+    bot_session,
+    write_config,
+)
+
+from demo.samples import sample_mails
 from mailbot.config import ConfigError, from_dict
-from mailbot.reply.note import original_of
 from mailbot.logs import log_failure
 from mailbot.mailbox.maildir import MaildirMailbox
 from mailbot.model import Action
-from mailbot.reply.send import MaildirOutbox
 from mailbot.pipeline import Bot
-from demo.samples import sample_mails
 from mailbot.record.store import Store
-from test_loop import HELD, IGNORED, NOW, ORIGINALS, PROCESSED, bot_session, write_config
+from mailbot.reply.note import original_of
+from mailbot.reply.send import MaildirOutbox
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "email"
 INTERNAL = "example.co.jp"  # the synthetic Japanese cases write as colleagues of this domain

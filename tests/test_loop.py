@@ -12,16 +12,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT, TOKYO
+
+from demo.samples import SAMPLES, sample_mails
 from mailbot.classify import classify
 from mailbot.config import load
-from mailbot.reply.note import original_of
 from mailbot.mailbox.imap import ImapMailbox
-from mailbot.reply.send import SmtpTransport
 from mailbot.pipeline import Bot
-from demo.samples import SAMPLES, sample_mails
 from mailbot.record.store import Store
+from mailbot.reply.note import original_of
+from mailbot.reply.send import SmtpTransport
 
 NOW = datetime(2026, 11, 20, 10, 30, tzinfo=TOKYO)
 PROCESSED, HELD, IGNORED = "処理済", "保留/要確認", "対象外"

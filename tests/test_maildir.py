@@ -20,10 +20,10 @@ from pathlib import Path
 import pikepdf
 import pytest
 
+from demo.samples import BRANCHES, SAMPLES, sample_mails, seed_maildir
 from mailbot.mailbox import MailboxError
 from mailbot.mailbox.maildir import UIDLIST, MaildirMailbox
 from mailbot.model import Kind, MailRef
-from demo.samples import BRANCHES, SAMPLES, sample_mails, seed_maildir
 
 JST = timezone(timedelta(hours=9))
 NOW = datetime(2026, 8, 18, 11, 30, tzinfo=JST)

@@ -27,7 +27,12 @@ from helpers import CORPORA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.message import UnreadableMail, decode_bytes, decode_header_value, parse_mail
+from mailbot.message import (
+    UnreadableMail,
+    decode_bytes,
+    decode_header_value,
+    parse_mail,
+)
 from mailbot.model import Address, Mail
 
 EMAIL_CORPUS = CORPORA / "email"

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import CORPORA, RULES
+
 from mailbot.forms.model import PdfReading, PdfStatus
 from mailbot.forms.sandbox import PdfLimits, read_pdfs
 

@@ -9,9 +9,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from helpers import RULES, TOKYO, mail
-from mailbot.reference.branches import BranchDirectory
+from test_branches import CSV as DIRECTORY_CSV
+from test_loop import EXPECTED, NOW
+from test_unis import LINES, write
+
+from demo import samples
+from demo.samples import BRANCHES, sample_mails
 from mailbot.checks import CheckContext, run_checks
 from mailbot.checks import reference as ref_checks
 from mailbot.classify import classify
@@ -19,13 +23,9 @@ from mailbot.config import embedded_default
 from mailbot.decide import decide
 from mailbot.model import Action, Request
 from mailbot.pipeline import evaluate
+from mailbot.reference.branches import BranchDirectory
 from mailbot.reference.data import ReferenceData
-from demo import samples
-from demo.samples import BRANCHES, sample_mails
 from mailbot.reference.unis import UnisData
-from test_branches import CSV as DIRECTORY_CSV
-from test_loop import EXPECTED, NOW
-from test_unis import LINES, write
 
 CHECKS = [ref_checks.corporate_case, ref_checks.branch_known, ref_checks.manager_in_cc,
           ref_checks.unis_order_found, ref_checks.active_contract, ref_checks.withdrawal_possible]
@@ -221,9 +221,9 @@ def test_check_command_with_extract_and_directory(tmp_path):
 def test_deferred_mail_is_checked_again_only_after_a_new_extract(tmp_path):
     from mailbot.config import from_dict
     from mailbot.mailbox.maildir import MaildirMailbox
-    from mailbot.reply.send import MaildirOutbox
     from mailbot.pipeline import Bot
     from mailbot.record.store import Store
+    from mailbot.reply.send import MaildirOutbox
 
     csv_path = sample_extract(tmp_path, without=("988776654",))
     settings = from_dict({"maildir": {"path": "mailbox"}, "outbox": {"path": "outbox"},
@@ -302,9 +302,9 @@ def test_the_same_order_sent_again_is_held_as_a_duplicate_by_the_bot(tmp_path):
     """The store is the bot's history: a second, re-sent copy of an accepted order is held."""
     from mailbot.config import from_dict
     from mailbot.mailbox.maildir import MaildirMailbox
-    from mailbot.reply.send import MaildirOutbox
     from mailbot.pipeline import Bot
     from mailbot.record.store import Store
+    from mailbot.reply.send import MaildirOutbox
 
     settings = from_dict({"maildir": {"path": "mailbox"}, "outbox": {"path": "outbox"},
                           "state": {"database": "state.sqlite3"},

@@ -4,13 +4,13 @@ from email import message_from_bytes
 from email.policy import default
 
 import pytest
+from helpers import RULES, TEMPLATES, TOKYO, mail
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import RULES, TEMPLATES, TOKYO, mail
+from mailbot.checks.sender import is_internal
 from mailbot.classify import classify
 from mailbot.model import Action, Decision, Finding
-from mailbot.checks.sender import is_internal
 from mailbot.reply.render import ReplySettings, build_reply
 
 SETTINGS = ReplySettings(sender="usen_spot@usen.co.jp", internal_domains=("usen.co.jp",), acknowledge_held=False,
@@ -190,6 +190,7 @@ def test_equipment_acceptance_states_the_dates_from_the_business_calendar():
     from datetime import datetime
 
     from helpers import TOKYO
+
     from mailbot.reply.render import next_steps
 
     m = mail()

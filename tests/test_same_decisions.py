@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -18,7 +17,6 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest
-
 from helpers import CORPORA, TOKYO
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -28,11 +26,11 @@ NOW = datetime(2026, 11, 20, 10, 30, tzinfo=TOKYO)
 def _check_lines(mails: list[tuple[str, bytes]], tmp: Path) -> list[dict]:
     """What `mailbot check --json` prints for these mails, checked at NOW, with the samples'
     UNIS extract and branch directory."""
-    from mailbot.config import embedded_default
-    from mailbot.record.history import MemoryHistory, PastRequest
-    from mailbot.pipeline import evaluate
-    from mailbot.reference.data import ReferenceData
     from demo.samples import sample_directory, sample_extract
+    from mailbot.config import embedded_default
+    from mailbot.pipeline import evaluate
+    from mailbot.record.history import MemoryHistory, PastRequest
+    from mailbot.reference.data import ReferenceData
 
     settings = embedded_default(tmp)
     settings.unis_extract.parent.mkdir(parents=True, exist_ok=True)

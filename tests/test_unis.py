@@ -13,7 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbot.config import DEFAULT_RULES
-from mailbot.reference.unis import Status, UnisData, UnisError, UnisRules, import_extract, sniff_encoding
+from mailbot.reference.unis import (
+    Status,
+    UnisData,
+    UnisError,
+    import_extract,
+    sniff_encoding,
+)
+from mailbot.rules import unis_rules
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 HEADER = ["顧客CD", "顧客名", "店舗名", "管轄支店名", "契約品目CD", "契約状態", "受注日", "解約日",
@@ -352,7 +359,7 @@ def test_import_extract_leaves_nothing_behind_on_error(tmp_path):
     csv_path = write(tmp_path / "x.csv", [line(ordered="昨日")])
     out = tmp_path / "fresh.sqlite3"
     with pytest.raises(UnisError):
-        import_extract(csv_path, out, UnisRules.load(DEFAULT_RULES))
+        import_extract(csv_path, out, unis_rules(DEFAULT_RULES))
     assert not out.exists()
 
 

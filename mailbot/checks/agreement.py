@@ -9,44 +9,16 @@ the comparison: only what is said can disagree.  Spellings and words are in rule
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 from mailbot.checks.base import CheckContext
-from mailbot.checks.form import application_rules, readable_application
+from mailbot.checks.form import readable_application
 from mailbot.checks.reference import valid_code
 from mailbot.extract import split_original
 from mailbot.model import Finding, Kind, Request
 from mailbot.reference.unis import OrderLine
-from mailbot.rules import load_toml
+from mailbot.rules import load_rules
+from mailbot.rules.requests import AgreementRules
 from mailbot.text import fold, normalise
-
-
-@dataclass(frozen=True)
-class AgreementRules:
-    answers: dict[str, bool]  # folded answer → yes/no
-    units_given: re.Pattern[str]
-    several_words: tuple[str, ...]  # folded
-    line_kinds: dict[str, str]  # folded spelling → canonical name
-    line_types: dict[str, str]
-
-
-@cache
-def agreement_rules(rules_dir: Path) -> AgreementRules:
-    data = load_toml(rules_dir, "requests.toml")
-
-    def spellings(table: dict[str, list[str]]) -> dict[str, str]:
-        return {fold(s): name for name, ss in table.items() for s in (name, *ss)}
-
-    answers = {fold(a): True for a in data["answers"]["yes"]} | {fold(a): False for a in data["answers"]["no"]}
-    return AgreementRules(
-        answers=answers,
-        units_given=re.compile(data["unit_count"]["given"]),
-        several_words=tuple(fold(w) for w in data["unit_count"]["several_words"]),
-        line_kinds=spellings(data["line_kinds"]),
-        line_types=spellings(data["line_types"]),
-    )
 
 
 def _order_lines(request: Request, ctx: CheckContext) -> list[OrderLine]:
@@ -68,7 +40,7 @@ def _said(**sources: bool | None) -> str:
 def plus_agrees(request: Request, ctx: CheckContext) -> list[Finding]:
     if request.classification.kind is not Kind.EQUIPMENT_ORDER:
         return []
-    rules = agreement_rules(ctx.rules_dir)
+    rules = load_rules(ctx.rules_dir).agreement
     lines = _order_lines(request, ctx)
     form = readable_application(request)
     said = {"本文": _yes_no(request.body_items.get("plus"), rules),
@@ -89,9 +61,9 @@ def line_agrees(request: Request, ctx: CheckContext) -> list[Finding]:
     lines = _order_lines(request, ctx)
     if form is None or not lines or not form.line_kind:
         return []  # an unchosen line kind is LINE_KIND_MISSING, not a mismatch
-    rules = agreement_rules(ctx.rules_dir)
+    rules = load_rules(ctx.rules_dir).agreement
     kind = _canonical(form.line_kind, rules.line_kinds)
-    typed = {fold(k) for k in application_rules(ctx.rules_dir).kinds_needing_type}
+    typed = {fold(k) for k in load_rules(ctx.rules_dir).application_checks.kinds_needing_type}
     for line in lines:
         if not line.line_kind:
             continue
@@ -122,7 +94,7 @@ def _counts(text: str) -> list[int]:
 def unit_count_given(request: Request, ctx: CheckContext) -> list[Finding]:
     if request.classification.kind is not Kind.EQUIPMENT_ORDER:
         return []
-    rules = agreement_rules(ctx.rules_dir)
+    rules = load_rules(ctx.rules_dir).agreement
     form = readable_application(request)
     remarks = normalise(form.remarks or "") if form is not None else ""
     stated = normalise(request.body_items.get("unit_count", ""))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from mailbot.checks.base import CheckContext
-from mailbot.extract import documents, is_pdf, request_rules
+from mailbot.extract import documents, is_pdf
 from mailbot.model import Finding, Request
+from mailbot.rules import load_rules
 
 
 def parts_readable(request: Request, ctx: CheckContext) -> list[Finding]:
@@ -15,7 +16,7 @@ def parts_readable(request: Request, ctx: CheckContext) -> list[Finding]:
 
 def required_attachment(request: Request, ctx: CheckContext) -> list[Finding]:
     kind = request.classification.kind.value
-    if request_rules(ctx.rules_dir).attachment.get(kind) != "required":
+    if load_rules(ctx.rules_dir).requests.attachment.get(kind) != "required":
         return []
     docs = documents(request)
     if any(is_pdf(a) for a in docs):

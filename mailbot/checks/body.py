@@ -6,13 +6,13 @@ import re
 
 from mailbot.checks.base import CheckContext
 from mailbot.classify import code_is_valid
-from mailbot.extract import request_rules
 from mailbot.model import Finding, Request
+from mailbot.rules import load_rules
 from mailbot.text import normalise
 
 
 def required_items(request: Request, ctx: CheckContext) -> list[Finding]:
-    rules = request_rules(ctx.rules_dir)
+    rules = load_rules(ctx.rules_dir).requests
     required = rules.body_items.get(request.classification.kind.value, ())
     missing = [name for name in required if not request.body_items.get(name, "").strip()]
     if missing:

@@ -6,16 +6,12 @@ that could not be read gets its PDF finding and no field findings.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-
 from mailbot.checks.base import CheckContext
 from mailbot.classify import code_is_valid
 from mailbot.forms.model import ApplicationForm, PdfStatus
 from mailbot.model import Finding, Request
-from mailbot.rules import load_toml
+from mailbot.rules import load_rules
+from mailbot.rules.requests import ApplicationRules
 from mailbot.text import normalise
 
 _PDF_FINDINGS = {
@@ -23,25 +19,6 @@ _PDF_FINDINGS = {
     PdfStatus.WRONG_PASSWORD: "PDF_WRONG_PASSWORD",
     PdfStatus.UNREADABLE: "PDF_UNREADABLE",
 }
-
-
-@dataclass(frozen=True)
-class ApplicationRules:
-    address_domain: str
-    address_local: re.Pattern[str]
-    kinds_needing_type: tuple[str, ...]
-    ssid_max_bytes: int
-
-
-@cache
-def application_rules(rules_dir: Path) -> ApplicationRules:
-    data = load_toml(rules_dir, "requests.toml")["application_checks"]
-    return ApplicationRules(
-        address_domain=data["mail_address_domain"].lower(),
-        address_local=re.compile(data["mail_address_local"]),
-        kinds_needing_type=tuple(normalise(k) for k in data["line_kinds_needing_type"]),
-        ssid_max_bytes=int(data["ssid_max_bytes"]),
-    )
 
 
 def pdf_opened_as_agreed(request: Request, ctx: CheckContext) -> list[Finding]:
@@ -62,7 +39,7 @@ def application_filled_in(request: Request, ctx: CheckContext) -> list[Finding]:
     form = readable_application(request)
     if form is None:
         return []
-    rules = application_rules(ctx.rules_dir)
+    rules = load_rules(ctx.rules_dir).application_checks
     findings = []
     if not form.line_kind:
         findings.append(Finding("LINE_KIND_MISSING"))

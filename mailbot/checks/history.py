@@ -8,31 +8,13 @@ where the bot has no record of one, the UNIS 受注日.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
-from functools import cache
-from pathlib import Path
 
 from mailbot.checks.base import CheckContext
 from mailbot.checks.reference import valid_code
 from mailbot.model import Action, Finding, Kind, Request
 from mailbot.record.history import PastRequest
-from mailbot.rules import load_toml
-
-
-@dataclass(frozen=True)
-class OpenRequestRules:
-    business_days: int
-    closed_by: dict[Kind, frozenset[Kind]]
-
-
-@cache
-def open_request_rules(rules_dir: Path) -> OpenRequestRules:
-    data = load_toml(rules_dir, "requests.toml")["open_requests"]
-    return OpenRequestRules(
-        business_days=int(data["business_days"]),
-        closed_by={Kind(k): frozenset(Kind(v) for v in vs) for k, vs in data.get("closed_by", {}).items()},
-    )
+from mailbot.rules import load_rules
 
 
 def _earlier_accepted(request: Request, ctx: CheckContext, code: str) -> list[PastRequest]:
@@ -45,7 +27,7 @@ def not_duplicate(request: Request, ctx: CheckContext) -> list[Finding]:
     kind, code = request.classification.kind, valid_code(request, ctx)
     if ctx.history is None or code is None or kind is Kind.UNKNOWN:
         return []
-    rules = open_request_rules(ctx.rules_dir)
+    rules = load_rules(ctx.rules_dir).open_requests
     closers = rules.closed_by.get(kind, frozenset())
     still_open: PastRequest | None = None
     for past in _earlier_accepted(request, ctx, code):

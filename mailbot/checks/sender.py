@@ -5,39 +5,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 from mailbot.checks.base import CheckContext
 from mailbot.model import Address, Finding, Request
-from mailbot.rules import load_toml
+from mailbot.rules import load_rules
+from mailbot.rules.senders import SenderRules
 from mailbot.text import normalise
-
-
-@dataclass(frozen=True)
-class SenderRules:
-    headers: dict[str, tuple[str, ...]]
-    system_senders: tuple[str, ...]
-    content_types: tuple[str, ...]
-    subject_words: tuple[str, ...]
-    authserv_ids: tuple[str, ...]  # empty: the topmost Authentication-Results only
-    auth_fail: dict[str, tuple[str, ...]]  # method → failing results
-
-
-@cache
-def sender_rules(rules_dir: Path) -> SenderRules:
-    rules = load_toml(rules_dir, "senders.toml")
-    data, auth = rules["auto_reply"], rules.get("authentication", {})
-    return SenderRules(
-        headers={k.lower(): tuple(v.lower() for v in vs) for k, vs in data["headers"].items()},
-        system_senders=tuple(s.lower() for s in data["system_senders"]),
-        content_types=tuple(c.lower() for c in data["content_types"]),
-        subject_words=tuple(normalise(w).casefold() for w in data["subject_words"]),
-        authserv_ids=tuple(a.lower() for a in auth.get("authserv_ids", [])),
-        auth_fail={m.lower(): tuple(r.lower() for r in rs) for m, rs in auth.get("fail", {}).items()},
-    )
-
 
 _RESULT = re.compile(r"(?:^|;)\s*([a-z0-9_-]+)\s*=\s*([a-z]+)", re.IGNORECASE)
 
@@ -64,7 +37,7 @@ def failed_authentication(mail_headers: dict[str, tuple[str, ...]], rules: Sende
 
 def _automatic_because(request: Request, ctx: CheckContext) -> str | None:
     mail = request.mail
-    rules = sender_rules(ctx.rules_dir)
+    rules = load_rules(ctx.rules_dir).senders
     for name, wanted in rules.headers.items():
         for value in mail.headers.get(name, ()):
             token = value.split(";")[0].strip().lower()
@@ -122,7 +95,7 @@ def sender_allowed(request: Request, ctx: CheckContext) -> list[Finding]:
         for address in addresses:
             if not is_internal(address, ctx.internal_domains):
                 return [Finding("SENDER_NOT_ALLOWED", f"{label}: {address.addr or '(unparseable)'}", stop=True)]
-    failed = failed_authentication(mail.headers, sender_rules(ctx.rules_dir))
+    failed = failed_authentication(mail.headers, load_rules(ctx.rules_dir).senders)
     if failed:
         return [Finding("SENDER_NOT_ALLOWED", f"Authentication-Results: {failed}", stop=True)]
     return []

@@ -10,16 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mailbot.forms.layout import extract, from_acroform, load_rules, plain_fields
+from mailbot.forms.layout import extract, from_acroform, plain_fields
 from mailbot.forms.model import ApplicationForm, PdfReading
 from mailbot.forms.pdf import Layout
+from mailbot.rules import load_rules
 
-RULES_FILE = "forms/application.toml"
+FORM = "application"
 
 
 def read_application(acro: dict[str, object], layout: Layout, rules_dir: Path) -> tuple[str, dict[str, Any]]:
     """(shape, fields): "acroform" when the fillable fields carry values, else "layout"."""
-    rules = load_rules(Path(rules_dir) / RULES_FILE)
+    rules = load_rules(rules_dir).forms[FORM]
     fields = from_acroform(acro, rules) if acro else {}
     if any(v not in (None, "", [], False) for v in fields.values()):
         return "acroform", plain_fields(fields)

@@ -23,102 +23,16 @@ from __future__ import annotations
 
 import re
 import statistics
-import tomllib
 import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from mailbot.forms.pdf import TEXT_LIMIT, Cell, Layout, Word
+from mailbot.rules.forms import FieldRule, FormRules, Option
 from mailbot.text import compact as key
 from mailbot.text import compact_chars as norm_chars
 
 # --------------------------------------------------------------------------- rules
-
-
-@dataclass(frozen=True)
-class Option:
-    value: Any
-    keys: tuple[str, ...]  # normalised spellings
-
-
-@dataclass(frozen=True)
-class FieldRule:
-    name: str
-    labels: tuple[str, ...]  # normalised
-    kind: str = "text"  # text | choice | flag | mail | code | date
-    section: str = ""
-    options: tuple[Option, ...] = ()
-    anywhere: tuple[str, ...] = ()  # normalised option spellings that count anywhere when marked
-    acroform: tuple[str, ...] = ()
-    domain_hint: str = ""
-    strip_prefix: tuple[str, ...] = ()  # printed decorations dropped from the value: 〒
-    strip_suffix: tuple[str, ...] = ()  # units dropped from the value: 円
-
-
-@dataclass(frozen=True)
-class FormRules:
-    fields: dict[str, FieldRule]
-    chosen: frozenset[str]
-    unchosen: frozenset[str]
-    mark_gap: frozenset[str]
-    prefixes: frozenset[str]
-    suffixes: frozenset[str]
-    examples: tuple[str, ...]
-    notes: tuple[str, ...]  # a line starting with one of these is a note: no labels on it
-    headings: tuple[str, ...]  # bracket pairs: a line 「【…】」 is a heading
-    sections: dict[str, tuple[str, ...]]  # section → normalised headers
-    stops: tuple[str, ...]
-
-    @property
-    def marks(self) -> frozenset[str]:
-        return self.chosen | self.unchosen
-
-
-class FormRulesError(Exception):
-    pass
-
-
-def _chars(value: Any) -> frozenset[str]:
-    if isinstance(value, str):
-        return frozenset(key(value))
-    return frozenset(k for v in value for k in key(v))
-
-
-@lru_cache(maxsize=8)
-def load_rules(path: Path) -> FormRules:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FormRulesError(f"{path}: rules file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise FormRulesError(f"{path}: not valid TOML ({e})") from None
-    try:
-        fields = {}
-        for name, f in data.get("fields", {}).items():
-            options = tuple(Option(o["value"], tuple(key(t) for t in o["texts"])) for o in f.get("options", []))
-            fields[name] = FieldRule(
-                name=name, labels=tuple(key(x) for x in f.get("labels", [])), kind=f.get("kind", "text"),
-                section=f.get("section", ""), options=options,
-                anywhere=tuple(key(x) for x in f.get("anywhere", [])),
-                acroform=tuple(f.get("acroform", [])), domain_hint=key(f.get("domain_hint", "")),
-                strip_prefix=tuple(f.get("strip_prefix", [])), strip_suffix=tuple(f.get("strip_suffix", [])))
-        marks = data.get("marks", {})
-        label = data.get("label", {})
-        return FormRules(
-            fields=fields,
-            chosen=_chars(marks.get("chosen", [])), unchosen=_chars(marks.get("unchosen", [])),
-            mark_gap=_chars(marks.get("gap", "")),
-            prefixes=_chars(label.get("prefixes", "")), suffixes=_chars(label.get("suffixes", "")),
-            examples=tuple(key(x) for x in label.get("example_markers", [])),
-            notes=tuple(key(x) for x in label.get("note_markers", [])),
-            headings=tuple(key(x) for x in label.get("heading_brackets", [])),
-            sections={s: tuple(key(h) for h in v.get("headers", [])) for s, v in data.get("sections", {}).items()},
-            stops=tuple(key(x) for x in data.get("stop", {}).get("labels", [])),
-        )
-    except (KeyError, TypeError, AttributeError) as e:
-        raise FormRulesError(f"{path}: incomplete or wrong ({type(e).__name__}: {e})") from None
 
 
 # --------------------------------------------------------------------------- lines

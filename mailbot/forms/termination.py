@@ -10,33 +10,25 @@ layout.py's.
 
 from __future__ import annotations
 
-import re
-import tomllib
 import unicodedata
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mailbot.forms.layout import extract, from_acroform, load_rules, plain_fields
+from mailbot.forms.layout import extract, from_acroform, plain_fields
 from mailbot.forms.model import PdfReading, TerminationForm
 from mailbot.forms.pdf import Layout
+from mailbot.rules import load_rules
 
-RULES_FILE = "forms/termination.toml"
-
-
-@lru_cache(maxsize=8)
-def _date_rules(path: Path) -> tuple[dict[str, int], tuple[re.Pattern[str], ...]]:
-    data = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("dates", {})
-    eras = {unicodedata.normalize("NFKC", k): int(v) for k, v in data.get("eras", {}).items()}
-    return eras, tuple(re.compile(p) for p in data.get("patterns", []))
+FORM = "termination"
 
 
 def parse_date(text: str | None, rules_dir: Path) -> date | None:
     """The first date written in `text` (NFKC first: full-width digits are digits)."""
     if not text:
         return None
-    eras, patterns = _date_rules(Path(rules_dir) / RULES_FILE)
+    dates = load_rules(rules_dir).termination_dates
+    eras, patterns = dates.eras, dates.patterns
     s = unicodedata.normalize("NFKC", text)
     for pattern in patterns:
         for m in pattern.finditer(s):
@@ -55,7 +47,7 @@ def parse_date(text: str | None, rules_dir: Path) -> date | None:
 
 
 def read_termination(acro: dict[str, object], layout: Layout, rules_dir: Path) -> tuple[str, dict[str, Any]]:
-    rules = load_rules(Path(rules_dir) / RULES_FILE)
+    rules = load_rules(rules_dir).forms[FORM]
     fields = from_acroform(acro, rules) if acro else {}
     shape = "acroform"
     if not any(v not in (None, "", [], False) for v in fields.values()):

@@ -25,7 +25,7 @@ from email.utils import format_datetime
 from mailbot.config import Settings
 from mailbot.message import UnreadableMail, parse_mail
 from mailbot.reply.render import environment, header_text
-from mailbot.rules import kind_labels, reasons
+from mailbot.rules import kind_labels, load_rules, reasons
 
 HELD_HEADER = "X-Mailbot-Held"
 _LONG_LINE = re.compile(rb"[^\n]{999}")
@@ -79,7 +79,8 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings) -> HeldNot
     message_id = note_message_id(facts.sha256, settings.reply_from)
     head["From"] = settings.reply_from
     head["To"] = settings.reply_from
-    head["Subject"] = "【保留】" + (context["subject"] or "（件名なし）")
+    replies = load_rules(settings.rules_dir).replies
+    head["Subject"] = replies.held_note_prefix + (context["subject"] or replies.no_subject)
     head["Date"] = format_datetime(facts.held_at)
     head["Message-ID"] = message_id
     if mail and mail.message_id:

@@ -21,12 +21,9 @@ import jinja2
 from mailbot.checks.sender import is_internal
 from mailbot.model import Action, Address, Classification, Decision, Kind, Mail
 from mailbot.reference.calendar import business_calendar
-from mailbot.rules import reasons
+from mailbot.rules import load_rules, reasons
 from mailbot.text import TOKYO, drop_invisible
 
-SUBJECT_PREFIX = {Action.ACCEPT: "【受付】", Action.REMAND: "【差戻】", Action.HOLD: "【確認中】"}
-# Never answered, whatever the decision: these mails are not from someone who should hear from us.
-_SILENT_CODES = {"AUTO_REPLY", "SENDER_NOT_ALLOWED", "MAIL_UNREADABLE"}
 # Control characters, line and paragraph separators: a header value must stay one line.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 
@@ -103,7 +100,8 @@ def reply_message_id(sha256: str, action: Action, sender: str) -> str:
 
 
 def wants_reply(decision: Decision, settings: ReplySettings) -> bool:
-    if any(f.code in _SILENT_CODES for f in decision.findings):
+    table = reasons(settings.rules_dir)
+    if any(table[f.code].silent for f in decision.findings):
         return False
     if decision.action is Action.HOLD:
         return settings.acknowledge_held
@@ -153,7 +151,8 @@ def build_reply(mail: Mail, sha256: str, classification: Classification, decisio
     msg["To"] = [_header_address(a) for a in to]
     if cc:
         msg["Cc"] = [_header_address(a) for a in cc]
-    msg["Subject"] = SUBJECT_PREFIX[decision.action] + header_text(classification.subject)
+    msg["Subject"] = load_rules(settings.rules_dir).replies.subject_prefix[decision.action] + header_text(
+        classification.subject)
     msg["Date"] = format_datetime(datetime.now(TOKYO))
     msg["Message-ID"] = message_id
     original = header_text(mail.message_id or "", 250)

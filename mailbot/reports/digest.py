@@ -32,7 +32,6 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import SMTP
 from email.utils import format_datetime, getaddresses
-from functools import cache
 from pathlib import Path
 
 import jinja2
@@ -44,11 +43,11 @@ from mailbot.record.store import Store, now_utc
 from mailbot.reference.calendar import BusinessCalendar
 from mailbot.reply.render import environment, header_text, japanese_date
 from mailbot.reply.send import Outcome, Transport
-from mailbot.rules import RulesError, kind_labels, load_toml, reasons
+from mailbot.rules import load_rules, reasons
+from mailbot.rules.digest import DECISIONS
 from mailbot.text import TOKYO
 
 log = logging.getLogger("mailbot")
-DECISIONS = tuple(a.value for a in Action)  # accept, remand, hold, defer, ignore: the column order
 FONT = Path("/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf")  # fonts-ipafont-gothic
 CHART_SIZE = (600, 262)  # at most 600 × 300
 # Bar colours of the chart, per decision.
@@ -58,30 +57,6 @@ UNREACHABLE = "mailbox unreachable"  # the event recorded (mail_id NULL) when th
 
 
 # ---------------------------------------------------------------- rules
-
-
-@dataclass(frozen=True)
-class DigestRules:
-    kind_labels: dict[str, str]  # kind value → Japanese name, in display order
-    decision_labels: dict[str, str]  # action value → Japanese name
-    catch_up_days: int
-    unis_max_age: int  # business days
-    left_out: frozenset[str] = frozenset()  # reason codes of mails that are no request received
-
-
-@cache
-def digest_rules(rules_dir: Path) -> DigestRules:
-    data = load_toml(rules_dir, "digest.toml")
-    path = rules_dir / "digest.toml"
-    decisions = data.get("decisions", {})
-    for key in ("catch_up_days", "unis_max_age"):
-        value = data.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise RulesError(f"{path}: {key}: expected a number of days, got {value!r}")
-    return DigestRules(kind_labels=kind_labels(rules_dir),
-                       decision_labels={a: decisions.get(a, a) for a in DECISIONS},
-                       catch_up_days=data["catch_up_days"], unis_max_age=data["unis_max_age"],
-                       left_out=frozenset(data.get("left_out", [])))
 
 
 # ---------------------------------------------------------------- the content
@@ -210,7 +185,7 @@ class _Query:
 
     def __init__(self, store: Store, rules_dir: Path):
         self.db = store.db
-        self.rules = digest_rules(rules_dir)
+        self.rules = load_rules(rules_dir).digest
         self.reasons = reasons(rules_dir)
 
     def item(self, r) -> MailItem:
@@ -641,7 +616,7 @@ def send_due_digests(settings: Settings, store: Store, transport: Transport, now
     (`mailbot digest --send --date D` does)."""
     if not digest_recipients(settings):
         return []
-    rules = digest_rules(settings.rules_dir)
+    rules = load_rules(settings.rules_dir).digest
     calendar = BusinessCalendar.load(settings.rules_dir)
     days = due_days(store, calendar, now, settings.digest_time, rules.catch_up_days)
     owned = None

@@ -1,0 +1,32 @@
+"""rules/digest.toml: what the supervisors' digest counts and how it names it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailbot.model import Action
+from mailbot.rules.base import RulesFile
+
+DECISIONS = tuple(a.value for a in Action)  # accept, remand, hold, defer, ignore: the column order
+
+
+@dataclass(frozen=True)
+class DigestRules:
+    kind_labels: dict[str, str]  # kind value → Japanese name, in display order
+    decision_labels: dict[str, str]  # action value → Japanese name
+    catch_up_days: int
+    unis_max_age: int  # business days
+    left_out: frozenset[str] = frozenset()  # reason codes of mails that are no request received
+
+
+def build_digest_rules(file: RulesFile, kind_labels: dict[str, str]) -> DigestRules:
+    data = file.data
+    decisions = data.get("decisions", {})
+    for key in ("catch_up_days", "unis_max_age"):
+        value = data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise file.error(key, f"expected a number of days, got {value!r}")
+    return DigestRules(kind_labels=kind_labels,
+                       decision_labels={a: decisions.get(a, a) for a in DECISIONS},
+                       catch_up_days=data["catch_up_days"], unis_max_age=data["unis_max_age"],
+                       left_out=frozenset(data.get("left_out", [])))

@@ -1,0 +1,105 @@
+"""rules/requests.toml: what each kind of request must carry, how body labels are spelled, and the
+rules the form, agreement and history checks apply."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mailbot.model import Kind
+from mailbot.rules.base import RulesFile
+from mailbot.text import fold, normalise
+
+
+@dataclass(frozen=True)
+class RequestRules:
+    """rules/requests.toml: what each kind must carry and how body labels are spelled."""
+
+    attachment: dict[str, str]  # kind → "required" | "optional"
+    form: dict[str, str]  # kind → form name (application, termination)
+    body_items: dict[str, tuple[str, ...]]  # kind → required item names
+    label_pattern: re.Pattern[str]
+    label_names: dict[str, str]  # spelling group name → item name
+    display: dict[str, str]  # item name → the label as the manual prints it (its first spelling)
+
+
+def build_request_rules(file: RulesFile) -> RequestRules:
+    data = file.data
+    labels: dict[str, list[str]] = data["labels"]
+    data = {k: v for k, v in data.items() if k in {kind.value for kind in Kind}}  # the per-kind tables
+    spellings = sorted(((normalise(s), name) for name, ss in labels.items() for s in ss),
+                       key=lambda item: len(item[0]), reverse=True)
+    groups, names = [], {}
+    for i, (spelling, name) in enumerate(spellings):
+        chars = r"\s*".join(re.escape(c) for c in spelling.replace(" ", ""))
+        groups.append(f"(?P<l{i}>{chars})")
+        names[f"l{i}"] = name
+    # A label at the start of a line (after list marks), then ":" or spaces, then the value.
+    pattern = re.compile(
+        rf"^[\s・●■◆※\-*]*(?:{'|'.join(groups)})\s*(?:[:=]\s*|\s+|$)(?P<value>.*)$", re.IGNORECASE
+    )
+    return RequestRules(
+        attachment={k: v["attachment"] for k, v in data.items() if "attachment" in v},
+        form={k: v["form"] for k, v in data.items() if "form" in v},
+        body_items={k: tuple(v.get("body_items", ())) for k, v in data.items()},
+        label_pattern=pattern,
+        label_names=names,
+        display={name: spellings_[0] for name, spellings_ in labels.items()},
+    )
+
+
+@dataclass(frozen=True)
+class AgreementRules:
+    answers: dict[str, bool]  # folded answer → yes/no
+    units_given: re.Pattern[str]
+    several_words: tuple[str, ...]  # folded
+    line_kinds: dict[str, str]  # folded spelling → canonical name
+    line_types: dict[str, str]
+
+
+def build_agreement_rules(file: RulesFile) -> AgreementRules:
+    data = file.data
+
+    def spellings(table: dict[str, list[str]]) -> dict[str, str]:
+        return {fold(s): name for name, ss in table.items() for s in (name, *ss)}
+
+    answers = {fold(a): True for a in data["answers"]["yes"]} | {fold(a): False for a in data["answers"]["no"]}
+    return AgreementRules(
+        answers=answers,
+        units_given=re.compile(data["unit_count"]["given"]),
+        several_words=tuple(fold(w) for w in data["unit_count"]["several_words"]),
+        line_kinds=spellings(data["line_kinds"]),
+        line_types=spellings(data["line_types"]),
+    )
+
+
+@dataclass(frozen=True)
+class ApplicationRules:
+    address_domain: str
+    address_local: re.Pattern[str]
+    kinds_needing_type: tuple[str, ...]
+    ssid_max_bytes: int
+
+
+def build_application_rules(file: RulesFile) -> ApplicationRules:
+    data = file.data["application_checks"]
+    return ApplicationRules(
+        address_domain=data["mail_address_domain"].lower(),
+        address_local=re.compile(data["mail_address_local"]),
+        kinds_needing_type=tuple(normalise(k) for k in data["line_kinds_needing_type"]),
+        ssid_max_bytes=int(data["ssid_max_bytes"]),
+    )
+
+
+@dataclass(frozen=True)
+class OpenRequestRules:
+    business_days: int
+    closed_by: dict[Kind, frozenset[Kind]]
+
+
+def build_open_request_rules(file: RulesFile) -> OpenRequestRules:
+    data = file.data["open_requests"]
+    return OpenRequestRules(
+        business_days=int(data["business_days"]),
+        closed_by={Kind(k): frozenset(Kind(v) for v in vs) for k, vs in data.get("closed_by", {}).items()},
+    )
