@@ -355,6 +355,7 @@ def _day(text: str) -> date:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    from mailbot.record.states import SendState
     from mailbot.reference.calendar import BusinessCalendar
     from mailbot.reports.digest import (
         TOKYO,
@@ -383,11 +384,11 @@ def cmd_digest(args: argparse.Namespace) -> int:
             print("No [digest] recipients (inside the internal domains) are configured: no digest is sent.")
             return 0
         row = digest_row(store, day)
-        if row is not None and row["state"] == "sent":
+        if row is not None and row["state"] == SendState.SENT:
             print(f"The digest of {day} was already sent ({row['message_id']}, {row['sent_at']}): not sent again.")
             return 0
         result = send_digest(settings, store, _transport(settings), day, now, calendar=calendar)
-        if result.state != "sent":
+        if result.state != SendState.SENT:
             print(f"mailbot: the digest of {day} was not sent ({result.state}): {result.detail}", file=sys.stderr)
             return 1
         print(f"The digest of {day} was sent ({result.message_id}).")
@@ -399,7 +400,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     import unicodedata
 
-    from mailbot.reports.digest import code_history
+    from mailbot.reports.history import code_history
     from mailbot.rules import load_rules
 
     settings = _settings(args)
@@ -442,24 +443,14 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_held(args: argparse.Namespace) -> int:
     """What waits for staff in the held folder: the note to move, and why it is there."""
-    from mailbot.record.store import Store
-    from mailbot.reference.calendar import BusinessCalendar
+    from mailbot.reports.held import open_held
 
     settings = _settings(args)
     if not settings.database.exists():
         print("0 open held items")
         return 0
-    calendar = BusinessCalendar.load(settings.rules_dir)
-    today = calendar.local(datetime.now().astimezone())
-    store = Store(settings.database)
-    try:
-        items = store.open_held_items()
-    finally:
-        store.close()
-    rows = [(f"{calendar.local(h.opened_at):%Y-%m-%d %H:%M}",
-             str(max(0, calendar.business_days_between(calendar.day_n(h.opened_at), calendar.day_n(today)))),
-             m.kind or "", m.code or "", " ".join(code for code, _ in m.findings) or " ".join(m.reasons),
-             m.subject) for m, h in items]
+    rows = [(f"{h.held_since:%Y-%m-%d %H:%M}", str(h.age), h.kind, h.code, " ".join(h.reasons), h.subject)
+            for h in open_held(settings.database, settings.rules_dir, datetime.now().astimezone())]
     if rows:
         _print_table(("held since", "age (business days)", "kind", "code", "reasons", "subject"), rows)
     print(f"{len(rows)} open held items (in {settings.folders.held}: move a note to {settings.folders.held_accept}, "

@@ -38,6 +38,7 @@ from mailbot.model import (
     Request,
 )
 from mailbot.record.history import History
+from mailbot.record.states import MailState, SendState
 from mailbot.record.store import HeldRow, MailRow, ReplyRow, Store
 from mailbot.reference.data import ReferenceData
 from mailbot.reply.note import HELD_HEADER, NoteFacts, build_note, held_original_sha
@@ -258,8 +259,8 @@ class Bot:
         known = self.store.in_folder(self.inbox, validity, present)
         version = self.reference.version if self.reference else None
         # A deferred mail waits for another UNIS extract: checked again only when one came.
-        wanted = [uid for uid in present if uid not in known or known[uid].state == "received"
-                  or (known[uid].state == "decided" and known[uid].action == Action.DEFER.value
+        wanted = [uid for uid in present if uid not in known or known[uid].state == MailState.RECEIVED
+                  or (known[uid].state == MailState.DECIDED and known[uid].action == Action.DEFER.value
                       and known[uid].data_version != version)]
         # Pipelined: while one chunk is decided, answered and filed, the forms of the next
         # _READ_AHEAD chunks are being read.
@@ -324,13 +325,13 @@ class Bot:
             return
         elif row.ref != raw.ref:
             # Same bytes at a new place: the UIDVALIDITY changed, or the server delivered a copy.
-            if row.state == "filed":
+            if row.state == MailState.FILED:
                 self.store.event(row.id, "copy seen again", f"uid {raw.ref.uid}; filed like the first")
                 self.mailbox.move(raw.ref, self._destination(row.target or self.settings.folders.held))
                 return
             self.store.relocate(row.id, raw.ref, "UIDVALIDITY changed or copy delivered")
             row = self.store.get(row.id)
-        if row.state == "received" or row.action == Action.DEFER.value:
+        if row.state == MailState.RECEIVED or row.action == Action.DEFER.value:
             self._decide(row, raw, report, chunk)
 
     def _decide(self, row: MailRow, raw: RawMail, report: CycleReport, chunk: _Chunk, counted: bool = False) -> None:
@@ -399,11 +400,11 @@ class Bot:
         for row in self.store.unfinished(self.inbox):
             if row.ref.uidvalidity == validity and row.ref.uid in present:
                 continue
-            if row.state in ("decided", "sent") and row.action != Action.DEFER.value:
+            if row.state in (MailState.DECIDED, MailState.SENT) and row.action != Action.DEFER.value:
                 # Our own move finished, but the crash came before it was recorded.
-                self.store.set_state(row.id, "filed", "filed", f"found moved to {row.target}")
-            elif row.state != "reply_queued":
-                self.store.set_state(row.id, "vanished", "left the inbox outside mailbot")
+                self.store.set_state(row.id, MailState.FILED, "filed", f"found moved to {row.target}")
+            elif row.state != MailState.REPLY_QUEUED:
+                self.store.set_state(row.id, MailState.VANISHED, "left the inbox outside mailbot")
 
     # ------------------------------------------------------------ replies
 
@@ -464,7 +465,7 @@ class Bot:
         """A reply left 'sending' by a crash: its transaction may have reached the server.  With
         copies, its copy in the inbox or the sent folder proves it did (recorded sent); no copy
         yet: it waits `copy_wait` (the relay may still be delivering it) before it goes again."""
-        if reply.state != "sending" or not self._copies:
+        if reply.state != SendState.SENDING or not self._copies:
             return False
         for folder in (self.inbox, self.settings.folders.sent):
             if self.mailbox.search_header(folder, "Message-ID", reply.message_id):
@@ -491,7 +492,7 @@ class Bot:
             # A reply that cannot be sent is a person's job: the mail goes to the held folder.
             recorded = [Finding(code, detail) for code, detail in self.store.get(reply.mail_id).findings]
             held = overrule(recorded, Finding("REPLY_FAILED", result.detail), self.settings.rules_dir)
-            self.store.set_state(reply.mail_id, "decided", "held: reply could not be sent", result.detail,
+            self.store.set_state(reply.mail_id, MailState.DECIDED, "held: reply could not be sent", result.detail,
                                  target=target_folder(held, self.settings),
                                  findings=json.dumps([(f.code, f.detail) for f in held.findings], ensure_ascii=False))
         else:
@@ -510,7 +511,7 @@ class Bot:
         # The inbox, and the notes staff moved to decide (filed to the processed folder once answered).
         for folder in folders or (self.inbox, f.held_accept, f.held_remand):
             ready = [row for row in self.store.unfinished(folder)
-                     if (row.state == "sent" or row.state == "decided" and row.action != Action.DEFER.value)
+                     if (row.state == MailState.SENT or row.state == MailState.DECIDED and row.action != Action.DEFER.value)
                      and row.target and not self.store.pending_reply_count(row.id)]
             if ready:
                 self.store.flush()  # their decisions on disk before notes are made and mails leave

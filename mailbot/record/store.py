@@ -1,6 +1,7 @@
-"""SQLite state: one row per mail with its state machine, its reply, and an audit trail.
+"""SQLite state: one row per mail with its state machine, its reply, and an audit trail; and
+every SQL statement of the bot (the reports read through the queries at the end).
 
-States (DOMAIN: nothing lost, nothing answered twice):
+States (states.py; DOMAIN: nothing lost, nothing answered twice):
 
     received ──► decided ──────────────────────────► filed
                     └──► reply_queued ──► sent ──────┘
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from mailbot.model import Action, Kind, MailRef, RawMail
 from mailbot.record.history import PastRequest
+from mailbot.record.states import MailState, SendState, check_transition
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mails (
@@ -265,7 +267,7 @@ class Store:
 
     def unfinished(self, folder: str) -> list[MailRow]:
         """Mails of this folder not yet filed, oldest first."""
-        rows = self.db.execute("SELECT * FROM mails WHERE folder=? AND state!='filed' ORDER BY id", (folder,))
+        rows = self.db.execute("SELECT * FROM mails WHERE folder=? AND state!=? ORDER BY id", (folder, MailState.FILED))
         return [MailRow.from_sql(r) for r in rows]
 
     def add_received(self, raw: RawMail, message_id: str | None, attempts: int = 0) -> MailRow:
@@ -274,9 +276,9 @@ class Store:
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO mails (sha256, message_id, folder, uidvalidity, uid, internaldate, state, first_seen,"
-                " updated, attempts) VALUES (?,?,?,?,?,?,'received',?,?,?)",
+                " updated, attempts) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (raw.sha256, message_id, raw.ref.folder, raw.ref.uidvalidity, raw.ref.uid,
-                 _iso(raw.internaldate), t, t, attempts),
+                 _iso(raw.internaldate), MailState.RECEIVED, t, t, attempts),
             )
             self._event(db, cur.lastrowid, "received", f"{raw.ref.folder} uid {raw.ref.uid}")
         return self.get(cur.lastrowid)
@@ -301,7 +303,7 @@ class Store:
                         branch: str | None = None, findings: list[tuple[str, str]] | None = None) -> None:
         """The decision and its reply (message-id, recipients, bytes) in one commit."""
         t = now_utc().isoformat()
-        state = "reply_queued" if reply else "decided"
+        state = MailState.REPLY_QUEUED if reply else MailState.DECIDED
         with self.transaction() as db:
             db.execute(
                 "UPDATE mails SET state=?, action=?, kind=?, code=?, reasons=?, fields=?, subject=?, sender=?,"
@@ -316,7 +318,7 @@ class Store:
                 # A reply Message-ID is derived from the source mail: the same reply is never queued twice.
                 db.execute(
                     "INSERT OR IGNORE INTO replies (mail_id, message_id, action, recipients, data, state, next_attempt)"
-                    " VALUES (?,?,?,?,?,'queued',?)",
+                    f" VALUES (?,?,?,?,?,'{SendState.QUEUED}',?)",
                     (mail_id, message_id, action, json.dumps(recipients), data, t),
                 )
                 self._event(db, mail_id, "reply queued", message_id)
@@ -340,12 +342,14 @@ class Store:
 
     def replies_sent_since(self, since: datetime) -> int:
         """Replies sent since `since` (the global circuit breaker)."""
-        return self.db.execute("SELECT COUNT(*) FROM replies WHERE state='sent' AND sent_at>=?",
-                               (since.astimezone(timezone.utc).isoformat(),)).fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM replies WHERE state=? AND sent_at>=?",
+                               (SendState.SENT, since.astimezone(timezone.utc).isoformat())).fetchone()[0]
 
-    def set_state(self, mail_id: int, state: str, event: str, detail: str = "", **columns: object) -> None:
+    def set_state(self, mail_id: int, state: MailState, event: str, detail: str = "", **columns: object) -> None:
+        """A move of the state machine (states.MAIL_TRANSITIONS), with its event; any other is a bug."""
         sets = ", ".join(f"{k}=?" for k in columns)
         with self.transaction() as db:
+            check_transition(db.execute("SELECT state FROM mails WHERE id=?", (mail_id,)).fetchone()[0], state)
             db.execute(f"UPDATE mails SET state=?, updated=?{', ' + sets if sets else ''} WHERE id=?",
                        (state, now_utc().isoformat(), *columns.values(), mail_id))
             self._event(db, mail_id, event, detail)
@@ -357,7 +361,7 @@ class Store:
         t = now_utc().isoformat()
         with self.transaction() as db:
             for mail_id, folder in filed:
-                db.execute("UPDATE mails SET state='filed', updated=? WHERE id=?", (t, mail_id))
+                db.execute("UPDATE mails SET state=?, updated=? WHERE id=?", (MailState.FILED, t, mail_id))
                 self._event(db, mail_id, "filed", folder)
 
     def open_held(self, mail_id: int, note_id: str, original: bytes) -> None:
@@ -384,7 +388,7 @@ class Store:
         note so that it is answered (reply: message-id, action, recipients, bytes) and filed to
         `target` like any decided mail.  One commit: a staff decision is recorded exactly once."""
         t = now_utc().isoformat()
-        state = "reply_queued" if reply else ("filed" if note.folder == target else "decided")
+        state = MailState.REPLY_QUEUED if reply else (MailState.FILED if note.folder == target else MailState.DECIDED)
         with self.transaction() as db:
             cur = db.execute("UPDATE held SET closed_at=?, outcome=?, decided_in=? WHERE mail_id=? AND closed_at IS NULL",
                              (t, outcome, note.folder, mail_id))
@@ -397,7 +401,7 @@ class Store:
                 message_id, action, recipients, data = reply
                 db.execute(
                     "INSERT OR IGNORE INTO replies (mail_id, message_id, action, recipients, data, state, next_attempt)"
-                    " VALUES (?,?,?,?,?,'queued',?)", (mail_id, message_id, action, json.dumps(recipients), data, t))
+                    f" VALUES (?,?,?,?,?,'{SendState.QUEUED}',?)", (mail_id, message_id, action, json.dumps(recipients), data, t))
                 self._event(db, mail_id, "reply queued", message_id)
 
     def cursor(self, folder: str, uidvalidity: int) -> int:
@@ -414,7 +418,7 @@ class Store:
 
     def due_replies(self, at: datetime) -> list[ReplyRow]:
         rows = self.db.execute(
-            "SELECT * FROM replies WHERE state IN ('queued', 'sending') AND next_attempt<=? ORDER BY id",
+            f"SELECT * FROM replies WHERE state IN ('{SendState.QUEUED}', '{SendState.SENDING}') AND next_attempt<=? ORDER BY id",
             (at.isoformat(),))
         return [ReplyRow(r["id"], r["mail_id"], r["message_id"], r["action"], json.loads(r["recipients"]),
                          r["data"], r["state"], r["attempts"],
@@ -424,25 +428,25 @@ class Store:
         return self.db.execute("SELECT 1 FROM replies WHERE message_id=?", (message_id,)).fetchone() is not None
 
     def pending_reply_count(self, mail_id: int) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM replies WHERE mail_id=? AND state IN ('queued','sending')",
+        return self.db.execute(f"SELECT COUNT(*) FROM replies WHERE mail_id=? AND state IN ('{SendState.QUEUED}','{SendState.SENDING}')",
                                (mail_id,)).fetchone()[0]
 
     def reply_sending(self, reply: ReplyRow) -> None:
         # Marked before the SMTP transaction: a crash leaves it 'sending', and the next process
         # looks for its copy ([smtp] copy_to_mailbox) or sends it again, never loses it.
         with self.transaction() as db:
-            db.execute("UPDATE replies SET state='sending', attempts=attempts+1, sending_at=? WHERE id=?",
+            db.execute(f"UPDATE replies SET state='{SendState.SENDING}', attempts=attempts+1, sending_at=? WHERE id=?",
                        (now_utc().isoformat(), reply.id))
         self.flush()
 
     def reply_sent(self, reply: ReplyRow, how: str = "") -> None:
         t = now_utc().isoformat()
         with self.transaction() as db:
-            db.execute("UPDATE replies SET state='sent', sent_at=?, last_error=NULL WHERE id=?", (t, reply.id))
-            left = db.execute("SELECT COUNT(*) FROM replies WHERE mail_id=? AND state!='sent'",
+            db.execute(f"UPDATE replies SET state='{SendState.SENT}', sent_at=?, last_error=NULL WHERE id=?", (t, reply.id))
+            left = db.execute(f"SELECT COUNT(*) FROM replies WHERE mail_id=? AND state!='{SendState.SENT}'",
                               (reply.mail_id,)).fetchone()[0]
             if not left:
-                db.execute("UPDATE mails SET state='sent', updated=? WHERE id=? AND state='reply_queued'",
+                db.execute(f"UPDATE mails SET state='{MailState.SENT}', updated=? WHERE id=? AND state='{MailState.REPLY_QUEUED}'",
                            (t, reply.mail_id))
             self._event(db, reply.mail_id, "reply sent",
                         f"{reply.message_id} to {', '.join(reply.recipients)}" + (f" ({how})" if how else ""))
@@ -454,11 +458,11 @@ class Store:
         more = 0 if began else 1
         with self.transaction() as db:
             if retry_at is None:
-                db.execute("UPDATE replies SET state='failed', last_error=?, attempts=attempts+? WHERE id=?",
+                db.execute(f"UPDATE replies SET state='{SendState.FAILED}', last_error=?, attempts=attempts+? WHERE id=?",
                            (error, more, reply.id))
                 self._event(db, reply.mail_id, "reply failed", error)
             else:
-                db.execute("UPDATE replies SET state='queued', last_error=?, next_attempt=?, attempts=attempts+? "
+                db.execute(f"UPDATE replies SET state='{SendState.QUEUED}', last_error=?, next_attempt=?, attempts=attempts+? "
                            "WHERE id=?", (error, retry_at.isoformat(), more, reply.id))
                 self._event(db, reply.mail_id, "reply retry", f"{error}; next at {retry_at.isoformat()}")
 
@@ -480,5 +484,50 @@ class Store:
             self._event(db, mail_id, event, detail)
 
     def events(self, mail_id: int) -> list[tuple[str, str, str]]:
-        return [(r["at"], r["event"], r["detail"]) for r in
-                self.db.execute("SELECT * FROM events WHERE mail_id=? ORDER BY id", (mail_id,))]
+        return [(r["at"], r["event"], r["detail"]) for r in self.event_rows(mail_id)]
+
+    # ------------------------------------------------------------ what the reports read
+
+    def decided_between(self, lo: str, hi: str) -> list[sqlite3.Row]:
+        """Decided mails received (else first seen) from `lo` to before `hi` (ISO dates), by id."""
+        return self.db.execute(
+            "SELECT * FROM mails WHERE action IS NOT NULL AND COALESCE(received, first_seen) >= ?"
+            " AND COALESCE(received, first_seen) < ? ORDER BY id", (lo, hi)).fetchall()
+
+    def events_between(self, event: str, lo: str, hi: str) -> list[sqlite3.Row]:
+        """(mail_id, at, detail) of the events named `event` from `lo` to before `hi`."""
+        return self.db.execute("SELECT mail_id, at, detail FROM events WHERE event=? AND at >= ? AND at < ?"
+                               " ORDER BY id", (event, lo, hi)).fetchall()
+
+    def held_rows_open_after(self, since: str) -> list[sqlite3.Row]:
+        """Held items still open, or closed after `since`: the mail's columns, h_opened, h_closed."""
+        return self.db.execute(
+            "SELECT m.*, h.opened_at AS h_opened, h.closed_at AS h_closed FROM held h JOIN mails m ON m.id = h.mail_id"
+            " WHERE h.closed_at IS NULL OR h.closed_at >= ?", (since,)).fetchall()
+
+    def unfinished_with_action(self, action: Action) -> list[sqlite3.Row]:
+        """Mails decided `action` that are neither filed nor gone (e.g. deferred ones)."""
+        return self.db.execute("SELECT * FROM mails WHERE action=? AND state NOT IN (?, ?)",
+                               (action.value, MailState.FILED, MailState.VANISHED)).fetchall()
+
+    def reply_problem_rows(self, mail_ids: list[int]) -> list[sqlite3.Row]:
+        """Replies tried more than once, failed for good, or of `mail_ids`: the mail's columns
+        with r_message_id, r_state, r_attempts, r_error, r_sent_at."""
+        return self.db.execute(
+            "SELECT m.*, r.message_id AS r_message_id, r.state AS r_state, r.attempts AS r_attempts,"
+            " r.last_error AS r_error, r.sent_at AS r_sent_at FROM replies r JOIN mails m ON m.id = r.mail_id"
+            " WHERE r.attempts > 1 OR r.state = ? OR r.mail_id IN (SELECT value FROM json_each(?))"
+            " ORDER BY r.id", (SendState.FAILED, json.dumps(sorted(mail_ids)))).fetchall()
+
+    def first_seen(self) -> str | None:
+        """When the first mail was taken in (ISO), None before any."""
+        return self.db.execute("SELECT MIN(first_seen) FROM mails").fetchone()[0]
+
+    def mail_rows_with_code(self, code: str) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM mails WHERE code=? ORDER BY id", (code,)).fetchall()
+
+    def event_rows(self, mail_id: int) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM events WHERE mail_id=? ORDER BY id", (mail_id,)).fetchall()
+
+    def reply_rows(self, mail_id: int) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM replies WHERE mail_id=? ORDER BY id", (mail_id,)).fetchall()

@@ -39,7 +39,9 @@ import jinja2
 from mailbot.checks.sender import is_internal
 from mailbot.config import Settings
 from mailbot.model import Action, Kind
-from mailbot.record.store import Store, now_utc
+from mailbot.record.sendonce import SendOnce
+from mailbot.record.states import SendState
+from mailbot.record.store import Store
 from mailbot.reference.calendar import BusinessCalendar
 from mailbot.reply.render import environment, header_text, japanese_date
 from mailbot.reply.send import Outcome, Transport
@@ -168,7 +170,7 @@ class DigestData:
         return len(self.retried) + len(self.failed) + len(self.unreadable)
 
 
-def _local(value: str | None) -> datetime | None:
+def local_time(value: str | None) -> datetime | None:
     if not value:
         return None
     t = datetime.fromisoformat(value)
@@ -180,11 +182,11 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-class _Query:
+class StateReader:
     """The state database read for one digest."""
 
     def __init__(self, store: Store, rules_dir: Path):
-        self.db = store.db
+        self.store = store
         self.rules = load_rules(rules_dir).digest
         self.reasons = reasons(rules_dir)
 
@@ -192,7 +194,7 @@ class _Query:
         kind = r["kind"] or Kind.UNKNOWN.value
         action = r["action"]
         return MailItem(
-            id=r["id"], received=_local(r["received"] or r["first_seen"]), kind=kind,
+            id=r["id"], received=local_time(r["received"] or r["first_seen"]), kind=kind,
             kind_label=self.rules.kind_labels.get(kind, kind), code=r["code"], subject=r["subject"] or "",
             sender=r["sender"] or "", branch=r["branch"], action=action,
             decision_label=self.rules.decision_labels.get(action, action or "-") if action else "-",
@@ -202,10 +204,8 @@ class _Query:
         """The decided mails of the days start … end (inclusive), oldest first."""
         lo, hi = day_bounds(start)[0], day_bounds(end)[1]
         # ISO strings of any offset sort within a day of their instant: a wide window, then exact.
-        rows = self.db.execute(
-            "SELECT * FROM mails WHERE action IS NOT NULL AND COALESCE(received, first_seen) >= ?"
-            " AND COALESCE(received, first_seen) < ? ORDER BY id",
-            ((lo - timedelta(days=1)).date().isoformat(), (hi + timedelta(days=2)).date().isoformat()))
+        rows = self.store.decided_between((lo - timedelta(days=1)).date().isoformat(),
+                                          (hi + timedelta(days=2)).date().isoformat())
         items = [self.item(r) for r in rows]
         items = [m for m in items if m.received is not None and lo <= m.received < hi
                  and not self.rules.left_out.intersection(m.reasons)]
@@ -213,10 +213,9 @@ class _Query:
 
     def events_on(self, day: date, event: str) -> list[tuple[int | None, datetime, str]]:
         lo, hi = day_bounds(day)
-        rows = self.db.execute(
-            "SELECT mail_id, at, detail FROM events WHERE event=? AND at >= ? AND at < ? ORDER BY id",
-            (event, (lo - timedelta(days=1)).date().isoformat(), (hi + timedelta(days=2)).date().isoformat()))
-        out = [(r["mail_id"], _local(r["at"]), r["detail"] or "") for r in rows]
+        rows = self.store.events_between(event, (lo - timedelta(days=1)).date().isoformat(),
+                                         (hi + timedelta(days=2)).date().isoformat())
+        out = [(r["mail_id"], local_time(r["at"]), r["detail"] or "") for r in rows]
         return [e for e in out if lo <= e[1] < hi]
 
     def tally(self, start: date, end: date) -> Tally:
@@ -252,20 +251,17 @@ class _Query:
 
     def held(self, day: date, until: datetime, calendar: BusinessCalendar) -> list[HeldItem]:
         """Held items open at `until` (the end of the day, or now when that is earlier)."""
-        rows = self.db.execute(
-            "SELECT m.*, h.opened_at AS h_opened, h.closed_at AS h_closed FROM held h JOIN mails m ON m.id = h.mail_id"
-            " WHERE h.closed_at IS NULL OR h.closed_at >= ?", ((until - timedelta(days=2)).date().isoformat(),))
+        rows = self.store.held_rows_open_after((until - timedelta(days=2)).date().isoformat())
         out = []
         for r in rows:
-            opened, closed = _local(r["h_opened"]), _local(r["h_closed"])
+            opened, closed = local_time(r["h_opened"]), local_time(r["h_closed"])
             if opened > until or (closed is not None and closed <= until):
                 continue
             out.append(HeldItem(self.item(r), opened, calendar.business_days_between(calendar.day_n(opened), day)))
         return sorted(out, key=lambda h: (h.opened_at, h.mail.id))
 
     def deferred(self, day: date, until: datetime, calendar: BusinessCalendar) -> list[DeferredItem]:
-        rows = self.db.execute("SELECT * FROM mails WHERE action=? AND state NOT IN ('filed', 'vanished')",
-                               (Action.DEFER.value,))
+        rows = self.store.unfinished_with_action(Action.DEFER)
         items = sorted((m for m in map(self.item, rows) if m.received is None or m.received <= until),
                        key=lambda m: (m.received or until, m.id))
         return [DeferredItem(m, calendar.business_days_between(calendar.day_n(m.received), day) if m.received else 0)
@@ -275,17 +271,13 @@ class _Query:
         lo, hi = day_bounds(day)
         retries = Counter(mail_id for mail_id, _, _ in self.events_on(day, "reply retry"))
         failed_mails = {mail_id for mail_id, _, _ in self.events_on(day, "reply failed")}
-        rows = self.db.execute(
-            "SELECT m.*, r.message_id AS r_message_id, r.state AS r_state, r.attempts AS r_attempts,"
-            " r.last_error AS r_error, r.sent_at AS r_sent_at FROM replies r JOIN mails m ON m.id = r.mail_id"
-            " WHERE r.attempts > 1 OR r.state = 'failed' OR r.mail_id IN (SELECT value FROM json_each(?))"
-            " ORDER BY r.id", (json.dumps(sorted(set(retries) | failed_mails)),))
+        rows = self.store.reply_problem_rows(sorted(set(retries) | failed_mails))
         retried, failed = [], []
         for r in rows:
-            sent_at = _local(r["r_sent_at"])
+            sent_at = local_time(r["r_sent_at"])
             problem = SendProblem(self.item(r), r["r_message_id"], r["r_state"], r["r_attempts"],
                                   retries.get(r["id"], 0), r["r_error"] or "")
-            if r["r_state"] == "failed":
+            if r["r_state"] == SendState.FAILED:
                 if r["id"] in failed_mails:
                     failed.append(problem)
             elif r["id"] in retries or (r["r_attempts"] > 1 and sent_at is not None and lo <= sent_at < hi):
@@ -296,7 +288,7 @@ class _Query:
 def collect(store: Store, day: date, now: datetime, *, rules_dir: Path, calendar: BusinessCalendar,
             extract: ExtractStatus) -> DigestData:
     """Everything the digest of `day` says, from the state database as it is at `now`."""
-    q = _Query(store, rules_dir)
+    q = StateReader(store, rules_dir)
     now = now.astimezone(TOKYO)
     until = min(day_bounds(day)[1], now)
     # The day's part runs from the day after the previous business day: Tuesday's digest after a
@@ -317,7 +309,7 @@ def collect(store: Store, day: date, now: datetime, *, rules_dir: Path, calendar
         decision_labels=dict(q.rules.decision_labels))
 
 
-def _alerts(q: _Query, day: date, calendar: BusinessCalendar, extract: ExtractStatus) -> list[str]:
+def _alerts(q: StateReader, day: date, calendar: BusinessCalendar, extract: ExtractStatus) -> list[str]:
     alerts = []
     if extract.configured:
         if extract.extracted_at is None:
@@ -517,8 +509,8 @@ def _time_of_day(value: str | time) -> time:
 
 def first_mail_day(store: Store) -> date | None:
     """The day mailbot took in its first mail (Asia/Tokyo)."""
-    first = store.db.execute("SELECT MIN(first_seen) FROM mails").fetchone()[0]
-    return _local(first).date() if first else None
+    first = store.first_seen()
+    return local_time(first).date() if first else None
 
 
 def due_days(store: Store, calendar: BusinessCalendar, now: datetime, digest_time: str | time,
@@ -531,8 +523,7 @@ def due_days(store: Store, calendar: BusinessCalendar, now: datetime, digest_tim
     now = now.astimezone(TOKYO)
     at = _time_of_day(digest_time)
     day = max(first, now.date() - timedelta(days=catch_up_days))
-    sent = {r[0] for r in store.db.execute("SELECT day FROM digests WHERE state='sent' AND day >= ?",
-                                           (day.isoformat(),))}
+    sent = SendOnce(store, "digests").sent_keys(day.isoformat())
     out = []
     while day <= now.date():
         if (calendar.is_business_day(day) and datetime.combine(day, at, tzinfo=TOKYO) <= now
@@ -551,62 +542,43 @@ class DigestResult:
 
 
 def digest_row(store: Store, day: date):
-    return store.db.execute("SELECT * FROM digests WHERE day=?", (day.isoformat(),)).fetchone()
-
-
-# Longer than any send can take (the SMTP timeout is seconds): a claim this old was left by a crash.
-_CLAIM_EXPIRES = timedelta(minutes=15)
+    return SendOnce(store, "digests").row(day.isoformat())
 
 
 def send_digest(settings: Settings, store: Store, transport: Transport, day: date, now: datetime, *,
                 reference=None, calendar: BusinessCalendar | None = None, retry_failed: bool = True) -> DigestResult:
     """Send the digest of `day` unless it was sent already.  A queued row (a crash or a temporary
     failure before) is sent again as it is, with the same Message-ID."""
-    row = digest_row(store, day)
-    if row is not None and row["state"] == "sent":
+    once = SendOnce(store, "digests")
+    key = day.isoformat()
+    row = once.row(key)
+    if row is not None and row["state"] == SendState.SENT:
         return DigestResult(day, "already sent", row["message_id"], row["sent_at"] or "")
     if not digest_recipients(settings):
         return DigestResult(day, "no recipients")
-    if row is not None and row["state"] == "failed" and not retry_failed:
+    if row is not None and row["state"] == SendState.FAILED and not retry_failed:
         return DigestResult(day, "skipped", row["message_id"], row["last_error"] or "")
     if row is None:
         digest = build_digest(settings, store, day, now, reference=reference, calendar=calendar)
-        with store.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO digests (day, message_id, state, data, created_at)"
-                       " VALUES (?,?,'queued',?,?)",
-                       (day.isoformat(), digest.message_id, digest.message.as_bytes(), now_utc().isoformat()))
-        row = digest_row(store, day)
-        if row["state"] == "sent":  # another process was quicker
+        row = once.queue(key, digest.message_id, digest.message.as_bytes())
+        if row["state"] == SendState.SENT:  # another process was quicker
             return DigestResult(day, "already sent", row["message_id"])
-    # One sender at a time (`mailbot run` and `mailbot digest --send` may meet on the same day):
-    # the row is claimed first; a claim older than _CLAIM_EXPIRES was a crash and may be taken over.
-    stale = (now_utc() - _CLAIM_EXPIRES).isoformat()
-    with store.transaction() as db:
-        claimed = db.execute("UPDATE digests SET state='sending', claimed_at=? WHERE day=? AND"
-                             " (state IN ('queued', 'failed') OR (state='sending' AND claimed_at<?))",
-                             (now_utc().isoformat(), day.isoformat(), stale)).rowcount
-    store.flush()
-    if not claimed:
-        row = digest_row(store, day)
-        return DigestResult(day, "already sent" if row["state"] == "sent" else "being sent elsewhere",
+    # One sender at a time (`mailbot run` and `mailbot digest --send` may meet on the same day).
+    if not once.claim(key):
+        row = once.row(key)
+        return DigestResult(day, "already sent" if row["state"] == SendState.SENT else "being sent elsewhere",
                             row["message_id"])
     message = BytesParser(policy=SMTP).parsebytes(row["data"])
     envelope = [addr for _, addr in getaddresses([str(message["To"] or "")]) if addr]
     result = transport.send([(message, envelope)])[0]
-    t = now_utc().isoformat()
     if result.outcome is Outcome.SENT:
-        with store.transaction() as db:
-            db.execute("UPDATE digests SET state='sent', sent_at=?, attempts=attempts+1, last_error=NULL WHERE day=?",
-                       (t, day.isoformat()))
-        store.event(None, "digest sent", f"{day.isoformat()} {row['message_id']} to {', '.join(envelope)}")
+        once.sent(key)
+        store.event(None, "digest sent", f"{key} {row['message_id']} to {', '.join(envelope)}")
         return DigestResult(day, "sent", row["message_id"])
-    state = "failed" if result.outcome is Outcome.PERMANENT else "queued"
-    with store.transaction() as db:
-        db.execute("UPDATE digests SET state=?, attempts=attempts+1, last_error=? WHERE day=?",
-                   (state, result.detail, day.isoformat()))
-    store.event(None, "digest failed" if state == "failed" else "digest retry", f"{day.isoformat()} {result.detail}")
+    state = once.failed(key, result.detail, permanent=result.outcome is Outcome.PERMANENT)
+    store.event(None, "digest failed" if state == SendState.FAILED else "digest retry", f"{key} {result.detail}")
     log.warning("digest of %s not sent (%s): %s", day, state, result.detail)
-    return DigestResult(day, state, row["message_id"], result.detail)
+    return DigestResult(day, state.value, row["message_id"], result.detail)
 
 
 def send_due_digests(settings: Settings, store: Store, transport: Transport, now: datetime, *,
@@ -633,26 +605,3 @@ def send_due_digests(settings: Settings, store: Store, transport: Transport, now
         if owned is not None:
             owned.close()
     return results
-
-
-# ---------------------------------------------------------------- history of a customer code
-
-
-def code_history(store: Store, code: str, rules_dir: Path) -> list[dict[str, object]]:
-    """Every mail with this customer code, oldest first, with its events and replies."""
-    q = _Query(store, rules_dir)
-    rows = store.db.execute("SELECT * FROM mails WHERE code=? ORDER BY id", (code,)).fetchall()
-    out = []
-    for r in sorted(rows, key=lambda r: (_local(r["received"] or r["first_seen"]), r["id"])):
-        item = q.item(r)
-        events = [{"at": _local(e["at"]), "event": e["event"], "detail": e["detail"] or ""}
-                  for e in store.db.execute("SELECT * FROM events WHERE mail_id=? ORDER BY id", (r["id"],))]
-        replies = [{"message_id": p["message_id"], "action": p["action"], "state": p["state"],
-                    "attempts": p["attempts"], "sent_at": _local(p["sent_at"]), "last_error": p["last_error"],
-                    "recipients": json.loads(p["recipients"])}
-                   for p in store.db.execute("SELECT * FROM replies WHERE mail_id=? ORDER BY id", (r["id"],))]
-        out.append({"id": item.id, "received": item.received, "kind": item.kind, "kind_label": item.kind_label,
-                    "subject": item.subject, "sender": item.sender, "branch": item.branch,
-                    "decision": item.action, "decision_label": item.decision_label, "reasons": item.reasons,
-                    "state": r["state"], "events": events, "replies": replies})
-    return out

@@ -1,0 +1,77 @@
+"""A mail that must go out exactly once per key (the digest of a business day; soon the day's
+管理台帳 share with FiberGate), whoever sends it: `mailbot run` after a poll, or a person with
+`mailbot digest --send`, maybe both at the same moment, maybe after a crash.
+
+    once = SendOnce(store, "digests")
+    once.queue(key, message_id, data)        the mail, made once; later calls keep the first
+    once.claim(key)                          True for exactly one sender (a stale claim is taken over)
+    once.sent(key) / once.failed(key, …)     the outcome, recorded
+    once.row(key), once.sent_keys(since)     what the table says
+
+States are states.SendState: queued ──► sending ──► sent, or back to queued (a temporary failure)
+or failed (a permanent one; claimed again only when asked).  Every change is committed (and the
+claim synced) before the mail goes out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+
+from mailbot.record.states import SendState
+from mailbot.record.store import Store, now_utc
+
+# Longer than any send can take (the SMTP timeout is seconds): a claim this old was left by a crash.
+CLAIM_EXPIRES = timedelta(minutes=15)
+
+# The tables of once-only mails: key column day (YYYY-MM-DD), message_id, state, data, claimed_at,
+# attempts, last_error, created_at, sent_at (store.SCHEMA).
+TABLES = frozenset({"digests"})
+
+
+class SendOnce:
+    def __init__(self, store: Store, table: str):
+        if table not in TABLES:
+            raise ValueError(f"no once-only table {table!r}")
+        self.store = store
+        self.table = table
+
+    def row(self, key: str) -> sqlite3.Row | None:
+        return self.store.db.execute(f"SELECT * FROM {self.table} WHERE day=?", (key,)).fetchone()
+
+    def sent_keys(self, since: str) -> set[str]:
+        return {r[0] for r in self.store.db.execute(f"SELECT day FROM {self.table} WHERE state=? AND day >= ?",
+                                                    (SendState.SENT, since))}
+
+    def queue(self, key: str, message_id: str, data: bytes) -> sqlite3.Row:
+        """The mail of `key`, queued unless one is there already (which is kept); the row."""
+        with self.store.transaction() as db:
+            db.execute(f"INSERT OR IGNORE INTO {self.table} (day, message_id, state, data, created_at)"
+                       " VALUES (?,?,?,?,?)", (key, message_id, SendState.QUEUED, data, now_utc().isoformat()))
+        return self.row(key)
+
+    def claim(self, key: str, now: datetime | None = None) -> bool:
+        """Whether this caller sends it now: one sender at a time, a claim older than
+        CLAIM_EXPIRES was a crash and is taken over.  Synced before the caller sends."""
+        now = now or now_utc()
+        with self.store.transaction() as db:
+            claimed = db.execute(
+                f"UPDATE {self.table} SET state=?, claimed_at=? WHERE day=? AND"
+                " (state IN (?, ?) OR (state=? AND claimed_at<?))",
+                (SendState.SENDING, now.isoformat(), key, SendState.QUEUED, SendState.FAILED, SendState.SENDING,
+                 (now - CLAIM_EXPIRES).isoformat())).rowcount
+        self.store.flush()
+        return bool(claimed)
+
+    def sent(self, key: str) -> None:
+        with self.store.transaction() as db:
+            db.execute(f"UPDATE {self.table} SET state=?, sent_at=?, attempts=attempts+1, last_error=NULL"
+                       " WHERE day=?", (SendState.SENT, now_utc().isoformat(), key))
+
+    def failed(self, key: str, error: str, permanent: bool) -> SendState:
+        """Back to queued (tried again later) or failed for good; the state it is left in."""
+        state = SendState.FAILED if permanent else SendState.QUEUED
+        with self.store.transaction() as db:
+            db.execute(f"UPDATE {self.table} SET state=?, attempts=attempts+1, last_error=? WHERE day=?",
+                       (state, error, key))
+        return state

@@ -1,0 +1,38 @@
+"""What waits for office-center staff in the held folder (`mailbot held`): the open held items,
+oldest first, with their age in business days."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from mailbot.record.store import Store
+from mailbot.reference.calendar import BusinessCalendar
+
+
+@dataclass(frozen=True)
+class HeldLine:
+    held_since: datetime  # Asia/Tokyo
+    age: int  # business days since the day it was held
+    kind: str
+    code: str
+    reasons: list[str]
+    subject: str
+
+
+def open_held(database: Path, rules_dir: Path, now: datetime) -> list[HeldLine]:
+    """The held items staff have not decided yet; none before the bot's first poll."""
+    if not database.exists():
+        return []
+    calendar = BusinessCalendar.load(rules_dir)
+    today = calendar.day_n(calendar.local(now))
+    store = Store(database)
+    try:
+        items = store.open_held_items()
+    finally:
+        store.close()
+    return [HeldLine(calendar.local(h.opened_at),
+                     max(0, calendar.business_days_between(calendar.day_n(h.opened_at), today)),
+                     m.kind or "", m.code or "", [code for code, _ in m.findings] or list(m.reasons), m.subject)
+            for m, h in items]
