@@ -42,7 +42,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import SMTP, compat32
 from email.utils import format_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from mailbot.model import Kind
 
@@ -60,7 +60,6 @@ __all__ = [
     "Branch",
     "Person",
     "SampleInfo",
-    "placeholder_pdf",
     "sample_mails",
     "seed_maildir",
 ]
@@ -286,41 +285,6 @@ def _items(pairs: Sequence[tuple[str, str]], sep: str = "：") -> str:
 
 
 # ---- PDFs --------------------------------------------------------------------------------------
-
-
-def _pdf_text(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-
-@functools.lru_cache(maxsize=64)
-def placeholder_pdf(title: str, lines: tuple[str, ...] = ()) -> bytes:
-    """A one-page A4 PDF (ASCII text in Helvetica), encrypted AES-256 (R=6), user password
-    `uspot`.  Cached: pikepdf's encryption is random, so this keeps the bytes stable within a
-    process."""
-    import pikepdf
-
-    pdf = pikepdf.new()
-    font = pdf.make_indirect(pikepdf.Dictionary(
-        Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1, BaseFont=pikepdf.Name.Helvetica,
-        Encoding=pikepdf.Name.WinAnsiEncoding,
-    ))
-    ops = [f"BT /F1 16 Tf 56 780 Td ({_pdf_text(title)}) Tj /F1 11 Tf"]
-    for line in lines:
-        ops.append(f"0 -20 Td ({_pdf_text(line)}) Tj")
-    ops.append("ET")
-    content = pdf.make_stream("\n".join(ops).encode("latin-1"))
-    page = pikepdf.Dictionary(
-        Type=pikepdf.Name.Page,
-        MediaBox=pikepdf.Array([0, 0, 595, 842]),
-        Resources=pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font)),
-        Contents=content,
-    )
-    pdf.pages.append(pikepdf.Page(page))
-    pdf.docinfo["/Title"] = title
-    pdf.docinfo["/Producer"] = "mailbot samples"
-    buf = io.BytesIO()
-    pdf.save(buf, encryption=pikepdf.Encryption(owner=PDF_OWNER_PASSWORD, user=PDF_PASSWORD, R=6))
-    return buf.getvalue()
 
 
 # The application form attached to each order: (layout, producer, the form's values beyond
@@ -652,48 +616,60 @@ def _order_items(code: str, shop: str, link: str, plus: str, branch: str, person
     return _items(pairs, sep)
 
 
-def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) -> list[_Built]:
-    today = now.date()
-    out: list[_Built] = []
+@dataclass(frozen=True)
+class _Morning:
+    """What every sample mail of one morning is made from."""
 
-    def when(minutes: int, name: str) -> tuple[datetime, datetime, bytes]:
-        key = _h("mailbot-sample", name, now.isoformat())
-        sent = (now - timedelta(minutes=minutes, seconds=key[0] % 50 + 5)).replace(microsecond=0)
+    now: datetime
+    application_pdf: PdfMaker
+    termination_pdf: PdfMaker
+
+    OFFICE: ClassVar[tuple[str, str]] = (OFFICE_NAME, OFFICE_ADDR)
+    OFFICE_BARE: ClassVar[tuple[str, str]] = ("", OFFICE_ADDR)
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
+
+    def when(self, minutes: int, name: str) -> tuple[datetime, datetime, bytes]:
+        """(sent, received, the mail's random-looking but fixed key), `minutes` before now."""
+        key = _h("mailbot-sample", name, self.now.isoformat())
+        sent = (self.now - timedelta(minutes=minutes, seconds=key[0] % 50 + 5)).replace(microsecond=0)
         return sent, sent + timedelta(seconds=2 + key[1] % 9), key
 
-    def app(code: str) -> _Att:
-        return _Att(f"申込書_{code}.pdf", application_pdf(code))
+    def app(self, code: str) -> _Att:
+        return _Att(f"申込書_{code}.pdf", self.application_pdf(code))
 
-    def add(name: str, received: datetime, data: bytes) -> None:
-        out.append(_Built(name, data, received))
 
-    office = (OFFICE_NAME, OFFICE_ADDR)
-    office_bare = ("", OFFICE_ADDR)
-
-    # 1. out-of-office from a branch manager, answering yesterday's acceptance reply
-    sent, rcvd, key = when(215, "auto_reply")
-    bot_reply = f"<mailbot.{(today - timedelta(days=1)).strftime('%Y%m%d')}.{key[20:26].hex()}@usen.co.jp>"
-    until = today + timedelta(days=2)
+def _sample_auto_reply(m: _Morning) -> _Built:
+    """Out-of-office from a branch manager, answering yesterday's acceptance reply."""
+    sent, rcvd, key = m.when(215, "auto_reply")
+    bot_reply = f"<mailbot.{(m.today - timedelta(days=1)).strftime('%Y%m%d')}.{key[20:26].hex()}@usen.co.jp>"
+    until = m.today + timedelta(days=2)
     text = (
         "お疲れ様です。渋谷支店の田中です。\n\n"
-        f"誠に勝手ながら、{_jdate(today)}から{_jdate(until)}まで休暇のため不在にしております。\n"
+        f"誠に勝手ながら、{_jdate(m.today)}から{_jdate(until)}まで休暇のため不在にしております。\n"
         "期間中はメールを確認できませんので、お急ぎの場合は渋谷支店（03-5458-2100）まで\n"
         "ご連絡ください。\n\n"
         "よろしくお願いいたします。\n"
     )
     data = _outlook(
-        key, sender=TANAKA, to=[office], subject=SAMPLES["auto_reply"].subject, text=text,
+        key, sender=TANAKA, to=[m.OFFICE], subject=SAMPLES["auto_reply"].subject, text=text,
         sent=sent, in_reply_to=bot_reply, references=[bot_reply], html_part=False,
         extra=[("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All")],
     )
-    add("auto_reply", rcvd, _internal_trace(TANAKA, rcvd, key) + data)
+    return _Built("auto_reply", _internal_trace(TANAKA, rcvd, key) + data, rcvd)
 
-    # 2. bounce of a reply to someone who left
-    sent, rcvd, key = when(212, "bounce")
-    add("bounce", rcvd, _bounce(key, sent, rcvd))
 
-    # 3. a complete equipment order
-    sent, rcvd, key = when(198, "order_shibuya")
+def _sample_bounce(m: _Morning) -> _Built:
+    """Bounce of a reply to someone who left."""
+    sent, rcvd, key = m.when(212, "bounce")
+    return _Built("bounce", _bounce(key, sent, rcvd), rcvd)
+
+
+def _sample_order_shibuya(m: _Morning) -> _Built:
+    """A complete equipment order."""
+    sent, rcvd, key = m.when(198, "order_shibuya")
     code = "988776654"
     text = (
         OPENING + "渋谷支店の鈴木です。\n\n"
@@ -703,13 +679,15 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
         + "\n\n※申込書PDFには所定のパスワードを設定しております。\n\n"
         "以上、よろしくお願いいたします。\n\n" + _signature(SUZUKI) + "\n"
     )
-    data = _outlook(key, sender=SUZUKI, to=[office_bare], cc=[TANAKA],
+    data = _outlook(key, sender=SUZUKI, to=[m.OFFICE_BARE], cc=[TANAKA],
                     subject=SAMPLES["order_shibuya"].subject, text=text, sent=sent,
-                    attachments=[app(code)])
-    add("order_shibuya", rcvd, _internal_trace(SUZUKI, rcvd, key) + data)
+                    attachments=[m.app(code)])
+    return _Built("order_shibuya", _internal_trace(SUZUKI, rcvd, key) + data, rcvd)
 
-    # 4. cancellation, Outlook set to Shift_JIS
-    sent, rcvd, key = when(185, "cancellation")
+
+def _sample_cancellation(m: _Morning) -> _Built:
+    """Cancellation, Outlook set to Shift_JIS."""
+    sent, rcvd, key = m.when(185, "cancellation")
     code = "921098765"
     text = (
         OPENING + "吉祥寺支店の石井です。\n\n"
@@ -720,13 +698,15 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
                   ("キャンセル理由", "開店延期のため")])
         + "\n\nよろしくお願いいたします。\n\n" + _signature(ISHII, style=2) + "\n"
     )
-    data = _outlook(key, sender=ISHII, to=[office], cc=[MAEDA],
+    data = _outlook(key, sender=ISHII, to=[m.OFFICE], cc=[MAEDA],
                     subject=SAMPLES["cancellation"].subject, text=text, sent=sent,
                     charset="Shift_JIS")
-    add("cancellation", rcvd, _internal_trace(ISHII, rcvd, key) + data)
+    return _Built("cancellation", _internal_trace(ISHII, rcvd, key) + data, rcvd)
 
-    # 5. full-width subject, Shift_JIS, items separated by full-width spaces
-    sent, rcvd, key = when(171, "order_fullwidth")
+
+def _sample_order_fullwidth(m: _Morning) -> _Built:
+    """Full-width subject, Shift_JIS, items separated by full-width spaces."""
+    sent, rcvd, key = m.when(171, "order_fullwidth")
     code = "988123456"
     text = (
         "事務センター　ご担当者様\n\nお疲れ様です。\n青山支店　内田です。\n\n"
@@ -734,15 +714,17 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
         + _order_items(code, "美容室 ルミエール 表参道店", "有", "無", "青山支店", "内田", sep="　")
         + "\n\nよろしくお願いいたします。\n\n" + _signature(UCHIDA, style=1) + "\n"
     )
-    data = _outlook(key, sender=UCHIDA, to=[office], cc=[TAKAHASHI],
+    data = _outlook(key, sender=UCHIDA, to=[m.OFFICE], cc=[TAKAHASHI],
                     subject=SAMPLES["order_fullwidth"].subject, text=text, sent=sent,
-                    charset="Shift_JIS", attachments=[app(code)])
-    add("order_fullwidth", rcvd, _internal_trace(UCHIDA, rcvd, key) + data)
+                    charset="Shift_JIS", attachments=[m.app(code)])
+    return _Built("order_fullwidth", _internal_trace(UCHIDA, rcvd, key) + data, rcvd)
 
-    # 6. contract change from Outlook for Mac (UTF-8 base64)
-    sent, rcvd, key = when(160, "contract_change")
+
+def _sample_contract_change(m: _Morning) -> _Built:
+    """Contract change from Outlook for Mac (UTF-8 base64)."""
+    sent, rcvd, key = m.when(160, "contract_change")
     code = "932104567"
-    change_day = _month_end(today, 0) + timedelta(days=1)
+    change_day = _month_end(m.today, 0) + timedelta(days=1)
     text = (
         OPENING + "新宿支店総務の佐藤です。\n\n"
         "下記のとおりお客様の契約内容に変更がありましたので、ご連絡いたします。\n\n"
@@ -762,7 +744,7 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
         + "</div></body></html>"
     )
     data = _utf8_mail(
-        key, sender=(SATO.name, SATO.addr), to=[office], cc=[(ITO.name, ITO.addr)],
+        key, sender=(SATO.name, SATO.addr), to=[m.OFFICE], cc=[(ITO.name, ITO.addr)],
         subject=SAMPLES["contract_change"].subject, text=text, html_text=html_text, sent=sent,
         message_id=f"<{_uuid_like(key)}@usen.co.jp>",
         headers=[
@@ -774,10 +756,12 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
         html_cte="quoted-printable",
         boundary=lambda k, i: f"B_{int.from_bytes(k[20 + i:24 + i], 'big')}_{k[30:34].hex()}",
     )
-    add("contract_change", rcvd, _internal_trace(SATO, rcvd, key) + data)
+    return _Built("contract_change", _internal_trace(SATO, rcvd, key) + data, rcvd)
 
-    # 7. forwarded order: general affairs forwards the sales rep's mail
-    sent, rcvd, key = when(149, "order_forwarded")
+
+def _sample_order_forwarded(m: _Morning) -> _Built:
+    """Forwarded order: general affairs forwards the sales rep's mail."""
+    sent, rcvd, key = m.when(149, "order_forwarded")
     code = "965432107"
     orig_sent = sent - timedelta(minutes=38)
     text = (
@@ -795,13 +779,15 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
         + _order_items(code, "ラーメン 一番星 池袋東口店", "有", "無", "池袋支店", "清水 亮")
         + "\n\nよろしくお願いします。\n\n" + _signature(SHIMIZU_R) + "\n"
     )
-    data = _outlook(key, sender=OGAWA, to=[office], cc=[MORI],
+    data = _outlook(key, sender=OGAWA, to=[m.OFFICE], cc=[MORI],
                     subject=SAMPLES["order_forwarded"].subject, text=text, sent=sent,
-                    attachments=[app(code)])
-    add("order_forwarded", rcvd, _internal_trace(OGAWA, rcvd, key) + data)
+                    attachments=[m.app(code)])
+    return _Built("order_forwarded", _internal_trace(OGAWA, rcvd, key) + data, rcvd)
 
-    # 8. a sales rep writing from his private Gmail
-    sent, rcvd, key = when(137, "outside_gmail")
+
+def _sample_outside_gmail(m: _Morning) -> _Built:
+    """A sales rep writing from his private Gmail."""
+    sent, rcvd, key = m.when(137, "outside_gmail")
     code = "944556677"
     gmail = ("石井 健", "ken.ishii.0815@gmail.com")
     text = (
@@ -817,7 +803,7 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
     ) + "</div>\n"
     gm_id = base64.b64encode(key[20:50]).decode("ascii").replace("/", "_").replace("+", "-")
     gm_data = _utf8_mail(
-        key, sender=gmail, to=[office_bare], cc=[(MAEDA.name, MAEDA.addr)],
+        key, sender=gmail, to=[m.OFFICE_BARE], cc=[(MAEDA.name, MAEDA.addr)],
         subject=SAMPLES["outside_gmail"].subject, text=text, html_text=gm_html, sent=sent,
         message_id=f"<CA+{gm_id}@mail.gmail.com>",
         boundary=lambda k, i: f"0000000000{k[50 + i:56 + i].hex()}",
@@ -827,10 +813,12 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
         relay="mail-pj1-f47.google.com (mail-pj1-f47.google.com [209.85.216.47])",
         auth="spf=pass smtp.mailfrom=gmail.com;\r\n\tdkim=pass header.d=gmail.com",
     )
-    add("outside_gmail", rcvd, trace + gm_data)
+    return _Built("outside_gmail", trace + gm_data, rcvd)
 
-    # 9. several routers: 親1台、子2台 in the remarks
-    sent, rcvd, key = when(124, "order_multi_units")
+
+def _sample_order_multi_units(m: _Morning) -> _Built:
+    """Several routers: 親1台、子2台 in the remarks."""
+    sent, rcvd, key = m.when(124, "order_multi_units")
     code = "987650123"
     text = (
         OPENING + "横浜支店の山本です。\n\n"
@@ -840,15 +828,17 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
                        sep=" : ", remarks="親1台、子2台（2F・3F客室フロアに子機設置）")
         + "\n\nご確認のほど、よろしくお願いいたします。\n\n" + _signature(YAMAMOTO) + "\n"
     )
-    data = _outlook(key, sender=YAMAMOTO, to=[office], cc=[NAKAMURA],
+    data = _outlook(key, sender=YAMAMOTO, to=[m.OFFICE], cc=[NAKAMURA],
                     subject=SAMPLES["order_multi_units"].subject, text=text, sent=sent,
-                    attachments=[app(code)])
-    add("order_multi_units", rcvd, _internal_trace(YAMAMOTO, rcvd, key) + data)
+                    attachments=[m.app(code)])
+    return _Built("order_multi_units", _internal_trace(YAMAMOTO, rcvd, key) + data, rcvd)
 
-    # 10. termination with the termination form
-    sent, rcvd, key = when(112, "termination")
+
+def _sample_termination(m: _Morning) -> _Built:
+    """Termination with the termination form."""
+    sent, rcvd, key = m.when(112, "termination")
     code = "910987654"
-    end = _month_end(today, 1)
+    end = _month_end(m.today, 1)
     text = (
         OPENING + "渋谷支店総務の岡田です。\n\n"
         "下記店舗のUSEN SPOT解約申請をお送りいたします。\n"
@@ -858,26 +848,30 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
         + "\n\nUNISの解約予定登録は済んでおります。\nよろしくお願いいたします。\n\n"
         + _signature(OKADA) + "\n"
     )
-    data = _outlook(key, sender=OKADA, to=[office], cc=[TANAKA],
+    data = _outlook(key, sender=OKADA, to=[m.OFFICE], cc=[TANAKA],
                     subject=SAMPLES["termination"].subject, text=text, sent=sent,
-                    attachments=[_Att(f"解約申請書_{code}.pdf", termination_pdf(code))])
-    add("termination", rcvd, _internal_trace(OKADA, rcvd, key) + data)
+                    attachments=[_Att(f"解約申請書_{code}.pdf", m.termination_pdf(code))])
+    return _Built("termination", _internal_trace(OKADA, rcvd, key) + data, rcvd)
 
-    # 11. equipment order without the code in the subject
-    sent, rcvd, key = when(101, "order_no_code")
+
+def _sample_order_no_code(m: _Morning) -> _Built:
+    """Equipment order without the code in the subject."""
+    sent, rcvd, key = m.when(101, "order_no_code")
     code = "954320018"
     text = (
         OPENING + "梅田支店の小林です。\n\n器材発注をお願いいたします。\n申込書を添付いたします。\n\n"
         + _order_items(code, "焼肉 たいよう 梅田店", "無", "無", "梅田支店", "小林 直樹")
         + "\n\nよろしくお願いいたします。\n\n" + _signature(KOBAYASHI) + "\n"
     )
-    data = _outlook(key, sender=KOBAYASHI, to=[office], cc=[KATO],
+    data = _outlook(key, sender=KOBAYASHI, to=[m.OFFICE], cc=[KATO],
                     subject=SAMPLES["order_no_code"].subject, text=text, sent=sent,
-                    attachments=[app(code)])
-    add("order_no_code", rcvd, _internal_trace(KOBAYASHI, rcvd, key) + data)
+                    attachments=[m.app(code)])
+    return _Built("order_no_code", _internal_trace(KOBAYASHI, rcvd, key) + data, rcvd)
 
-    # 12. router not removed, with the reason
-    sent, rcvd, key = when(90, "router_not_removed")
+
+def _sample_router_not_removed(m: _Morning) -> _Built:
+    """Router not removed, with the reason."""
+    sent, rcvd, key = m.when(90, "router_not_removed")
     code = "909876543"
     text = (
         OPENING + "難波支店 技術課の林です。\n\n"
@@ -890,16 +884,18 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
         + "\n\n引き続きオーナー様へ連絡を試み、回収でき次第ご連絡いたします。\n"
         "よろしくお願いいたします。\n\n" + _signature(HAYASHI, style=1) + "\n"
     )
-    data = _outlook(key, sender=HAYASHI, to=[office], cc=[SHIMIZU_H],
+    data = _outlook(key, sender=HAYASHI, to=[m.OFFICE], cc=[SHIMIZU_H],
                     subject=SAMPLES["router_not_removed"].subject, text=text, sent=sent)
-    add("router_not_removed", rcvd, _internal_trace(HAYASHI, rcvd, key) + data)
+    return _Built("router_not_removed", _internal_trace(HAYASHI, rcvd, key) + data, rcvd)
 
-    # 13. resubmission after yesterday's remand, quoting it
-    sent, rcvd, key = when(78, "order_resubmission")
+
+def _sample_order_resubmission(m: _Morning) -> _Built:
+    """Resubmission after yesterday's remand, quoting it."""
+    sent, rcvd, key = m.when(78, "order_resubmission")
     code = "976543210"
-    y = now - timedelta(days=1)
+    y = m.now - timedelta(days=1)
     remand_id = f"<mailbot.{y.strftime('%Y%m%d')}.{key[20:26].hex()}@usen.co.jp>"
-    orig_id = _outlook_msgid(_h("mailbot-sample", "order_resubmission-orig", now.isoformat()))
+    orig_id = _outlook_msgid(_h("mailbot-sample", "order_resubmission-orig", m.now.isoformat()))
     quoted = "\n".join("> " + line if line else ">" for line in [
         f"{WATANABE.branch} {WATANABE.name} 様",
         "",
@@ -927,16 +923,18 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
         f"CC: {ITO.name} <{ITO.addr}>\n"
         f"件名: 【差戻】USEN SPOT 器材発注依頼_{code}\n\n" + quoted + "\n"
     )
-    data = _outlook(key, sender=WATANABE, to=[office], cc=[ITO],
+    data = _outlook(key, sender=WATANABE, to=[m.OFFICE], cc=[ITO],
                     subject=SAMPLES["order_resubmission"].subject, text=text, sent=sent,
-                    attachments=[app(code)], in_reply_to=remand_id,
+                    attachments=[m.app(code)], in_reply_to=remand_id,
                     references=[orig_id, remand_id])
-    add("order_resubmission", rcvd, _internal_trace(WATANABE, rcvd, key) + data)
+    return _Built("order_resubmission", _internal_trace(WATANABE, rcvd, key) + data, rcvd)
 
-    # 14. relocation from an iPhone (UTF-8 base64, plain text only)
-    sent, rcvd, key = when(66, "relocation")
+
+def _sample_relocation(m: _Morning) -> _Built:
+    """Relocation from an iPhone (UTF-8 base64, plain text only)."""
+    sent, rcvd, key = m.when(66, "relocation")
     code = "998765432"
-    move_day = _month_end(today, 0) + timedelta(days=10)
+    move_day = _month_end(m.today, 0) + timedelta(days=10)
     text = (
         "事務センター ご担当者様\n\nお疲れ様です。横浜支店 技術課の近藤です。\n"
         "下記店舗の移設について連絡いたします。\n\n"
@@ -960,23 +958,27 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
     msg["Message-ID"] = f"<{_uuid_like(key)}@usen.co.jp>"
     msg["X-Mailer"] = "iPhone Mail (22G86)"
     msg.set_content(text, charset="utf-8", cte="base64")
-    add("relocation", rcvd, _internal_trace(KONDO, rcvd, key) + msg.as_bytes())
+    return _Built("relocation", _internal_trace(KONDO, rcvd, key) + msg.as_bytes(), rcvd)
 
-    # 15. customer code with 8 digits
-    sent, rcvd, key = when(55, "order_8digit")
+
+def _sample_order_8digit(m: _Morning) -> _Built:
+    """Customer code with 8 digits."""
+    sent, rcvd, key = m.when(55, "order_8digit")
     code = "98877665"
     text = (
         OPENING + "福岡支店の吉田です。\n\n器材発注依頼をお送りいたします。\n\n"
         + _order_items(code, "ネイルサロン ミモザ 天神店", "無", "無", "福岡支店", "吉田")
         + "\n\nよろしくお願いいたします。\n\n" + _signature(YOSHIDA) + "\n"
     )
-    data = _outlook(key, sender=YOSHIDA, to=[office], cc=[MATSUMOTO],
+    data = _outlook(key, sender=YOSHIDA, to=[m.OFFICE], cc=[MATSUMOTO],
                     subject=SAMPLES["order_8digit"].subject, text=text, sent=sent,
-                    attachments=[app(code)])
-    add("order_8digit", rcvd, _internal_trace(YOSHIDA, rcvd, key) + data)
+                    attachments=[m.app(code)])
+    return _Built("order_8digit", _internal_trace(YOSHIDA, rcvd, key) + data, rcvd)
 
-    # 16. registration notice (登録通知書) re-sending request
-    sent, rcvd, key = when(43, "registration_notice")
+
+def _sample_registration_notice(m: _Morning) -> _Built:
+    """Registration notice (登録通知書) re-sending request."""
+    sent, rcvd, key = m.when(43, "registration_notice")
     code = "955443322"
     text = (
         OPENING + "札幌支店総務の斎藤です。\n\n"
@@ -987,14 +989,16 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
                   ("依頼者", "店長 佐々木様"), ("送付先", "設置先住所")])
         + "\n\nよろしくお願いいたします。\n\n" + _signature(SAITO) + "\n"
     )
-    data = _outlook(key, sender=SAITO, to=[office], cc=[YAMAGUCHI],
+    data = _outlook(key, sender=SAITO, to=[m.OFFICE], cc=[YAMAGUCHI],
                     subject=SAMPLES["registration_notice"].subject, text=text, sent=sent)
-    add("registration_notice", rcvd, _internal_trace(SAITO, rcvd, key) + data)
+    return _Built("registration_notice", _internal_trace(SAITO, rcvd, key) + data, rcvd)
 
-    # 17. termination withdrawal
-    sent, rcvd, key = when(31, "termination_withdrawal")
+
+def _sample_termination_withdrawal(m: _Morning) -> _Built:
+    """Termination withdrawal."""
+    sent, rcvd, key = m.when(31, "termination_withdrawal")
     code = "945612378"
-    end = _month_end(today, 1)
+    end = _month_end(m.today, 1)
     text = (
         OPENING + "梅田支店の小林です。\n\n"
         "先日解約申請をお送りした下記店舗について、お客様より継続利用のご意向を\n"
@@ -1003,24 +1007,28 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
         + "\n\nUNISの解約予定は取り消し済みです。\nよろしくお願いいたします。\n\n"
         + _signature(KOBAYASHI) + "\n"
     )
-    data = _outlook(key, sender=KOBAYASHI, to=[office], cc=[KATO],
+    data = _outlook(key, sender=KOBAYASHI, to=[m.OFFICE], cc=[KATO],
                     subject=SAMPLES["termination_withdrawal"].subject, text=text, sent=sent)
-    add("termination_withdrawal", rcvd, _internal_trace(KOBAYASHI, rcvd, key) + data)
+    return _Built("termination_withdrawal", _internal_trace(KOBAYASHI, rcvd, key) + data, rcvd)
 
-    # 18. equipment order that forgot the attachment
-    sent, rcvd, key = when(19, "order_no_pdf")
+
+def _sample_order_no_pdf(m: _Morning) -> _Built:
+    """Equipment order that forgot the attachment."""
+    sent, rcvd, key = m.when(19, "order_no_pdf")
     code = "943215678"
     text = (
         OPENING + "名古屋支店の井上です。\n\n申込書を添付いたしますので、器材の発注をお願いいたします。\n\n"
         + _order_items(code, "ベーカリー こむぎ 栄店", "無", "有", "名古屋支店", "井上 拓也")
         + "\n\nよろしくお願いいたします。\n\n" + _signature(INOUE, style=1) + "\n"
     )
-    data = _outlook(key, sender=INOUE, to=[office], cc=[KIMURA],
+    data = _outlook(key, sender=INOUE, to=[m.OFFICE], cc=[KIMURA],
                     subject=SAMPLES["order_no_pdf"].subject, text=text, sent=sent)
-    add("order_no_pdf", rcvd, _internal_trace(INOUE, rcvd, key) + data)
+    return _Built("order_no_pdf", _internal_trace(INOUE, rcvd, key) + data, rcvd)
 
-    # 19. a question no kind matches
-    sent, rcvd, key = when(7, "unknown_subject")
+
+def _sample_unknown_subject(m: _Morning) -> _Built:
+    """A question no kind matches."""
+    sent, rcvd, key = m.when(7, "unknown_subject")
     text = (
         OPENING + "福岡支店の吉田です。\n\n"
         "お客様より、ルーターを厨房の奥に設置したいとのご要望がありました。\n"
@@ -1028,11 +1036,38 @@ def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) 
         "ご教示いただけますと幸いです。\n\n"
         "よろしくお願いいたします。\n\n" + _signature(YOSHIDA) + "\n"
     )
-    data = _outlook(key, sender=YOSHIDA, to=[office], cc=[MATSUMOTO],
+    data = _outlook(key, sender=YOSHIDA, to=[m.OFFICE], cc=[MATSUMOTO],
                     subject=SAMPLES["unknown_subject"].subject, text=text, sent=sent)
-    add("unknown_subject", rcvd, _internal_trace(YOSHIDA, rcvd, key) + data)
+    return _Built("unknown_subject", _internal_trace(YOSHIDA, rcvd, key) + data, rcvd)
 
-    return out
+
+# The morning's mails, oldest first: one producer per sample.
+_PRODUCERS: tuple[Callable[[_Morning], _Built], ...] = (
+    _sample_auto_reply,
+    _sample_bounce,
+    _sample_order_shibuya,
+    _sample_cancellation,
+    _sample_order_fullwidth,
+    _sample_contract_change,
+    _sample_order_forwarded,
+    _sample_outside_gmail,
+    _sample_order_multi_units,
+    _sample_termination,
+    _sample_order_no_code,
+    _sample_router_not_removed,
+    _sample_order_resubmission,
+    _sample_relocation,
+    _sample_order_8digit,
+    _sample_registration_notice,
+    _sample_termination_withdrawal,
+    _sample_order_no_pdf,
+    _sample_unknown_subject,
+)
+
+
+def _build(now: datetime, application_pdf: PdfMaker, termination_pdf: PdfMaker) -> list[_Built]:
+    morning = _Morning(now, application_pdf, termination_pdf)
+    return [produce(morning) for produce in _PRODUCERS]
 
 
 def _bounce(key: bytes, sent: datetime, received: datetime) -> bytes:
