@@ -123,3 +123,9 @@ def test_a_decision_is_made_in_decide_only():
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Decision":
                 makers.append(name)
     assert set(makers) == {"mailbot.decide"}
+
+
+def test_only_the_rules_loader_reads_toml():
+    # config.py reads the configuration file; rules/base.py every file of rules/.
+    readers = sorted(name for name, path in MODULES.items() if "tomllib" in path.read_text("utf-8"))
+    assert readers == ["mailbot.config", "mailbot.rules.base"]
