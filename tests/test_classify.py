@@ -17,6 +17,13 @@ KINDS = [
     ("ルーター未撤去", Kind.ROUTER_NOT_REMOVED),
     ("移設依頼", Kind.RELOCATION),
     ("解約キャンセル依頼", Kind.TERMINATION_WITHDRAWAL),
+    # the manual's other words for the same requests (DOMAIN.md §2, rules/kinds.toml)
+    ("機材発注依頼", Kind.EQUIPMENT_ORDER),
+    ("顧客情報変更", Kind.CONTRACT_CHANGE),
+    ("解約撤回", Kind.TERMINATION_WITHDRAWAL),
+    ("ルータ未撤去", Kind.ROUTER_NOT_REMOVED),
+    ("ルーター未回収", Kind.ROUTER_NOT_REMOVED),
+    ("未引上げ", Kind.ROUTER_NOT_REMOVED),
 ]
 
 VARIANTS = [
