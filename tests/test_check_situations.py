@@ -504,6 +504,21 @@ situation("order_corporate_sales",  # not in UNIS: the office center registers c
           .text(("送付支店名：渋谷支店", "送付支店名：法人営業部")).bytes(),
           EO, "988776623", "hold", "CORPORATE_CASE")
 
+situation("order_unis_says_corporate",  # a regional branch sends it, but UNIS 獲得区分 is 法人 (seed 001 IX)
+          lambda: order("order_shibuya", "988776681").bytes(),
+          EO, "988776681", "hold", "CORPORATE_CASE", unis=unis("988776654", "988776681", 獲得区分="法人"))
+situation("order_unis_says_corporate_sales",  # 法人営業 contains 法人 too
+          lambda: order("order_fullwidth", "988123481").bytes(),
+          EO, "988123481", "hold", "CORPORATE_CASE",
+          unis=unis("988123456", "988123481", 獲得区分="法人営業"))
+situation("corporate_bulk_order_with_a_regional_form_left_blank",  # never remanded for a regional form's fields
+          lambda: order("order_shibuya", "988776682", line_kind=None, line_type=None, opening_check=None,
+                        mail_addresses=()).cc().bytes(),
+          EO, "988776682", "hold", "CORPORATE_CASE", unis=unis("988776654", "988776682", 獲得区分="法人"))
+situation("order_unis_says_new_not_corporate",  # near miss: 新規 is a branch's own case
+          lambda: order("order_shibuya", "988776683").bytes(),
+          EO, "988776683", "accept", unis=unis("988776654", "988776683", 獲得区分="新規"))
+
 # -- body items
 situation("order_branch_item_forgotten",
           lambda: order("order_shibuya", "988776624").drop("送付支店名").bytes(),

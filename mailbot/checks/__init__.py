@@ -2,7 +2,7 @@
 
 Like Mailman's rules, a check only reports; `decide.py` turns the findings into a decision.
 The order below is the order they run in; a finding with `stop=True` ends the run
-(OWN_COPY, AUTO_REPLY, SENDER_NOT_ALLOWED, UNKNOWN_SUBJECT: nothing else is worth saying).
+(OWN_COPY, AUTO_REPLY, SENDER_NOT_ALLOWED, UNKNOWN_SUBJECT, CORPORATE_CASE: nothing else is worth saying).
 `run_checks` with no list runs them all, on a request whose form has already been read.
 """
 
@@ -35,13 +35,13 @@ def content_checks() -> list[Check]:
     return [
         attachments.parts_readable,
         subject.customer_code,
+        reference.corporate_case,  # stops: a corporate case gets none of the regional checks
         attachments.required_attachment,
         form.pdf_opened_as_agreed,
         body.required_items,
         body.body_code_matches,
         form.form_code_matches,
         form.application_filled_in,
-        reference.corporate_case,
         reference.branch_known,
         reference.manager_in_cc,
         reference.unis_order_found,

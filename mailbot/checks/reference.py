@@ -54,10 +54,17 @@ def branch_name(request: Request, ctx: CheckContext) -> str | None:
 
 
 def corporate_case(request: Request, ctx: CheckContext) -> list[Finding]:
-    if not _is_corporate(request, ctx):
-        return []
-    names = "、".join(b.name for b in ctx.branches.branches_of(_sender(request)) if b.corporate)
-    return [Finding("CORPORATE_CASE", names)]
+    """Corporate sales' case: sent by corporate sales, or UNIS 獲得区分 of the code says 法人.  The
+    office center registers and bulk-orders those itself: held, and no regional check (a form's
+    fields, the branch, UNIS order) is told to anyone."""
+    if _is_corporate(request, ctx):
+        names = "、".join(b.name for b in ctx.branches.branches_of(_sender(request)) if b.corporate)
+        return [Finding("CORPORATE_CASE", names, stop=True)]
+    code = valid_code(request, ctx)
+    lines = ctx.unis.corporate_lines(code) if ctx.unis is not None and code else []
+    if lines:
+        return [Finding("CORPORATE_CASE", f"UNIS 獲得区分「{lines[0].acquisition}」", stop=True)]
+    return []
 
 
 def branch_known(request: Request, ctx: CheckContext) -> list[Finding]:

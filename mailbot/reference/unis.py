@@ -654,6 +654,11 @@ class UnisData:
         want = self.rules.order if statuses is None else statuses
         return [line for line in self.lines(code) if line.router and line.status in want]
 
+    def corporate_lines(self, code: str) -> list[OrderLine]:
+        """The code's lines whose 獲得区分 marks a corporate sales case (rules/unis.toml)."""
+        words = self.rules.corporate_acquisition
+        return [line for line in self.lines(code) if any(w in line.acquisition for w in words)]
+
     def has_order(self, code: str) -> bool:
         """A USEN SPOT order line (router item, ordered or confirmed) exists for the code."""
         return bool(self.router_lines(code))

@@ -59,6 +59,7 @@ class UnisRules:
     plus: frozenset[str]
     enterprise_fgn1000: frozenset[str]
     routers: frozenset[str]
+    corporate_acquisition: tuple[str, ...]  # 獲得区分 words of a corporate sales case
     digest: str  # SHA-256 of the rules file: an extract imported under other rules is imported again
 
     @classmethod
@@ -130,5 +131,6 @@ class UnisRules:
             plus=frozenset(strings(items, "plus", "items")),
             enterprise_fgn1000=frozenset(strings(items, "enterprise_fgn1000", "items")),
             routers=frozenset(strings(items, "routers", "items")),
+            corporate_acquisition=strings(data.get("acquisition") or {}, "corporate", "acquisition"),
             digest=digest,
         )
