@@ -96,7 +96,8 @@ class Classification:
     kind: Kind
     code: str | None  # the customer code as written after the kind word (NFKC), None when absent
     subject: str  # the subject as the branch wrote it, without Re:/Fw:/bot prefixes
-    resubmission: bool = False  # the subject carried one of the bot's own prefixes
+    resubmission: bool = False  # it answers a remand of the bot: the request again, fixed
+    answers: Action | None = None  # the bot's decision this mail answers (DOMAIN.md §2 conversations)
 
 
 class Action(str, enum.Enum):

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
 from mailbot.checks.reference import branch_name
-from mailbot.classify import classify
+from mailbot.classify import classify_mail
 from mailbot.config import Settings
 from mailbot.decide import decide, decide_by_staff, overrule
 from mailbot.extract import extract, read_form, required_form
@@ -106,7 +106,7 @@ def assess(data: bytes, internaldate: datetime | None, settings: Settings, histo
         mail = parse_mail(data)
     except UnreadableMail as e:
         return Assessment(None, None, (Finding("MAIL_UNREADABLE", e.reason, stop=True),))
-    request = Request(mail=mail, classification=classify(mail.subject, settings.rules_dir),
+    request = Request(mail=mail, classification=classify_mail(mail, settings.rules_dir),
                       received=received_time(mail, internaldate))
     gate = tuple(run_checks(request, _context(settings, now, None, history), gate_checks()))
     if any(f.stop for f in gate):
@@ -556,9 +556,12 @@ class Bot:
         raw = next(iter(self.mailbox.fetch(row.ref.folder, [row.ref.uid])), None)
         if raw is None or raw.ref.uidvalidity != row.ref.uidvalidity:
             return False
+        earlier = tuple((p.received.astimezone(TOKYO), p.kind.value, p.action.value)
+                        for p in (self.store.requests_for(row.code) if row.code else ())
+                        if row.received is None or p.received < row.received)
         note = build_note(raw.data, NoteFacts(raw.sha256, row.kind, row.code, row.findings or
                                               [(code, "") for code in row.reasons], row.received,
-                                              datetime.now(TOKYO)), self.settings)
+                                              datetime.now(TOKYO), earlier), self.settings)
         # Found by its derived Message-ID: a crash after the APPEND never makes a second note.
         if not self.mailbox.search_header(f.held, "Message-ID", note.message_id):
             self.mailbox.append(f.held, note.data, datetime.now(timezone.utc))

@@ -519,6 +519,43 @@ situation("order_unis_says_new_not_corporate",  # near miss: 新規 is a branch'
           lambda: order("order_shibuya", "988776683").bytes(),
           EO, "988776683", "accept", unis=unis("988776654", "988776683", 獲得区分="新規"))
 
+# -- conversations with the bot (DOMAIN.md §2): threading headers first, the subject's tag second
+BOT_ACCEPT = "<accept.0d74104fd61fca9f0d74104fd61fca9f.mailbot@usen.co.jp>"
+BOT_HOLD = "<hold.9853079bfd24f1739853079bfd24f173.mailbot@usen.co.jp>"
+BOT_REMAND = "<remand.a356aae27caddd59a356aae27caddd59.mailbot@usen.co.jp>"
+
+
+def answering(draft: Draft, bot_message_id: str) -> Draft:
+    """`draft` sent as a reply to the bot's mail `bot_message_id` (Outlook's threading headers)."""
+    return draft.header("In-Reply-To", bot_message_id).header("References", f"<orig.x@usen.co.jp> {bot_message_id}")
+
+
+situation("thanks_for_an_acceptance",  # 「ありがとうございます」: no request, never answered
+          lambda: answering(Draft("contract_change").code("932104561")
+                            .subject("Re: 【受付】USEN SPOT 契約変更_932104561"), BOT_ACCEPT).bytes(),
+          CC_, "932104561", "hold", "REPLY_TO_BOT", unis=unis("932104567", "932104561"))
+situation("question_on_an_acceptance_with_the_subject_edited",  # 「発送日はいつですか」: the headers tell
+          lambda: answering(order("order_shibuya", "988776684")
+                            .subject("USEN SPOT 器材発注依頼_988776684 発送日について"), BOT_ACCEPT).bytes(),
+          EO, "988776684", "hold", "REPLY_TO_BOT", unis=unis("988776654", "988776684"))
+situation("answer_to_an_acknowledgement_by_its_tag_only",  # no threading headers: the 【確認中】 tag tells
+          lambda: Draft("contract_change").code("932104562").subject("RE: 【確認中】USEN SPOT 契約変更_932104562").bytes(),
+          CC_, "932104562", "hold", "REPLY_TO_BOT", unis=unis("932104567", "932104562"))
+situation("reply_to_an_acceptance_without_a_kind",  # REPLY_TO_BOT, not UNKNOWN_SUBJECT
+          lambda: answering(Draft("contract_change").subject("Re: 【受付】お問い合わせ"), BOT_ACCEPT).bytes(),
+          "unknown", None, "hold", "REPLY_TO_BOT")
+situation("resubmission_threaded_after_the_tag_was_removed",  # In-Reply-To names a remand: the request again
+          lambda: answering(order("order_shibuya", "988776685"), BOT_REMAND).bytes(),
+          EO, "988776685", "accept", unis=unis("988776654", "988776685"))
+situation("threading_wins_over_a_stale_tag",  # subject still says 【受付】 but it answers a remand
+          lambda: answering(order("order_shibuya", "988776686")
+                            .subject("Re: 【受付】USEN SPOT 器材発注依頼_988776686"), BOT_REMAND).bytes(),
+          EO, "988776686", "accept", unis=unis("988776654", "988776686"))
+situation("forward_of_an_acceptance_quoting_it_is_still_an_answer",
+          lambda: answering(Draft("contract_change").code("932104563")
+                            .subject("FW: 【受付】USEN SPOT 契約変更_932104563"), BOT_HOLD).bytes(),
+          CC_, "932104563", "hold", "REPLY_TO_BOT", unis=unis("932104567", "932104563"))
+
 # -- body items
 situation("order_branch_item_forgotten",
           lambda: order("order_shibuya", "988776624").drop("送付支店名").bytes(),

@@ -34,11 +34,11 @@ from test_loop import (
 )
 
 from demo.samples import sample_mails
+from mailbot.classify import bot_reply_id as reply_message_id
 from mailbot.mailbox import MailboxError, MailboxUnreachable
 from mailbot.model import Action
 from mailbot.record.store import Store
 from mailbot.reply.note import note_message_id, original_of
-from mailbot.reply.render import reply_message_id
 
 SENDER = "usen_spot@usen.co.jp"
 SENT = "送信済"

@@ -4,6 +4,7 @@ reply per decision; the note filed afterwards."""
 
 from __future__ import annotations
 
+import base64
 import email
 import subprocess
 import sys
@@ -152,3 +153,35 @@ def test_held_command_lists_open_items_oldest_first(imap_account, smtp_sink, tmp
     lines = result.stdout.splitlines()
     assert "UNKNOWN_SUBJECT" in lines[2] and "SENDER_NOT_ALLOWED" in lines[3] and "944556677" in lines[3]
     assert "2 open held items" in lines[-1]
+
+
+def test_a_branch_answering_the_acceptance_is_held_never_answered_and_its_note_shows_the_decision(
+        imap_account, smtp_sink, tmp_path):
+    """The branch thanks for the acceptance and asks when the router ships (DOMAIN.md §2): no
+    second acceptance, no remand; staff find the earlier decision in the note."""
+    appended(imap_account, "order_shibuya")
+    config = write_config(tmp_path, imap_account, smtp_sink)
+    with bot_session(config) as (bot, store):
+        bot.poll()
+        (acceptance,) = smtp_sink.wait_for(1)
+        accepted = acceptance.message
+        assert accepted["Subject"].startswith("【受付】")
+        answer = (
+            "From: =?UTF-8?B?6Yi05pyoIOS4gOmDjg==?= <i-suzuki@usen.co.jp>\r\n"
+            "To: usen_spot@usen.co.jp\r\nCc: m-tanaka@usen.co.jp\r\n"
+            f"Subject: =?UTF-8?B?{base64.b64encode(('RE: ' + accepted['Subject']).encode()).decode()}?=\r\n"
+            "Date: Fri, 20 Nov 2026 11:02:00 +0900\r\nMessage-ID: <answer.1@usen.co.jp>\r\n"
+            f"In-Reply-To: {accepted['Message-ID']}\r\nReferences: {accepted['Message-ID']}\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            "事務センター ご担当者様\r\n\r\nご対応ありがとうございます。\r\n発送日はいつになりますでしょうか。\r\n\r\n"
+            "渋谷支店 鈴木\r\n").encode()
+        imap_account.append("INBOX", answer)
+        report = bot.poll()
+        assert [e.decision.reasons for _, e, _ in report.handled] == [["REPLY_TO_BOT"]]
+        assert report.sent == 0 and len(smtp_sink.messages()) == 1  # never answered
+    (note,) = imap_account.messages(HELD).values()
+    text = text_of(note)
+    assert "受付（または確認中）のメールへの返信" in text
+    assert "■ これまでの判定（顧客コード 988776654）" in text
+    earlier = text[text.index("■ これまでの判定"):text.index("■ 対応のしかた")]
+    assert "器材発注依頼" in earlier and "受付" in earlier

@@ -2,7 +2,7 @@
 
 Like Mailman's rules, a check only reports; `decide.py` turns the findings into a decision.
 The order below is the order they run in; a finding with `stop=True` ends the run
-(OWN_COPY, AUTO_REPLY, SENDER_NOT_ALLOWED, UNKNOWN_SUBJECT, CORPORATE_CASE: nothing else is worth saying).
+(OWN_COPY, AUTO_REPLY, SENDER_NOT_ALLOWED, REPLY_TO_BOT, UNKNOWN_SUBJECT, CORPORATE_CASE: nothing else is worth saying).
 `run_checks` with no list runs them all, on a request whose form has already been read.
 """
 
@@ -26,7 +26,8 @@ __all__ = ["Check", "CheckContext", "all_checks", "content_checks", "gate_checks
 def gate_checks() -> list[Check]:
     """Who sent it and what it is: run before anything is extracted, so nothing of a mail that
     will not be answered (automatic, outsider, unknown) is opened."""
-    return [sender.own_copy, sender.auto_reply, sender.sender_allowed, subject.unknown_subject]
+    return [sender.own_copy, sender.auto_reply, sender.sender_allowed, subject.reply_to_bot,
+            subject.unknown_subject]
 
 
 def content_checks() -> list[Check]:

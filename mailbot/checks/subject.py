@@ -1,13 +1,26 @@
-"""Subject checks: a known kind (UNKNOWN_SUBJECT) and a well-formed customer code."""
+"""Subject checks: an answer to the bot is no request (REPLY_TO_BOT), a known kind
+(UNKNOWN_SUBJECT) and a well-formed customer code."""
 
 from __future__ import annotations
 
 from mailbot.checks.base import CheckContext
 from mailbot.classify import code_is_valid
-from mailbot.model import Finding, Kind, Request
+from mailbot.model import Action, Finding, Kind, Request
+from mailbot.rules import load_rules
 
 # Kinds whose subject carries no customer code.
 _NO_CODE_KINDS = {Kind.REGISTRATION_NOTICE}
+
+
+def reply_to_bot(request: Request, ctx: CheckContext) -> list[Finding]:
+    """A branch answering an acceptance or an acknowledgement (thanks, a question, a correction)
+    is held for a person and never answered automatically; an answer to a remand is the request
+    again (a resubmission) and checked as one."""
+    answers = request.classification.answers
+    if answers not in (Action.ACCEPT, Action.HOLD):
+        return []
+    tag = load_rules(ctx.rules_dir).replies.subject_prefix[answers]
+    return [Finding("REPLY_TO_BOT", f"{tag}への返信", stop=True)]
 
 
 def unknown_subject(request: Request, ctx: CheckContext) -> list[Finding]:

@@ -47,6 +47,7 @@ class NoteFacts:
     findings: list[tuple[str, str]]  # (reason code, detail)
     received: datetime | None
     held_at: datetime
+    earlier: tuple[tuple[datetime, str, str], ...] = ()  # (received, kind, decision) of the code's earlier requests
 
 
 def note_message_id(sha256: str, sender: str) -> str:
@@ -63,11 +64,15 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings) -> HeldNot
                  "fix": table[code].fix if code in table else "", "detail": detail}
                 for code, detail in facts.findings]
     folders = settings.folders
+    rules = load_rules(settings.rules_dir)
+    labels, decisions = rules.kind_labels, rules.digest.decision_labels
     context = dict(
         subject=header_text(mail.subject if mail else "", 200),
         sender=header_text(f"{mail.sender.name} <{mail.sender.addr}>" if mail and mail.sender else "", 200),
         received=facts.received, code=facts.code or "", findings=findings,
         kind=kind_labels(settings.rules_dir).get(facts.kind or "unknown", facts.kind or "unknown"),
+        earlier=[{"received": when, "kind": labels.get(kind, kind), "decision": decisions.get(action, action)}
+                 for when, kind, action in facts.earlier],
         accept_folder=folders.held_accept, remand_folder=folders.held_remand,
         processed_folder=folders.processed,
     )

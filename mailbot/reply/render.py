@@ -19,6 +19,7 @@ from pathlib import Path
 import jinja2
 
 from mailbot.checks.sender import is_internal
+from mailbot.classify import bot_reply_id
 from mailbot.model import Action, Address, Classification, Decision, Kind, Mail
 from mailbot.reference.calendar import business_calendar
 from mailbot.rules import load_rules, reasons
@@ -94,11 +95,6 @@ def next_steps(classification: Classification, decision: Decision, received: dat
     return context
 
 
-def reply_message_id(sha256: str, action: Action, sender: str) -> str:
-    """Derived from the source mail and the decision, so a retry never makes a second, different reply."""
-    return f"<{action.value}.{sha256[:32]}.mailbot@{sender.rpartition('@')[2]}>"
-
-
 def wants_reply(decision: Decision, settings: ReplySettings) -> bool:
     table = reasons(settings.rules_dir)
     if any(table[f.code].silent for f in decision.findings):
@@ -146,7 +142,7 @@ def build_reply(mail: Mail, sha256: str, classification: Classification, decisio
     )
 
     msg = EmailMessage(policy=SMTP)
-    message_id = reply_message_id(sha256, decision.action, settings.sender)
+    message_id = bot_reply_id(sha256, decision.action, settings.sender)
     msg["From"] = settings.sender
     msg["To"] = [_header_address(a) for a in to]
     if cc:
