@@ -16,6 +16,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = PROJECT_ROOT / "rules"
 DEFAULT_TEMPLATES = PROJECT_ROOT / "templates"
+DEFAULT_FROM_NAME = "USEN SPOT 事務センター"  # the name branches see on every reply
 
 
 class ConfigError(Exception):
@@ -88,6 +89,7 @@ class Settings:
     smtp: SmtpSettings | None  # None: replies are written to the outbox Maildir below
     outbox: Path | None
     reply_from: str
+    reply_from_name: str  # the display name of the bot's From (DOMAIN.md §6)
     folders: Folders
     unis_extract: Path | None
     branch_directory: Path | None
@@ -264,7 +266,7 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
     outbox = None
     if top.has("smtp"):
         t = top.table("smtp")
-        t.unknown({"host", "port", "starttls", "username", "password", "password_env", "from", "timeout",
+        t.unknown({"host", "port", "starttls", "username", "password", "password_env", "from", "from_name", "timeout",
                    "copy_to_mailbox", "copy_wait"})
         username = t.get("username", str, None)
         smtp = SmtpSettings(host=t.get("host", str), port=t.port("port", 25), starttls=t.get("starttls", bool, False),
@@ -277,7 +279,7 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
             raise ConfigError("smtp.username: missing (a password is given)")
     else:
         t = top.table("outbox")
-        t.unknown({"path", "from"})
+        t.unknown({"path", "from", "from_name"})
         outbox = t.path("path", base, "outbox")
 
     folders_t = top.table("folders")
@@ -350,9 +352,12 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
 
     outbox_t = top.table("outbox")
     reply_from = smtp.sender if smtp else _address(outbox_t, "from", "usen_spot@usen.co.jp")
+    name_t = top.table("smtp") if smtp else outbox_t
+    reply_from_name = name_t.get("from_name", str, DEFAULT_FROM_NAME).strip()
 
     return Settings(
-        imap=imap, maildir=maildir, smtp=smtp, outbox=outbox, reply_from=reply_from, folders=folders,
+        imap=imap, maildir=maildir, smtp=smtp, outbox=outbox, reply_from=reply_from,
+        reply_from_name=reply_from_name, folders=folders,
         unis_extract=unis.path("extract", base, None),
         branch_directory=branches.path("directory", base, None),
         digest_recipients=tuple(recipients), digest_time=_time_of_day(digest, "time", "18:00"),

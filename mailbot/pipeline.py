@@ -227,7 +227,7 @@ class Bot:
         self.reply_settings = ReplySettings(
             sender=settings.reply_from, internal_domains=settings.internal_domains,
             acknowledge_held=settings.acknowledge_held, templates_dir=settings.templates_dir,
-            rules_dir=settings.rules_dir)
+            rules_dir=settings.rules_dir, sender_name=settings.reply_from_name)
 
     @property
     def inbox(self) -> str:

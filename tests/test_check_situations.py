@@ -753,3 +753,78 @@ def test_every_check_outcome_has_a_situation():
     assert covered == set(policy) - not_check_outcomes
     assert {s.decision for s in SITUATIONS} == {"accept", "remand", "hold", "defer", "ignore"}
     assert sum(1 for s in SITUATIONS if not s.reasons) >= 10  # clean situations and near misses
+
+
+# -- what branches read: Japanese only (DOMAIN.md §6)
+
+# Names a careful office-center person writes in Latin letters.
+ALLOWED_WORDS = {"USEN", "SPOT", "Plus", "UNIS", "SSID", "PDF", "Wi-Fi", "FGN-1000", "FGN-1000PoE", "CR-1",
+                 "OASIS-WEB", "NTT", "CD", "CC", "B",  # Bフレッツ
+                 "Excel", "Word", "uspot", "uspot.jp"}  # the agreed password, the addresses' domain
+_ADDRESS = re.compile(r"[\w.+-]+@[\w.-]+")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)*")
+
+
+@pytest.fixture(scope="module")
+def replies(tmp_path_factory) -> list[tuple[str, str, str]]:
+    """(situation, the branch's own text, the reply's subject and body) for every reply the
+    situations get, and for every held one the remand staff would send by moving its note."""
+    from mailbot.config import embedded_default
+    from mailbot.decide import decide_by_staff
+    from mailbot.message import parse_mail
+    from mailbot.model import Action
+    from mailbot.pipeline import evaluate
+    from mailbot.record.history import MemoryHistory
+    from mailbot.reference.data import ReferenceData
+    from mailbot.reply.render import ReplySettings, build_reply, next_steps
+
+    tmp = tmp_path_factory.mktemp("replies")
+    settings = embedded_default(tmp)
+    write_extract(tmp / "unis.csv", [row for s in SITUATIONS for row in s.unis])
+    (tmp / "branches.csv").write_bytes(sample_directory())
+    reference = ReferenceData.load(settings, unis_extract=tmp / "unis.csv", branch_directory=tmp / "branches.csv",
+                                   unis_db=tmp / "unis.sqlite3", strict=True)
+    reply_settings = ReplySettings(sender=settings.reply_from, internal_domains=("usen.co.jp",), acknowledge_held=True,
+                                   templates_dir=settings.templates_dir, rules_dir=settings.rules_dir,
+                                   sender_name=settings.reply_from_name)
+    out = []
+    try:
+        for s in SITUATIONS:
+            data = s.build()
+            e = evaluate(data, None, settings, now=NOW, reference=reference, history=MemoryHistory())
+            if e.mail is None:
+                continue
+            own = " ".join([e.mail.subject, e.mail.body, json.dumps(e.fields, ensure_ascii=False, default=str),
+                            *(a.filename for a in parse_mail(data).attachments)])
+            decisions = [e.decision]
+            if e.decision.action is Action.HOLD:
+                decisions.append(decide_by_staff(e.decision, False, settings.rules_dir))
+            for d in decisions:
+                r = build_reply(e.mail, hashlib.sha256(data).hexdigest(), e.classification, d, reply_settings,
+                                next_steps(e.classification, d, e.received, settings.rules_dir, e.fields))
+                if r is not None:
+                    out.append((s.name, own, f"{r.message['Subject']}\n{r.message.get_content()}"))
+    finally:
+        reference.close()
+    return out
+
+
+def test_every_reply_a_branch_reads_is_japanese(replies):
+    assert len(replies) > 60
+    strangers = {}
+    for name, own, text in replies:
+        for word in _WORD.findall(_ADDRESS.sub(" ", text)):
+            if word not in ALLOWED_WORDS and word not in own:
+                strangers.setdefault(word, name)
+    # addresses and values the branch wrote itself are its own words, not the bot's
+    assert strangers == {}, sorted(strangers.items())
+
+
+def test_the_reply_is_from_the_office_center_by_name():
+    from email.utils import parseaddr
+
+    from mailbot.config import embedded_default
+
+    settings = embedded_default(Path("/nonexistent"))
+    assert settings.reply_from_name == "USEN SPOT 事務センター"
+    assert parseaddr(f"{settings.reply_from_name} <{settings.reply_from}>")[1] == "usen_spot@usen.co.jp"

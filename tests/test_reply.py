@@ -235,3 +235,15 @@ def test_termination_acceptance_states_the_date_of_its_form():
     without = next_steps(c, decision, received, RULES, {"form": {"termination_date": "31.12."}})
     assert "termination_date" not in without
     assert "プロバイダ契約の解除手続きを進めます" in parsed(build_reply(m, SHA, c, decision, SETTINGS, without)).get_content()
+
+
+def test_the_from_carries_the_office_centers_name(tmp_path):
+    from mailbot.config import load
+
+    named = ReplySettings(**{**SETTINGS.__dict__, "sender_name": "USEN SPOT 事務センター"})
+    msg = parsed(reply_for(mail(), Action.ACCEPT, reply_settings=named))
+    assert msg["From"].addresses[0].display_name == "USEN SPOT 事務センター"
+    assert msg["From"].addresses[0].addr_spec == "usen_spot@usen.co.jp"
+    config = tmp_path / "mailbot.toml"
+    config.write_text('[maildir]\npath = "mb"\n[outbox]\npath = "out"\nfrom_name = "USEN SPOT 事務センター 東京"\n', "utf-8")
+    assert load(config).reply_from_name == "USEN SPOT 事務センター 東京"

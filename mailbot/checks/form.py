@@ -25,7 +25,9 @@ def pdf_opened_as_agreed(request: Request, ctx: CheckContext) -> list[Finding]:
     reading = request.form_reading
     if reading is None or reading.status not in _PDF_FINDINGS:
         return []
-    return [Finding(_PDF_FINDINGS[reading.status], reading.detail)]
+    # The title says all a branch needs of a password; an unreadable file's detail is for staff.
+    detail = reading.detail if reading.status is PdfStatus.UNREADABLE else ""
+    return [Finding(_PDF_FINDINGS[reading.status], detail)]
 
 
 def readable_application(request: Request) -> ApplicationForm | None:
@@ -78,7 +80,7 @@ def _ssid_findings(ssid: str | None, rules: ApplicationRules) -> list[Finding]:
         findings.append(Finding("SSID_NOT_HALFWIDTH", "".join(dict.fromkeys(wide))))
     size = len(ssid.encode("utf-8"))
     if size > rules.ssid_max_bytes:
-        findings.append(Finding("SSID_TOO_LONG", f"{size} bytes"))
+        findings.append(Finding("SSID_TOO_LONG", f"{size}バイト（上限{rules.ssid_max_bytes}バイト）"))
     return findings
 
 

@@ -44,6 +44,7 @@ class ReplySettings:
     acknowledge_held: bool
     templates_dir: Path
     rules_dir: Path
+    sender_name: str = ""  # the display name of the From
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,9 @@ def build_reply(mail: Mail, sha256: str, classification: Classification, decisio
     if not to:
         return None
     table = reasons(settings.rules_dir)
+    # A hold's detail is for staff (technical, maybe English); a branch reads its title and fix.
     findings = [{"code": f.code, "title": table[f.code].title, "fix": table[f.code].fix_for(decision.action),
-                 "detail": f.detail} for f in decision.findings]
+                 "detail": f.detail if table[f.code].action is not Action.HOLD else ""} for f in decision.findings]
     env = environment(settings.templates_dir)
     template = env.select_template([f"{decision.action.value}/{classification.kind.value}.txt.j2",
                                     f"{decision.action.value}/default.txt.j2", f"{decision.action.value}.txt.j2"])
@@ -143,7 +145,8 @@ def build_reply(mail: Mail, sha256: str, classification: Classification, decisio
 
     msg = EmailMessage(policy=SMTP)
     message_id = bot_reply_id(sha256, decision.action, settings.sender)
-    msg["From"] = settings.sender
+    local, _, domain = settings.sender.rpartition("@")
+    msg["From"] = HeaderAddress(display_name=settings.sender_name, username=local, domain=domain)
     msg["To"] = [_header_address(a) for a in to]
     if cc:
         msg["Cc"] = [_header_address(a) for a in cc]
