@@ -202,8 +202,8 @@ SAMPLES: dict[str, SampleInfo] = {
         "USEN SPOT 器材発注依頼_98877665", Kind.EQUIPMENT_ORDER, "98877665",
         "customer code of 8 digits (remand)"),
     "registration_notice": SampleInfo(
-        "USEN SPOT 登録通知書再発送依頼_955443322", Kind.REGISTRATION_NOTICE, None,
-        "the shop asked for the registration notice again (code 955443322 after 依頼_, no kind word)"),
+        "USEN SPOT 登録通知書再発送依頼_955443322", Kind.REGISTRATION_NOTICE, "955443322",
+        "the shop asked for the registration notice again (no kind word; its code anywhere in the subject)"),
     "termination_withdrawal": SampleInfo(
         "USEN SPOT 解約キャンセル依頼_945612378", Kind.TERMINATION_WITHDRAWAL, "945612378",
         "withdrawal of a termination"),

@@ -51,7 +51,10 @@ def classify(subject: str, rules_dir: Path) -> Classification:
         kind = rules.word_kinds[normalise(match.group("word"))]
         return Classification(kind, match.group("code") or None, written, resubmission, answers)
     if any(w in stripped for w in rules.registration_words):
-        return Classification(Kind.REGISTRATION_NOTICE, None, written, resubmission, answers)
+        # Its code is optional: the digits of a customer code anywhere in the subject (DOMAIN.md §4).
+        code = re.search(rf"(?<![0-9]){'[0-9]' * rules.code_digits}(?![0-9])", stripped)
+        return Classification(Kind.REGISTRATION_NOTICE, code.group(0) if code else None, written, resubmission,
+                              answers)
     return Classification(Kind.UNKNOWN, None, written, resubmission, answers)
 
 

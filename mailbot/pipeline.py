@@ -558,7 +558,8 @@ class Bot:
             return False
         earlier = tuple((p.received.astimezone(TOKYO), p.kind.value, p.action.value)
                         for p in (self.store.requests_for(row.code) if row.code else ())
-                        if row.received is None or p.received < row.received)
+                        if (p.kind.value, p.action.value, p.received) != (row.kind, row.action, row.received)
+                        and (row.received is None or p.received <= row.received))
         note = build_note(raw.data, NoteFacts(raw.sha256, row.kind, row.code, row.findings or
                                               [(code, "") for code in row.reasons], row.received,
                                               datetime.now(TOKYO), earlier), self.settings)

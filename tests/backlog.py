@@ -76,7 +76,7 @@ DECISIONS: dict[str, str] = {
     "order_fullwidth": "accept", "contract_change": "accept", "order_forwarded": "accept",
     "outside_gmail": "hold", "order_multi_units": "accept", "termination": "accept",
     "order_no_code": "remand", "router_not_removed": "accept", "order_resubmission": "accept",
-    "relocation": "accept", "order_8digit": "remand", "registration_notice": "accept",
+    "relocation": "accept", "order_8digit": "remand", "registration_notice": "remand",
     "termination_withdrawal": "accept", "order_no_pdf": "remand", "unknown_subject": "hold",
 }
 SILENT = {"outside_gmail"}  # held as SENDER_NOT_ALLOWED: never acknowledged, even with acknowledge_held

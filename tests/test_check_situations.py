@@ -353,7 +353,8 @@ situation("router_not_removed", sample("router_not_removed"), RN, "909876543", "
 situation("order_resubmission", sample("order_resubmission"), EO, "976543210", "accept")
 situation("relocation", sample("relocation"), RL, "998765432", "accept")
 situation("order_8digit", sample("order_8digit"), EO, "98877665", "remand", "CODE_INVALID")
-situation("registration_notice", sample("registration_notice"), "registration_notice", None, "accept")
+situation("registration_notice", sample("registration_notice"), "registration_notice", "955443322", "remand",
+          "REGISTRATION_NOTICE_VIA_DRAGON")
 situation("termination_withdrawal", sample("termination_withdrawal"), TW, "945612378", "accept")
 situation("order_no_pdf", sample("order_no_pdf"), EO, "943215678", "remand", "ATTACHMENT_MISSING")
 situation("unknown_subject", sample("unknown_subject"), "unknown", None, "hold", "UNKNOWN_SUBJECT")
@@ -555,6 +556,14 @@ situation("forward_of_an_acceptance_quoting_it_is_still_an_answer",
           lambda: answering(Draft("contract_change").code("932104563")
                             .subject("FW: 【受付】USEN SPOT 契約変更_932104563"), BOT_HOLD).bytes(),
           CC_, "932104563", "hold", "REPLY_TO_BOT", unis=unis("932104567", "932104563"))
+
+# -- registration notices (seed 000): never by mail; the reply is the support centre / Dragon procedure
+situation("registration_notice_without_a_code",  # its code is optional: no CODE_MISSING
+          lambda: Draft("registration_notice").subject("USEN SPOT 登録通知書の再発送について（ご相談）").bytes(),
+          "registration_notice", None, "remand", "REGISTRATION_NOTICE_VIA_DRAGON")
+situation("registration_notice_code_after_other_words",  # 9 digits anywhere in the subject
+          lambda: Draft("registration_notice").subject("登録通知書 再発行のお願い 顧客CD 955443322 北のめぐみ様").bytes(),
+          "registration_notice", "955443322", "remand", "REGISTRATION_NOTICE_VIA_DRAGON")
 
 # -- body items
 situation("order_branch_item_forgotten",
@@ -759,7 +768,7 @@ def test_every_check_outcome_has_a_situation():
 
 # Names a careful office-center person writes in Latin letters.
 ALLOWED_WORDS = {"USEN", "SPOT", "Plus", "UNIS", "SSID", "PDF", "Wi-Fi", "FGN-1000", "FGN-1000PoE", "CR-1",
-                 "OASIS-WEB", "NTT", "CD", "CC", "B",  # Bフレッツ
+                 "OASIS-WEB", "Dragon", "NTT", "CD", "CC", "B",  # Bフレッツ
                  "Excel", "Word", "uspot", "uspot.jp"}  # the agreed password, the addresses' domain
 _ADDRESS = re.compile(r"[\w.+-]+@[\w.-]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)*")
@@ -828,3 +837,16 @@ def test_the_reply_is_from_the_office_center_by_name():
     settings = embedded_default(Path("/nonexistent"))
     assert settings.reply_from_name == "USEN SPOT 事務センター"
     assert parseaddr(f"{settings.reply_from_name} <{settings.reply_from}>")[1] == "usen_spot@usen.co.jp"
+
+
+def test_a_registration_notice_request_is_answered_with_the_procedure_and_the_unis_addresses(replies):
+    texts = {name: text for name, _, text in replies}
+    text = texts["registration_notice"]
+    assert text.startswith("【差戻】USEN SPOT 登録通知書再発送依頼_955443322")
+    for must in ("0120-773-713", "Dragon", "発送関連_センター以外（業務店）", "事務センター東京開業支援グループ",
+                 "オーナー様または店舗スタッフ様", "郵送のみ", "2～3営業日"):
+        assert must in text, must
+    # UNIS knows the code: the three registered addresses, so the branch can tell the customer
+    assert "設置先：北海道札幌市中央区南4条西3丁目1番" in text and "請求先：" in text
+    without = texts["registration_notice_without_a_code"]
+    assert "0120-773-713" in without and "設置先：" not in without

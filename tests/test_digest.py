@@ -160,14 +160,15 @@ def test_the_mornings_mails_by_kind_decision_and_branch(state):
         ("ルーター未撤去", counts(accept=1)),
         ("移設依頼", counts(accept=1)),
         ("解約キャンセル依頼", counts(accept=1)),
-        ("登録通知書", counts(accept=1)),
+        ("登録通知書", counts(remand=1)),  # never by mail: the reply is the procedure (REGISTRATION_NOTICE_VIA_DRAGON)
         ("不明", counts(hold=1, ignore=1)),
     ]
-    assert t.totals == counts(accept=12, remand=3, hold=2, ignore=2) and t.total == 19
+    assert t.totals == counts(accept=11, remand=4, hold=2, ignore=2) and t.total == 19
     assert [(r.code, r.count, r.title) for r in t.remand_reasons] == [
         ("ATTACHMENT_MISSING", 1, "必要なPDFが添付されていません。"),
         ("CODE_INVALID", 1, "件名の顧客コードが9桁の数字ではありません。"),
         ("CODE_MISSING", 1, "件名にUNIS顧客コードがありません。"),
+        ("REGISTRATION_NOTICE_VIA_DRAGON", 1, "登録通知書の再発行は、メールではお受けしていません。"),
     ]
     assert [(r.label, r.total, r.counts) for r in t.branches] == [
         ("渋谷支店", 3, counts(accept=2, ignore=1)),  # the order, the termination, the manager's out-of-office
@@ -177,7 +178,7 @@ def test_the_mornings_mails_by_kind_decision_and_branch(state):
         ("横浜支店", 2, counts(accept=2)),
         ("（支店不明）", 2, counts(hold=1, ignore=1)),  # the bounce, the unknown subject
         ("名古屋支店", 1, counts(remand=1)),
-        ("札幌支店", 1, counts(accept=1)),
+        ("札幌支店", 1, counts(remand=1)),
         ("池袋支店", 1, counts(accept=1)),
         ("福岡支店", 1, counts(remand=1)),
         ("難波支店", 1, counts(accept=1)),
@@ -285,13 +286,14 @@ def test_held_deferred_problems_alerts_and_the_month(state):
     assert data.alerts == ["メールボックスに接続できませんでした（2回、09:12〜09:40）。"]
 
     t = data.today
-    assert t.totals == counts(accept=14, remand=3, hold=4, ignore=2)
+    assert t.totals == counts(accept=13, remand=4, hold=4, ignore=2)
     assert t.withdrawal_too_late == 1
     m = data.month
     # This week's holds, defers and accept and the 5th's remand join the month; October and the 24th do not.
-    assert m.totals == counts(accept=15, remand=4, hold=7, defer=2, ignore=2) and m.total == 30
+    assert m.totals == counts(accept=14, remand=5, hold=7, defer=2, ignore=2) and m.total == 30
     assert [(r.code, r.count) for r in m.remand_reasons] == [
-        ("CODE_MISSING", 2), ("ATTACHMENT_MISSING", 1), ("CODE_INVALID", 1), ("UNIT_COUNT_MISSING", 1)]
+        ("CODE_MISSING", 2), ("ATTACHMENT_MISSING", 1), ("CODE_INVALID", 1), ("REGISTRATION_NOTICE_VIA_DRAGON", 1),
+        ("UNIT_COUNT_MISSING", 1)]
     assert [(r.label, r.total) for r in m.branches][:4] == [("渋谷支店", 6), ("新宿支店", 5), ("横浜支店", 4),
                                                           ("梅田支店", 3)]
 
@@ -353,7 +355,7 @@ def test_the_mail_is_html_with_a_chart_and_a_plain_text_alternative(state):
 
     text = plain.get_content().replace("\r\n", "\n")
     assert text.startswith("USEN SPOT 日次レポート 2026年11月20日（金）\n")
-    for line in ("■ 本日の受信 19件（受付 12 / 差戻 3 / 保留 2 / 対象外 2）",
+    for line in ("■ 本日の受信 19件（受付 11 / 差戻 4 / 保留 2 / 対象外 2）",
                  "  器材発注依頼: 9件（受付 5 / 差戻 3 / 対象外 1）",
                  "  1. ATTACHMENT_MISSING 1件 — 必要なPDFが添付されていません。",
                  "  渋谷支店: 3件（受付 2 / 対象外 1）",
@@ -513,7 +515,7 @@ def test_digest_command_prints_and_sends_once(state, smtp_sink):
     printed = mailbot("digest", "--config", config, "--date", "2026-11-20")
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.startswith("USEN SPOT 日次レポート 2026年11月20日（金）\n")
-    assert "■ 本日の受信 19件（受付 12 / 差戻 3 / 保留 2 / 対象外 2）" in printed.stdout.splitlines()
+    assert "■ 本日の受信 19件（受付 11 / 差戻 4 / 保留 2 / 対象外 2）" in printed.stdout.splitlines()
     assert smtp_sink.messages() == []
 
     for bad in ("2026-11-31", "20261120", "yesterday"):

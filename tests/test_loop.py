@@ -44,7 +44,7 @@ EXPECTED = {
     "order_resubmission": ("accept", PROCESSED, "【受付】"),
     "relocation": ("accept", PROCESSED, "【受付】"),
     "order_8digit": ("remand", PROCESSED, "【差戻】"),
-    "registration_notice": ("accept", PROCESSED, "【受付】"),
+    "registration_notice": ("remand", PROCESSED, "【差戻】"),
     "termination_withdrawal": ("accept", PROCESSED, "【受付】"),
     "order_no_pdf": ("remand", PROCESSED, "【差戻】"),
     "unknown_subject": ("hold", ORIGINALS, None),

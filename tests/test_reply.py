@@ -75,8 +75,10 @@ def test_acceptance_texts_per_kind():
     assert "ファイバーゲート社" in parsed(reply_for(mail(), Action.ACCEPT)).get_content()
     termination = parsed(reply_for(mail("USEN SPOT 解約申請_988776654"), Action.ACCEPT)).get_content()
     assert "30,000円" in termination and "撤去" in termination
-    notice = parsed(reply_for(mail("登録通知書の再発行依頼"), Action.ACCEPT)).get_content()
-    assert "郵送のみ" in notice and "翌営業日" in notice and "日付指定はできません" in notice
+    # A registration notice is never accepted by mail: its remand is the procedure (seed 000).
+    notice = parsed(reply_for(mail("登録通知書の再発行依頼"), Action.REMAND,
+                              [Finding("REGISTRATION_NOTICE_VIA_DRAGON")])).get_content()
+    assert "0120-773-713" in notice and "Dragon" in notice and "郵送のみ" in notice and "日付指定はできません" in notice
 
 
 SUBJECTS = {

@@ -35,6 +35,7 @@ def content_checks() -> list[Check]:
     reference data (branch directory, UNIS extract, calendar) says about it."""
     return [
         attachments.parts_readable,
+        subject.registration_notice_via_dragon,  # stops: the answer is the procedure
         subject.customer_code,
         reference.corporate_case,  # stops: a corporate case gets none of the regional checks
         attachments.required_attachment,

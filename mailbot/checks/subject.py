@@ -23,6 +23,21 @@ def reply_to_bot(request: Request, ctx: CheckContext) -> list[Finding]:
     return [Finding("REPLY_TO_BOT", f"{tag}への返信", stop=True)]
 
 
+def registration_notice_via_dragon(request: Request, ctx: CheckContext) -> list[Finding]:
+    """A registration notice is re-sent through the support centre and Dragon, never by mail
+    (seed 000): the answer is that procedure, with the addresses UNIS has for the code."""
+    if request.classification.kind is not Kind.REGISTRATION_NOTICE:
+        return []
+    code = request.classification.code
+    lines = ctx.unis.lines(code) if ctx.unis is not None and code else []
+    addresses = ""
+    if lines:
+        line = lines[0]
+        addresses = "\n".join(f"{label}：{value}" for label, value in (
+            ("設置先", line.install_address), ("契約先", line.contract_address), ("請求先", line.billing_address)) if value)
+    return [Finding("REGISTRATION_NOTICE_VIA_DRAGON", addresses, stop=True)]
+
+
 def unknown_subject(request: Request, ctx: CheckContext) -> list[Finding]:
     if request.classification.kind is Kind.UNKNOWN:
         return [Finding("UNKNOWN_SUBJECT", request.mail.subject[:120], stop=True)]
