@@ -97,9 +97,41 @@ def read_form(data: bytes, form_name: str, settings: Settings) -> PdfReading:
                                      memory_mb=f.memory_mb))
 
 
+# A line of 3 or more rule characters: the signature (or a quote block) starts.
+_SEPARATOR = re.compile(r"^\s*[-―ー━─=＝_＿*＊~～・]{3,}\s*$")
+
+
+def free_text(body: str, subject: str, rules_dir: Path) -> str:
+    """The branch's own sentences about the request (DOMAIN.md §4 free text): not greetings,
+    the mail's framing, a self-introduction, the signature, quoted or forwarded mail, the
+    subject repeated or label lines; "" when there are none."""
+    rules = load_rules(rules_dir).requests
+    ft = rules.free_text
+    own, _quoted = split_original(body)
+    subject_key = normalise(subject)
+    kept = []
+    for raw in own.splitlines():
+        if _SEPARATOR.match(raw) or normalise(raw).startswith(ft.signature_starts):
+            break  # the signature: nothing below is about the request
+        line = normalise(raw)
+        if (len(line.replace(" ", "")) < ft.min_chars or line == subject_key or rules.label_pattern.match(line)
+                or any(g in line for g in ft.greetings) or line.endswith(ft.framing)
+                or ft.self_introduction.search(line)):
+            continue
+        kept.append(raw.strip())
+    return " ".join(kept)
+
+
 def extract(request: Request, rules_dir: Path, reading: PdfReading | None) -> Request:
-    """The request with its body items, and its required form as `reading` read it."""
+    """The request with its body items (an item the kind lets the branch write as free text
+    taken from its own sentences), and its required form as `reading` read it."""
     items = body_items(request.mail.body, rules_dir)
+    kind = request.classification.kind.value
+    for item, kinds in load_rules(rules_dir).requests.free_text.items.items():
+        if kind in kinds and not items.get(item):
+            text = free_text(request.mail.body, request.classification.subject, rules_dir)
+            if text:
+                items[item] = text
     found = required_form(request, rules_dir)
     if found is None or reading is None:
         return replace(request, body_items=items)

@@ -579,8 +579,18 @@ situation("router_not_removed_without_reason",
           lambda: Draft("router_not_removed").code("909876501").drop("理由").bytes(),
           RN, "909876501", "remand", "BODY_FIELD_MISSING", unis=unis("909876543", "909876501"))
 situation("change_without_change_item",
-          lambda: Draft("contract_change").code("932104502").drop("変更内容").bytes(),
+          lambda: Draft("contract_change").code("932104502").drop("変更内容", "変更日", "UNISの店舗名").bytes(),
           CC_, "932104502", "remand", "BODY_FIELD_MISSING", unis=unis("932104567", "932104502"))
+situation("change_written_as_free_text",  # no 変更内容 label: the branch's own sentences are the change
+          lambda: Draft("contract_change").code("932104505").drop("変更内容", "変更日")
+          .text(("UNISの店舗名は変更済みです。",
+                 "12月1日より、店舗名が「居酒屋 さくら」から「和食処 さくら」に変わります。UNISは変更済みです。")).bytes(),
+          CC_, "932104505", "accept", unis=unis("932104567", "932104505"))
+situation("router_not_removed_reason_as_free_text",  # no 理由 label: the sentence says why
+          lambda: Draft("router_not_removed").code("909876502")
+          .text(("理由：閉店後にオーナー様と連絡が取れず、店舗が施錠されたままのため撤去できておりません。",
+                 "閉店後にオーナー様と連絡が取れず、店舗が施錠されたままのため撤去できておりません。")).bytes(),
+          RN, "909876502", "accept", unis=unis("909876543", "909876502"))
 situation("change_without_body_code",  # the body's 顧客CD is only compared, never required
           lambda: Draft("contract_change").code("932104503").drop("顧客CD").bytes(),
           CC_, "932104503", "accept", unis=unis("932104567", "932104503"))

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from mailbot.model import Kind
-from mailbot.rules.base import RulesFile
+from mailbot.rules.base import RulesFile, number, strings, table_of
 from mailbot.text import fold, normalise
 
 
@@ -21,6 +21,19 @@ class RequestRules:
     label_pattern: re.Pattern[str]
     label_names: dict[str, str]  # spelling group name → item name
     display: dict[str, str]  # item name → the label as the manual prints it (its first spelling)
+    free_text: FreeTextRules | None = None
+
+
+@dataclass(frozen=True)
+class FreeTextRules:
+    """How the branch's own sentences stand in for an item it did not label (DOMAIN.md §4)."""
+
+    items: dict[str, tuple[str, ...]]  # item → the kinds where free text counts for it
+    greetings: tuple[str, ...]
+    framing: tuple[str, ...]  # line endings
+    self_introduction: re.Pattern[str]
+    signature_starts: tuple[str, ...]
+    min_chars: int
 
 
 def build_request_rules(file: RulesFile) -> RequestRules:
@@ -45,6 +58,24 @@ def build_request_rules(file: RulesFile) -> RequestRules:
         label_pattern=pattern,
         label_names=names,
         display={name: spellings_[0] for name, spellings_ in labels.items()},
+        free_text=_free_text(file),
+    )
+
+
+def _free_text(file: RulesFile) -> FreeTextRules:
+    t = table_of(file, file.data, "free_text")
+    items = table_of(file, t, "items", "free_text")
+    for item, kinds in items.items():
+        strings(file, items, item, "free_text.items")
+        if item not in file.data["labels"]:
+            raise file.error(f"free_text.items.{item}", "not an item of [labels]")
+    return FreeTextRules(
+        items={item: tuple(kinds) for item, kinds in items.items()},
+        greetings=tuple(normalise(g) for g in strings(file, t, "greetings", "free_text")),
+        framing=tuple(normalise(f) for f in strings(file, t, "framing", "free_text")),
+        self_introduction=re.compile(t["self_introduction"]),
+        signature_starts=tuple(normalise(s) for s in strings(file, t, "signature_starts", "free_text")),
+        min_chars=number(file, t, "min_chars", "free_text", minimum=1),
     )
 
 
