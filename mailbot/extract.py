@@ -11,7 +11,7 @@ from mailbot.config import Settings
 from mailbot.forms.model import PdfReading
 from mailbot.forms.read import form_from_reading
 from mailbot.forms.sandbox import PdfLimits, read_pdf
-from mailbot.model import Attachment, Request
+from mailbot.model import Attachment, Kind, Request
 from mailbot.rules import load_rules
 from mailbot.text import normalise
 
@@ -122,6 +122,15 @@ def free_text(body: str, subject: str, rules_dir: Path) -> str:
     return " ".join(kept)
 
 
+def is_child_unit_order(request: Request, rules_dir: Path) -> bool:
+    """An equipment order whose own text mentions a child unit and that carries no form (a new
+    installation 親機1台・子機2台 comes with its form and stays a normal order)."""
+    if request.classification.kind is not Kind.EQUIPMENT_ORDER or any(is_pdf(a) for a in documents(request)):
+        return False
+    own = normalise(split_original(request.mail.body)[0])
+    return any(w in own for w in load_rules(rules_dir).requests.child_units.mention)
+
+
 def extract(request: Request, rules_dir: Path, reading: PdfReading | None) -> Request:
     """The request with its body items (an item the kind lets the branch write as free text
     taken from its own sentences), and its required form as `reading` read it."""
@@ -132,7 +141,8 @@ def extract(request: Request, rules_dir: Path, reading: PdfReading | None) -> Re
             text = free_text(request.mail.body, request.classification.subject, rules_dir)
             if text:
                 items[item] = text
+    request = replace(request, body_items=items, child_unit_order=is_child_unit_order(request, rules_dir))
     found = required_form(request, rules_dir)
     if found is None or reading is None:
-        return replace(request, body_items=items)
-    return replace(request, body_items=items, form_reading=reading, form=form_from_reading(reading, found[1]))
+        return request
+    return replace(request, form_reading=reading, form=form_from_reading(reading, found[1]))

@@ -126,6 +126,7 @@ class Request:
     body_items: dict[str, str] = field(default_factory=dict)  # label → value from the body
     form_reading: object | None = None  # forms.model.PdfReading of the required form, when one is attached
     form: object | None = None  # forms.model.ApplicationForm / TerminationForm read from it
+    child_unit_order: bool = False  # an equipment order for a child unit (子機 追加/交換, DOMAIN.md §3a)
 
 
 @dataclass(frozen=True)

@@ -565,6 +565,21 @@ situation("registration_notice_code_after_other_words",  # 9 digits anywhere in 
           lambda: Draft("registration_notice").subject("登録通知書 再発行のお願い 顧客CD 955443322 北のめぐみ様").bytes(),
           "registration_notice", "955443322", "remand", "REGISTRATION_NOTICE_VIA_DRAGON")
 
+# -- child-unit orders (DOMAIN.md §3a): no application form, an installed router, 追加 or 交換
+ASKED = "申込書を添付いたしますので、器材の発注をお願いいたします。"
+situation("child_unit_addition",
+          lambda: Draft("order_no_pdf").code("943215671").text((ASKED, "客席を拡張したため、子機の追加（子1台）をお願いいたします。")).bytes(),
+          EO, "943215671", "accept", unis=unis("943215678", "943215671", 契約状態="確定"))
+situation("child_unit_exchange",
+          lambda: Draft("order_no_pdf").code("943215672").text((ASKED, "子機が故障したため、子機交換（子1台）をお願いいたします。")).bytes(),
+          EO, "943215672", "accept", unis=unis("943215678", "943215672", 契約状態="確定"))
+situation("child_unit_order_not_saying_what_for",
+          lambda: Draft("order_no_pdf").code("943215673").text((ASKED, "子機を1台手配してください。")).bytes(),
+          EO, "943215673", "remand", "CHILD_UNIT_PURPOSE_MISSING", unis=unis("943215678", "943215673", 契約状態="確定"))
+situation("child_unit_for_a_router_not_installed_yet",  # the parent is only ordered (受注): no 確定 line
+          lambda: Draft("order_no_pdf").code("943215674").text((ASKED, "子機の追加（子1台）をお願いいたします。")).bytes(),
+          EO, "943215674", "hold", "NO_ACTIVE_CONTRACT", unis=unis("943215678", "943215674"))
+
 # -- body items
 situation("order_branch_item_forgotten",
           lambda: order("order_shibuya", "988776624").drop("送付支店名").bytes(),

@@ -41,6 +41,7 @@ def content_checks() -> list[Check]:
         attachments.required_attachment,
         form.pdf_opened_as_agreed,
         body.required_items,
+        body.child_unit_purpose,
         body.body_code_matches,
         form.form_code_matches,
         form.application_filled_in,

@@ -92,8 +92,8 @@ def _counts(text: str) -> list[int]:
 
 
 def unit_count_given(request: Request, ctx: CheckContext) -> list[Finding]:
-    if request.classification.kind is not Kind.EQUIPMENT_ORDER:
-        return []
+    if request.classification.kind is not Kind.EQUIPMENT_ORDER or request.child_unit_order:
+        return []  # a child-unit order may say 子N台, and needs not
     rules = load_rules(ctx.rules_dir).agreement
     form = readable_application(request)
     remarks = normalise(form.remarks or "") if form is not None else ""

@@ -28,6 +28,8 @@ def _described(content_type: str) -> str:
 
 def required_attachment(request: Request, ctx: CheckContext) -> list[Finding]:
     kind = request.classification.kind.value
+    if request.child_unit_order:
+        return []  # the customer exists: a child unit comes without a new application form
     if load_rules(ctx.rules_dir).requests.attachment.get(kind) != "required":
         return []
     docs = documents(request)

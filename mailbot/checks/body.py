@@ -6,6 +6,7 @@ import re
 
 from mailbot.checks.base import CheckContext
 from mailbot.classify import code_is_valid
+from mailbot.extract import split_original
 from mailbot.model import Finding, Request
 from mailbot.rules import load_rules
 from mailbot.text import normalise
@@ -30,3 +31,14 @@ def body_code_matches(request: Request, ctx: CheckContext) -> list[Finding]:
     if body_code and body_code != subject_code:
         return [Finding("CODE_MISMATCH", f"件名 {subject_code} / 本文 {body_code}")]
     return []
+
+
+def child_unit_purpose(request: Request, ctx: CheckContext) -> list[Finding]:
+    """A child-unit order must say whether it adds a unit (追加/増設) or exchanges one (交換)."""
+    if not request.child_unit_order:
+        return []
+    rules = load_rules(ctx.rules_dir).requests.child_units
+    own = normalise(split_original(request.mail.body)[0])
+    if any(w in own for w in (*rules.addition, *rules.exchange)):
+        return []
+    return [Finding("CHILD_UNIT_PURPOSE_MISSING")]

@@ -93,6 +93,8 @@ def unis_order_found(request: Request, ctx: CheckContext) -> list[Finding]:
         return []
     if _is_corporate(request, ctx):
         return []  # corporate sales: the office center registers it in UNIS (CORPORATE_CASE)
+    if request.child_unit_order:
+        return []  # the customer exists: its installed router is checked (active_contract)
     if ctx.unis.has_order(code):
         return []
     extracted = ctx.unis.extracted_at
@@ -103,7 +105,11 @@ def unis_order_found(request: Request, ctx: CheckContext) -> list[Finding]:
 
 def active_contract(request: Request, ctx: CheckContext) -> list[Finding]:
     code = valid_code(request, ctx)
-    if request.classification.kind not in _CONTRACT_KINDS or ctx.unis is None or code is None:
+    if ctx.unis is None or code is None:
+        return []
+    if request.child_unit_order:  # a child unit joins an installed router (契約状態 確定)
+        return [] if ctx.unis.has_installed_router(code) else [Finding("NO_ACTIVE_CONTRACT", f"{code}（確定の親機なし）")]
+    if request.classification.kind not in _CONTRACT_KINDS:
         return []
     return [] if ctx.unis.has_live_contract(code) else [Finding("NO_ACTIVE_CONTRACT", code)]
 

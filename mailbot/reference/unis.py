@@ -663,6 +663,10 @@ class UnisData:
         """A USEN SPOT order line (router item, ordered or confirmed) exists for the code."""
         return bool(self.router_lines(code))
 
+    def has_installed_router(self, code: str) -> bool:
+        """A router line in state 確定 (installed)."""
+        return bool(self.router_lines(code, frozenset({Status.CONFIRMED})))
+
     def has_live_contract(self, code: str) -> bool:
         """A router line ordered, confirmed or terminating ([status_groups] live)."""
         return bool(self.router_lines(code, self.rules.live))

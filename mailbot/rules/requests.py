@@ -22,6 +22,16 @@ class RequestRules:
     label_names: dict[str, str]  # spelling group name → item name
     display: dict[str, str]  # item name → the label as the manual prints it (its first spelling)
     free_text: FreeTextRules | None = None
+    child_units: ChildUnitRules | None = None
+
+
+@dataclass(frozen=True)
+class ChildUnitRules:
+    """A child-unit order (DOMAIN.md §3a): the words that make one, and say what it is for."""
+
+    mention: tuple[str, ...]
+    addition: tuple[str, ...]
+    exchange: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,14 @@ def build_request_rules(file: RulesFile) -> RequestRules:
         label_names=names,
         display={name: spellings_[0] for name, spellings_ in labels.items()},
         free_text=_free_text(file),
+        child_units=_child_units(file),
     )
+
+
+def _child_units(file: RulesFile) -> ChildUnitRules:
+    t = table_of(file, file.data, "child_units")
+    return ChildUnitRules(*(tuple(normalise(w) for w in strings(file, t, key, "child_units"))
+                            for key in ("mention", "addition", "exchange")))
 
 
 def _free_text(file: RulesFile) -> FreeTextRules:
