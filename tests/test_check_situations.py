@@ -387,6 +387,20 @@ situation("termination_form_of_another_customer",
               "解約申請書_910987604.pdf", termination_form("910987640", END)).bytes(),
           TE, "910987604", "remand", "CODE_MISMATCH", unis=unis("910987654", "910987604"))
 
+# -- the termination's 解約日 (DOMAIN.md §4 TERMINATION_DATE_MISMATCH)
+situation("termination_date_in_the_past",
+          lambda: Draft("termination").code("910987605").attach(
+              "解約申請書_910987605.pdf", termination_form("910987605", date(2026, 11, 10))).bytes(),
+          TE, "910987605", "hold", "TERMINATION_DATE_MISMATCH", unis=unis("910987654", "910987605"))
+situation("termination_date_other_than_unis",
+          lambda: Draft("termination").code("910987606").attach(
+              "解約申請書_910987606.pdf", termination_form("910987606", date(2027, 1, 31))).bytes(),
+          TE, "910987606", "hold", "TERMINATION_DATE_MISMATCH", unis=unis("910987654", "910987606"))
+situation("termination_not_registered_in_unis_yet",  # near miss: the branch registers it after mailing
+          lambda: Draft("termination").code("910987607").attach(
+              "解約申請書_910987607.pdf", termination_form("910987607", END)).bytes(),
+          TE, "910987607", "accept", unis=unis("910987654", "910987607", 契約状態="確定", 解約日=""))
+
 # -- the attachment
 situation("order_excel_instead_of_pdf",
           lambda: Draft("order_shibuya").code("988776603").attach(

@@ -50,6 +50,7 @@ def content_checks() -> list[Check]:
         reference.unis_order_found,
         reference.active_contract,
         reference.withdrawal_possible,
+        reference.termination_date_agrees,
         agreement.plus_agrees,
         agreement.line_agrees,
         agreement.shop_agrees,

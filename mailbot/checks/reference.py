@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mailbot.checks.base import CheckContext
 from mailbot.classify import code_is_valid
+from mailbot.forms.model import TerminationForm
 from mailbot.model import Finding, Kind, Request
 from mailbot.reference.branches import Branch
 
@@ -124,4 +125,23 @@ def withdrawal_possible(request: Request, ctx: CheckContext) -> list[Finding]:
     if not ctx.calendar.withdrawal_on_time(request.received, ends):
         deadline = ctx.calendar.withdrawal_deadline(ends)
         return [Finding("WITHDRAWAL_TOO_LATE", f"解約日 {ends:%Y-%m-%d}、期限 {deadline:%Y-%m-%d %H:%M}")]
+    return []
+
+
+def termination_date_agrees(request: Request, ctx: CheckContext) -> list[Finding]:
+    """The termination form's 解約日 neither lies before the mail's day N nor differs from the
+    解約日 UNIS has for the code (no UNIS 解約日 yet is no finding: the branch registers it after
+    mailing, DOMAIN.md §6)."""
+    form = request.form
+    if request.classification.kind is not Kind.TERMINATION or not isinstance(form, TerminationForm) \
+            or form.termination_date is None:
+        return []
+    ends = form.termination_date
+    day_n = ctx.calendar.day_n(request.received)
+    if ends < day_n:
+        return [Finding("TERMINATION_DATE_MISMATCH", f"解約日 {ends:%Y-%m-%d} は受付日 {day_n:%Y-%m-%d} より前です")]
+    code = valid_code(request, ctx)
+    registered = ctx.unis.termination_date(code) if ctx.unis is not None and code else None
+    if registered is not None and registered != ends:
+        return [Finding("TERMINATION_DATE_MISMATCH", f"申込書 {ends:%Y-%m-%d} / UNIS {registered:%Y-%m-%d}")]
     return []
