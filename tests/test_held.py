@@ -185,3 +185,37 @@ def test_a_branch_answering_the_acceptance_is_held_never_answered_and_its_note_s
     assert "■ これまでの判定（顧客コード 988776654）" in text
     earlier = text[text.index("■ これまでの判定"):text.index("■ 対応のしかた")]
     assert "器材発注依頼" in earlier and "受付" in earlier
+
+
+def test_a_staff_acceptance_replaces_the_hold_everywhere(imap_account, smtp_sink, tmp_path):
+    """DOMAIN.md §9: an order staff accepted from the held folder is an accepted order: a second
+    identical order is a duplicate, and the record (digest, history) says 受付."""
+    from test_loop import NOW, crlf
+
+    from demo.forms import scanned_pdf
+    from demo.samples import sample_mails
+
+    scan = scanned_pdf()  # a photographed form: PDF_UNREADABLE, held for a person
+    order = crlf(dict(sample_mails(NOW, application_pdf=lambda code: scan))["order_shibuya"])
+    imap_account.append("INBOX", order)
+    config = write_config(tmp_path, imap_account, smtp_sink)
+    with bot_session(config) as (bot, store):
+        first = bot.poll()
+        assert [e.decision.reasons for _, e, _ in first.handled] == [["PDF_UNREADABLE"]]
+        staff_move(imap_account, HELD, ACCEPT)  # staff read the scan and accept it
+        assert bot.poll().staff == [("USEN SPOT 器材発注依頼_988776654", "accepted")]
+        assert store.get(1).action == "accept"
+        (past,) = store.requests_for("988776654")
+        assert past.action.value == "accept" and past.decided_at is not None and past.accepted_on > past.received
+        # The branch sends the same order again (a new Message-ID: Outlook's 再送)
+        again = order.replace(b"Message-ID: <", b"Message-ID: <resent.", 1)
+        assert again != order
+        imap_account.append("INBOX", again)
+        second = bot.poll()
+        assert "DUPLICATE_REQUEST" in second.handled[0][1].decision.reasons
+    history = subprocess.run([sys.executable, "-m", "mailbot", "history", "--config", str(config), "--json",
+                              "988776654"], capture_output=True, text=True, timeout=120)
+    import json
+
+    decisions = [m["decision"] for m in json.loads(history.stdout)["mails"]]
+    assert decisions[0] == "accept", decisions

@@ -50,7 +50,7 @@ def _order_day(request: Request, ctx: CheckContext, code: str) -> tuple[date, st
     if ctx.history is not None:
         orders = [p for p in _earlier_accepted(request, ctx, code) if p.kind is Kind.EQUIPMENT_ORDER]
         if orders:
-            return cal.day_n(orders[-1].received), "発注受付日"
+            return cal.day_n(orders[-1].accepted_on), "発注受付日"
     if ctx.unis is not None:
         ordered = ctx.unis.latest_order_date(code)
         if ordered is not None:

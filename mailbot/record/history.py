@@ -21,8 +21,14 @@ from mailbot.model import Action, Kind
 class PastRequest:
     kind: Kind
     code: str
-    action: Action
+    action: Action  # the bot's decision, or the staff's that replaced its hold (DOMAIN.md §9)
     received: datetime  # aware
+    decided_at: datetime | None = None  # when staff decided it; None: the bot, on receipt
+
+    @property
+    def accepted_on(self) -> datetime:
+        """When it was accepted: day N of an order counts from here (by staff: their decision)."""
+        return self.decided_at or self.received
 
 
 class History(Protocol):

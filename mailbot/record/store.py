@@ -114,6 +114,11 @@ CREATE TABLE IF NOT EXISTS digests (
 """
 
 
+# A staff decision (the note moved to the accept or remand folder) as the decision it replaces the
+# hold with; a note moved to the processed folder stays a hold, handled by a person.
+STAFF_ACTIONS = {"accepted": Action.ACCEPT, "remanded": Action.REMAND}
+
+
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -326,9 +331,12 @@ class Store:
     def requests_for(self, code: str) -> list[PastRequest]:
         """The decided requests of a customer code, oldest first (history.History)."""
         rows = self.db.execute(
-            "SELECT kind, code, action, received FROM mails WHERE code=? AND received IS NOT NULL"
-            " AND action IS NOT NULL AND kind IS NOT NULL ORDER BY received, id", (code,))
-        return [PastRequest(Kind(r["kind"]), r["code"], Action(r["action"]), datetime.fromisoformat(r["received"]))
+            "SELECT m.kind, m.code, m.action, m.received, h.closed_at AS staff_at FROM mails m"
+            " LEFT JOIN held h ON h.mail_id = m.id AND h.outcome IN ('accepted', 'remanded')"
+            " WHERE m.code=? AND m.received IS NOT NULL AND m.action IS NOT NULL AND m.kind IS NOT NULL"
+            " ORDER BY m.received, m.id", (code,))
+        return [PastRequest(Kind(r["kind"]), r["code"], Action(r["action"]), datetime.fromisoformat(r["received"]),
+                            datetime.fromisoformat(r["staff_at"]) if r["staff_at"] else None)
                 for r in rows]
 
     def replies_to_sender_since(self, sender: str, since: datetime) -> int:
@@ -396,6 +404,8 @@ class Store:
                 return
             db.execute("UPDATE mails SET folder=?, uidvalidity=?, uid=?, state=?, target=?, updated=? WHERE id=?",
                        (note.folder, note.uidvalidity, note.uid, state, target, t, mail_id))
+            if outcome in STAFF_ACTIONS:  # the staff's decision replaces the bot's hold (DOMAIN.md §9)
+                db.execute("UPDATE mails SET action=? WHERE id=?", (STAFF_ACTIONS[outcome].value, mail_id))
             self._event(db, mail_id, f"staff {outcome}", f"note moved to {note.folder}")
             if reply:
                 message_id, action, recipients, data = reply
