@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
+from mailbot.checks.history import cancellation_fields
 from mailbot.checks.reference import branch_name
 from mailbot.classify import classify_mail
 from mailbot.config import Settings
@@ -130,7 +131,11 @@ def conclude(assessment: Assessment, reading: PdfReading | None, settings: Setti
         findings += run_checks(request, ctx, content_checks())
     decision = decide(findings, settings.rules_dir)
     branch = branch_name(request, ctx) if request.classification.kind is not Kind.UNKNOWN else None
-    return Evaluation(assessment.mail, request.classification, decision, reported_fields(request), request.received,
+    fields = reported_fields(request)
+    cancellation = cancellation_fields(request, ctx) if not assessment.stopped else None
+    if cancellation is not None:
+        fields["cancellation"] = cancellation
+    return Evaluation(assessment.mail, request.classification, decision, fields, request.received,
                       reference.version if reference else None, branch)
 
 

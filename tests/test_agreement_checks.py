@@ -21,7 +21,7 @@ from mailbot.text import fold
 RECEIVED = datetime(2026, 11, 20, 10, 0, tzinfo=TOKYO)  # a Friday
 ORDER = "USEN SPOT 器材発注依頼_{}"
 CHECKS = [agreement.plus_agrees, agreement.line_agrees, agreement.shop_agrees, agreement.unit_count_given,
-          history.not_duplicate, history.cancel_on_order_day]
+          history.not_duplicate, history.cancellation_by_case]
 
 LINES = [
     # one plain router, 光ネクスト

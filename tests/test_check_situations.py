@@ -594,6 +594,21 @@ situation("child_unit_for_a_router_not_installed_yet",  # the parent is only ord
           lambda: Draft("order_no_pdf").code("943215674").text((ASKED, "子機の追加（子1台）をお願いいたします。")).bytes(),
           EO, "943215674", "hold", "NO_ACTIVE_CONTRACT", unis=unis("943215678", "943215674"))
 
+# -- cancellations by case (DOMAIN.md §5)
+situation("cancellation_of_an_installed_router",  # 確定: that is a termination
+          lambda: Draft("cancellation").code("921098711").bytes(),
+          CA, "921098711", "remand", "ALREADY_INSTALLED", unis=unis("921098765", "921098711", 契約状態="確定"))
+situation("cancellation_with_no_order_anywhere",  # nothing accepted here, nothing 受注 in UNIS
+          lambda: Draft("cancellation").code("921098712").bytes(),
+          CA, "921098712", "hold", "NO_OPEN_ORDER")
+situation("order_remanded_before_its_cancellation",
+          lambda: order("order_shibuya", "988776687", line_kind=None, line_type=None).bytes(),
+          EO, "988776687", "remand", "LINE_KIND_MISSING", unis=unis("988776654", "988776687"))
+situation("cancellation_of_an_order_only_ever_remanded",  # nothing was ordered: no cost (not CANCEL_AFTER_ORDER)
+          lambda: Draft("cancellation").code("988776687").text(("珈琲館 ひだまり 吉祥寺店", "カフェ・ド・ソレイユ 渋谷店"),
+                                                                strict=False).bytes(),
+          CA, "988776687", "accept")
+
 # -- body items
 situation("order_branch_item_forgotten",
           lambda: order("order_shibuya", "988776624").drop("送付支店名").bytes(),
@@ -836,10 +851,15 @@ def replies(tmp_path_factory) -> list[tuple[str, str, str]]:
                                    templates_dir=settings.templates_dir, rules_dir=settings.rules_dir,
                                    sender_name=settings.reply_from_name)
     out = []
+    history = MemoryHistory()  # in the order they arrived, as the check run decides them
+    from mailbot.record.history import PastRequest
+
+    built = sorted(((received(data), s.name, data) for s in SITUATIONS for data in [s.build()]), key=lambda b: b[0])
     try:
-        for s in SITUATIONS:
-            data = s.build()
-            e = evaluate(data, None, settings, now=NOW, reference=reference, history=MemoryHistory())
+        for _, name, data in built:
+            e = evaluate(data, None, settings, now=NOW, reference=reference, history=history)
+            if e.classification.code and e.received is not None:
+                history.add(PastRequest(e.classification.kind, e.classification.code, e.decision.action, e.received))
             if e.mail is None:
                 continue
             own = " ".join([e.mail.subject, e.mail.body, json.dumps(e.fields, ensure_ascii=False, default=str),
@@ -851,7 +871,7 @@ def replies(tmp_path_factory) -> list[tuple[str, str, str]]:
                 r = build_reply(e.mail, hashlib.sha256(data).hexdigest(), e.classification, d, reply_settings,
                                 next_steps(e.classification, d, e.received, settings.rules_dir, e.fields))
                 if r is not None:
-                    out.append((s.name, own, f"{r.message['Subject']}\n{r.message.get_content()}"))
+                    out.append((name, own, f"{r.message['Subject']}\n{r.message.get_content()}"))
     finally:
         reference.close()
     return out
@@ -889,3 +909,15 @@ def test_a_registration_notice_request_is_answered_with_the_procedure_and_the_un
     assert "設置先：北海道札幌市中央区南4条西3丁目1番" in text and "請求先：" in text
     without = texts["registration_notice_without_a_code"]
     assert "0120-773-713" in without and "設置先：" not in without
+
+
+def test_a_cancellation_states_the_true_cost_and_the_branchs_unis_step(replies):
+    texts = {name: text for name, _, text in replies}
+    remanded = texts["cancellation_of_an_order_only_ever_remanded"]
+    assert "発注していません。費用は発生しません。" in remanded and "手配済み" not in remanded
+    after = texts["cancellation"]  # UNIS 受注日 four weekdays ago
+    assert "手配済みの費用が発生します" in after
+    for text in (remanded, after):
+        assert "UNISのキャンセル処理（手順②）" in text and "管理台帳をキャンセルに更新" in text
+    installed = texts["cancellation_of_an_installed_router"]
+    assert installed.startswith("【差戻】") and "解約申請" in installed

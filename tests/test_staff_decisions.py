@@ -9,7 +9,7 @@ from functools import partial
 from helpers import RULES, TOKYO, mail
 
 from mailbot.checks import CheckContext
-from mailbot.checks.history import cancel_on_order_day, not_duplicate
+from mailbot.checks.history import cancellation_by_case, not_duplicate
 from mailbot.classify import classify
 from mailbot.model import Action, Kind, Request
 from mailbot.record.history import MemoryHistory, PastRequest
@@ -34,17 +34,17 @@ def _cancellation(at: datetime, history: MemoryHistory):
 
 def test_cancelling_on_the_day_staff_accepted_the_order_is_free():
     findings = _cancellation(MONDAY, _history(decided_at=MONDAY.replace(hour=9)))
-    assert findings(cancel_on_order_day) == []
+    assert findings(cancellation_by_case) == []
 
 
 def test_cancelling_after_the_day_staff_accepted_it_incurs_the_cost():
     findings = _cancellation(TUESDAY, _history(decided_at=MONDAY.replace(hour=9)))
-    assert findings(cancel_on_order_day) == ["CANCEL_AFTER_ORDER"]
+    assert findings(cancellation_by_case) == ["CANCEL_AFTER_ORDER"]
 
 
 def test_an_order_the_bot_accepted_counts_from_its_receipt():
     findings = _cancellation(MONDAY, _history(decided_at=None))
-    assert findings(cancel_on_order_day) == ["CANCEL_AFTER_ORDER"]
+    assert findings(cancellation_by_case) == ["CANCEL_AFTER_ORDER"]
 
 
 def test_a_second_order_after_a_staff_acceptance_is_a_duplicate():

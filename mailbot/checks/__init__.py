@@ -56,7 +56,7 @@ def content_checks() -> list[Check]:
         agreement.shop_agrees,
         agreement.unit_count_given,
         history.not_duplicate,
-        history.cancel_on_order_day,
+        history.cancellation_by_case,
     ]
 
 

@@ -1,13 +1,15 @@
 """Checks against what was decided before (DOMAIN.md §4, §5): DUPLICATE_REQUEST (the same kind
-and code already accepted and still open) and CANCEL_AFTER_ORDER (a cancellation after the
-order's day: the router is already being made).
+and code already accepted and still open), and a cancellation by case: ALREADY_INSTALLED (UNIS
+確定: a termination), NO_OPEN_ORDER (nothing to cancel), CANCEL_AFTER_ORDER (after the order's day:
+the router is already being made).
 
-Day N of an order is the business day the bot accepted it (its received time, 17:00 cutoff);
-where the bot has no record of one, the UNIS 受注日.
+Day N of an order is the business day the bot (or staff) accepted it (its received time, 17:00
+cutoff; staff: their decision); where the bot has no record of one, the UNIS 受注日.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import date
 
 from mailbot.checks.base import CheckContext
@@ -44,29 +46,65 @@ def not_duplicate(request: Request, ctx: CheckContext) -> list[Finding]:
     return [Finding("DUPLICATE_REQUEST", f"{cal.local(still_open.received):%Y-%m-%d %H:%M} 受信分を受付済み")]
 
 
-def _order_day(request: Request, ctx: CheckContext, code: str) -> tuple[date, str] | None:
-    """Day N of the order being cancelled, and where it comes from."""
+@dataclass(frozen=True)
+class CancellationCase:
+    """What a cancellation of a code would cancel (DOMAIN.md §5, seed 001 VII)."""
+
+    case: str  # installed | open_order | unis_order | remanded_only | nothing | unknown
+    order_day: date | None = None  # day N of the order cancelled
+    source: str = ""  # where that day comes from: 発注受付日 | UNIS受注日
+
+
+def cancellation_case(request: Request, ctx: CheckContext, code: str) -> CancellationCase:
+    """Installed (UNIS 確定) → a termination, not a cancellation; an open order the bot or staff
+    accepted → its day N; else an order only ever remanded → nothing was ordered; else a UNIS line
+    in state 受注 (no record of the order here) → its 受注日; else no order at all."""
     cal = ctx.calendar
-    if ctx.history is not None:
-        orders = [p for p in _earlier_accepted(request, ctx, code) if p.kind is Kind.EQUIPMENT_ORDER]
-        if orders:
-            return cal.day_n(orders[-1].accepted_on), "発注受付日"
-    if ctx.unis is not None:
-        ordered = ctx.unis.latest_order_date(code)
-        if ordered is not None:
-            return (ordered if cal.is_business_day(ordered) else cal.next_business_day(ordered)), "UNIS受注日"
-    return None
+    if ctx.unis is not None and ctx.unis.has_installed_router(code):
+        return CancellationCase("installed")
+    earlier = [p for p in ctx.history.requests_for(code) if p.received < request.received] if ctx.history else []
+    open_order: PastRequest | None = None
+    for past in earlier:
+        if past.action is Action.ACCEPT and past.kind is Kind.EQUIPMENT_ORDER:
+            open_order = past
+        elif past.action is Action.ACCEPT and past.kind is Kind.CANCELLATION:
+            open_order = None  # cancelled already
+    if open_order is not None:
+        return CancellationCase("open_order", cal.day_n(open_order.accepted_on), "発注受付日")
+    if any(p.kind is Kind.EQUIPMENT_ORDER and p.action is Action.REMAND for p in earlier):
+        return CancellationCase("remanded_only")
+    if ctx.unis is None:
+        return CancellationCase("unknown")
+    ordered = ctx.unis.latest_order_date(code, ordered_only=True)
+    if ordered is not None:
+        return CancellationCase("unis_order", ordered if cal.is_business_day(ordered) else cal.next_business_day(ordered),
+                                "UNIS受注日")
+    return CancellationCase("nothing")
 
 
-def cancel_on_order_day(request: Request, ctx: CheckContext) -> list[Finding]:
+def cancellation_by_case(request: Request, ctx: CheckContext) -> list[Finding]:
     code = valid_code(request, ctx)
     if request.classification.kind is not Kind.CANCELLATION or code is None:
         return []
-    order = _order_day(request, ctx, code)
-    if order is None:
+    found = cancellation_case(request, ctx, code)
+    if found.case == "installed":
+        return [Finding("ALREADY_INSTALLED", code)]
+    if found.case == "nothing":
+        return [Finding("NO_OPEN_ORDER", code)]
+    if found.order_day is None:
         return []
-    order_day, source = order
     day = ctx.calendar.day_n(request.received)
-    if day > order_day:
-        return [Finding("CANCEL_AFTER_ORDER", f"{source} {order_day:%Y-%m-%d}、キャンセル受付 {day:%Y-%m-%d}")]
+    if day > found.order_day:
+        return [Finding("CANCEL_AFTER_ORDER", f"{found.source} {found.order_day:%Y-%m-%d}、キャンセル受付 {day:%Y-%m-%d}")]
     return []
+
+
+def cancellation_fields(request: Request, ctx: CheckContext) -> dict[str, object] | None:
+    """The cancellation's case for the record and the reply (what cost to state), None for
+    other kinds."""
+    code = valid_code(request, ctx)
+    if request.classification.kind is not Kind.CANCELLATION or code is None:
+        return None
+    found = asdict(cancellation_case(request, ctx, code))
+    found["order_day"] = found["order_day"].isoformat() if found["order_day"] else None
+    return found

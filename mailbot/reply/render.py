@@ -86,6 +86,9 @@ def next_steps(classification: Classification, decision: Decision, received: dat
     context: dict[str, object] = {"day_n": day_n}
     if classification.kind is Kind.EQUIPMENT_ORDER:
         context["schedule"] = calendar.equipment_schedule(day_n)
+    cancellation = (fields or {}).get("cancellation")
+    if classification.kind is Kind.CANCELLATION and isinstance(cancellation, dict):
+        context["cancellation_case"] = cancellation.get("case", "")
     form = (fields or {}).get("form")
     ends = form.get("termination_date") if isinstance(form, dict) else None
     if classification.kind is Kind.TERMINATION and isinstance(ends, str):
