@@ -38,6 +38,9 @@ def test_a_move_the_state_machine_does_not_have_is_refused(store):
     assert store.get(row.id).state == MailState.RECEIVED  # nothing written
     store.set_state(row.id, MailState.VANISHED, "left the inbox")
     assert store.get(row.id).state == MailState.VANISHED
+    # the next cycles see it missing again: staying in a state is no change
+    store.set_state(row.id, MailState.VANISHED, "left the inbox")
+    assert store.get(row.id).state == MailState.VANISHED
 
 
 def test_one_claim_wins_and_the_mail_is_sent_once(store):

@@ -77,13 +77,25 @@ def line_agrees(request: Request, ctx: CheckContext) -> list[Finding]:
 
 
 def shop_agrees(request: Request, ctx: CheckContext) -> list[Finding]:
-    form = readable_application(request)
-    lines = _order_lines(request, ctx)
-    if form is None or not form.shop_name or not lines:
+    """The shop the form (equipment orders) or the body (any kind) names is the code's UNIS shop,
+    after width, kana and space folding: a request naming another customer's shop is held."""
+    code = valid_code(request, ctx)
+    if ctx.unis is None or code is None:
         return []
+    if request.classification.kind is Kind.EQUIPMENT_ORDER:
+        lines = _order_lines(request, ctx)
+    else:
+        lines = [x for x in ctx.unis.lines(code) if x.router]
     names = {x.shop_name for x in lines if x.shop_name}
-    if names and fold(form.shop_name) not in {fold(n) for n in names}:
-        return [Finding("SHOP_MISMATCH", f"申込書 {form.shop_name} / UNIS {'、'.join(sorted(names))}")]
+    if not names:
+        return []
+    known = {fold(n) for n in names}
+    form = readable_application(request)
+    said = [("申込書", form.shop_name if form is not None else None),
+            ("本文", request.body_items.get("shop_name"))]
+    wrong = [f"{where} {name}" for where, name in said if name and fold(name) not in known]
+    if wrong:
+        return [Finding("SHOP_MISMATCH", f"{'、'.join(wrong)} / UNIS {'、'.join(sorted(names))}")]
     return []
 
 

@@ -52,5 +52,7 @@ class WrongTransition(RuntimeError):
 
 
 def check_transition(old: MailState | str, new: MailState | str) -> None:
-    if MailState(new) not in MAIL_TRANSITIONS[MailState(old)]:
+    """Staying in a state is no change (a deferred mail checked again, a vanished one seen missing
+    again at every cycle); any other move must be in MAIL_TRANSITIONS."""
+    if old != new and MailState(new) not in MAIL_TRANSITIONS[MailState(old)]:
         raise WrongTransition(f"mail state {old} → {new} is no transition of the state machine")
