@@ -258,6 +258,40 @@ def test_deferred_mail_is_checked_again_only_after_a_new_extract(tmp_path):
         store.close()
 
 
+def test_a_deferred_mail_deleted_by_a_person_is_recorded_vanished_and_the_cycles_go_on(tmp_path):
+    from mailbot.config import from_dict
+    from mailbot.mailbox.maildir import MaildirMailbox
+    from mailbot.pipeline import Bot
+    from mailbot.record.states import MailState
+    from mailbot.record.store import Store
+    from mailbot.reply.send import MaildirOutbox
+
+    csv_path = sample_extract(tmp_path, without=("988776654",))
+    settings = from_dict({"maildir": {"path": "mailbox"}, "outbox": {"path": "outbox"},
+                          "state": {"database": "state.sqlite3"}, "unis": {"extract": str(csv_path)},
+                          "branches": {"directory": str(sample_directory(tmp_path))}}, base=tmp_path)
+    mailbox = MaildirMailbox(settings.maildir)
+    mailbox.append("INBOX", dict(sample_mails(NOW))["order_shibuya"], NOW)
+    store = Store(settings.database)
+    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
+    try:
+        assert [e.decision.action for _, e, _ in bot.poll().handled] == [Action.DEFER]
+        for path in (settings.maildir / "cur").iterdir():  # a person deletes it in the mail client
+            path.unlink()
+        for path in (settings.maildir / "new").iterdir():
+            path.unlink()
+        for _ in range(3):  # seen missing at every cycle: no error, it stays vanished
+            report = bot.poll()
+            assert report.errors == [] and report.handled == []
+        (row,) = store.unfinished("INBOX")
+        assert row.state == MailState.VANISHED
+        assert [e for _, e, _ in store.events(row.id)].count("left the inbox outside mailbot") == 3
+    finally:
+        bot.reference.close()
+        mailbox.close()
+        store.close()
+
+
 def test_poll_keeps_going_with_a_bad_extract_and_logs_it(tmp_path, caplog):
     bad = tmp_path / "orders.csv"
     bad.write_bytes("顧客CD\n1\n".encode("cp932"))
