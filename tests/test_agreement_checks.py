@@ -236,15 +236,16 @@ CANCEL = "USEN SPOT キャンセル申請_{}"
     # 受注日 a Saturday (2026-11-14, already キャンセル in UNIS): day N is Monday 11-16
     ("900000004", [], datetime(2026, 11, 16, 10, 0, tzinfo=TOKYO), set()),
     ("900000004", [], datetime(2026, 11, 17, 10, 0, tzinfo=TOKYO), {"CANCEL_AFTER_ORDER"}),
-    # nothing known of an order: nothing to say
-    ("999999999", [], RECEIVED, set()),
+    # no order anywhere (not accepted here, nothing in UNIS): nothing to cancel (DOMAIN.md §5)
+    ("999999999", [], RECEIVED, {"NO_OPEN_ORDER"}),
 ])
 def test_cancel_after_order(unis, code, history_, received, expected):
     codes, decision, found = check(CANCEL.format(code), unis, past=history_, received=received)
     assert codes == expected
-    assert decision.action is Action.ACCEPT  # accepted either way, and flagged
+    # accepted either way, and flagged; held when there is nothing to cancel
+    assert decision.action is (Action.HOLD if "NO_OPEN_ORDER" in expected else Action.ACCEPT)
     if expected:
-        assert decision.findings[0].code == "CANCEL_AFTER_ORDER"
+        assert decision.findings[0].code == next(iter(expected))
 
 
 def test_the_bots_own_order_day_wins_over_unis(unis):

@@ -631,10 +631,10 @@ situation("change_written_as_free_text",  # no 変更内容 label: the branch's 
                  "12月1日より、店舗名が「居酒屋 さくら」から「和食処 さくら」に変わります。UNISは変更済みです。")).bytes(),
           CC_, "932104505", "accept", unis=unis("932104567", "932104505"))
 situation("router_not_removed_reason_as_free_text",  # no 理由 label: the sentence says why
-          lambda: Draft("router_not_removed").code("909876502")
+          lambda: Draft("router_not_removed").code("909876503")
           .text(("理由：閉店後にオーナー様と連絡が取れず、店舗が施錠されたままのため撤去できておりません。",
                  "閉店後にオーナー様と連絡が取れず、店舗が施錠されたままのため撤去できておりません。")).bytes(),
-          RN, "909876502", "accept", unis=unis("909876543", "909876502"))
+          RN, "909876503", "accept", unis=unis("909876543", "909876503"))
 situation("change_without_body_code",  # the body's 顧客CD is only compared, never required
           lambda: Draft("contract_change").code("932104503").drop("顧客CD").bytes(),
           CC_, "932104503", "accept", unis=unis("932104567", "932104503"))
@@ -673,8 +673,14 @@ situation("order_unis_spells_line_short",  # UNIS 光ネクスト / マンショ
 
 # -- the contract in UNIS
 situation("relocation_of_terminated_contract",
-          lambda: Draft("relocation").code("909876502").bytes(),
-          RL, "909876502", "hold", "NO_ACTIVE_CONTRACT", unis=unis("909876543", "909876502"))
+          lambda: Draft("relocation").code("998765409").bytes(),
+          RL, "998765409", "hold", "NO_ACTIVE_CONTRACT", unis=unis("998765432", "998765409", 契約状態="解約"))
+situation("relocation_naming_another_customers_shop",  # the body's 店舗名 is not the code's UNIS shop
+          lambda: Draft("relocation").code("909876504").bytes(),
+          RL, "909876504", "hold", "SHOP_MISMATCH", unis=unis("909876543", "909876504", 契約状態="確定"))
+situation("cancellation_naming_another_customers_shop",
+          lambda: Draft("cancellation").code("988776688").bytes(),
+          CA, "988776688", "hold", "SHOP_MISMATCH", unis=unis("988776654", "988776688"))
 situation("termination_of_cancelled_order",
           lambda: Draft("termination").code("910987603").attach(
               "解約申請書_910987603.pdf", termination_form("910987603", END)).bytes(),

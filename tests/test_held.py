@@ -8,6 +8,7 @@ import base64
 import email
 import subprocess
 import sys
+from datetime import timedelta
 from email.policy import default
 
 import pytest
@@ -210,7 +211,7 @@ def test_a_staff_acceptance_replaces_the_hold_everywhere(imap_account, smtp_sink
         # The branch sends the same order again (a new Message-ID: Outlook's 再送)
         again = order.replace(b"Message-ID: <", b"Message-ID: <resent.", 1)
         assert again != order
-        imap_account.append("INBOX", again)
+        imap_account.append("INBOX", again, internaldate=store.get(1).received + timedelta(minutes=30))
         second = bot.poll()
         assert "DUPLICATE_REQUEST" in second.handled[0][1].decision.reasons
     history = subprocess.run([sys.executable, "-m", "mailbot", "history", "--config", str(config), "--json",

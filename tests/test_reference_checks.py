@@ -168,6 +168,7 @@ SAMPLE_REASONS = {
     "order_no_code": ["CODE_MISSING"], "order_8digit": ["CODE_INVALID"], "order_no_pdf": ["ATTACHMENT_MISSING"],
     "unknown_subject": ["UNKNOWN_SUBJECT"],
     "cancellation": ["CANCEL_AFTER_ORDER"],  # ordered four weekdays before: accepted, flagged
+    "registration_notice": ["REGISTRATION_NOTICE_VIA_DRAGON"],  # never by mail: the procedure (seed 000)
 }
 
 

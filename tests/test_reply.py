@@ -118,7 +118,7 @@ def test_cancellation_tells_whether_the_router_was_already_made():
     free = parsed(reply_for(m, Action.ACCEPT)).get_content()
     late = parsed(reply_for(m, Action.ACCEPT, [Finding("CANCEL_AFTER_ORDER", "発注受付日 2026-11-19、キャンセル受付 2026-11-24")]))
     late = late.get_content()
-    assert "費用が発生しません" in free and "返送" not in free
+    assert "費用は発生しません" in free and "返送" not in free
     assert "手配済み" in late and "物流センターへ返送" in late and "2026-11-19" in late
     assert late.count("物流センター") == 1  # explained once, not again among the notes
 

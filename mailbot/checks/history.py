@@ -58,7 +58,8 @@ class CancellationCase:
 def cancellation_case(request: Request, ctx: CheckContext, code: str) -> CancellationCase:
     """Installed (UNIS 確定) → a termination, not a cancellation; an open order the bot or staff
     accepted → its day N; else an order only ever remanded → nothing was ordered; else a UNIS line
-    in state 受注 (no record of the order here) → its 受注日; else no order at all."""
+    in state 受注 (or one already cancelled there; no record of the order here) → its 受注日; else
+    no order at all."""
     cal = ctx.calendar
     if ctx.unis is not None and ctx.unis.has_installed_router(code):
         return CancellationCase("installed")
@@ -75,7 +76,9 @@ def cancellation_case(request: Request, ctx: CheckContext, code: str) -> Cancell
         return CancellationCase("remanded_only")
     if ctx.unis is None:
         return CancellationCase("unknown")
-    ordered = ctx.unis.latest_order_date(code, ordered_only=True)
+    # A line the branch already cancelled in UNIS (its step ②, maybe done before mailing) is the
+    # order this cancellation is about too ([status_groups] cancellable).
+    ordered = ctx.unis.latest_order_date(code)
     if ordered is not None:
         return CancellationCase("unis_order", ordered if cal.is_business_day(ordered) else cal.next_business_day(ordered),
                                 "UNIS受注日")

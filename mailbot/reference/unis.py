@@ -680,11 +680,11 @@ class UnisData:
         """The earliest 受注日 of the code's USEN SPOT order lines."""
         return min((x.order_date for x in self.router_lines(code) if x.order_date), default=None)
 
-    def latest_order_date(self, code: str, ordered_only: bool = False) -> date | None:
+    def latest_order_date(self, code: str) -> date | None:
         """The latest 受注日 of the router lines a cancellation may refer to ([status_groups]
-        cancellable: also those UNIS already shows cancelled; `ordered_only`: state 受注 only)."""
-        statuses = frozenset({Status.ORDERED}) if ordered_only else self.rules.cancellable
-        return max((x.order_date for x in self.router_lines(code, statuses) if x.order_date), default=None)
+        cancellable: also those UNIS already shows cancelled)."""
+        return max((x.order_date for x in self.router_lines(code, self.rules.cancellable) if x.order_date),
+                   default=None)
 
     def branch(self, code: str) -> str | None:
         """管轄支店名 of the code (of its first line that has one)."""
