@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -219,7 +220,10 @@ def test_check_command_with_extract_and_directory(tmp_path):
 # ------------------------------------------------------------------ the poll cycle: deferral and data_version
 
 
-def test_deferred_mail_is_checked_again_only_after_a_new_extract(tmp_path):
+@contextmanager
+def order_not_in_the_extract(tmp_path):
+    """A bot on a local Maildir holding the sample order, whose line the UNIS extract lacks:
+    (bot, settings, mailbox, store, the extract's path)."""
     from mailbot.config import from_dict
     from mailbot.mailbox.maildir import MaildirMailbox
     from mailbot.pipeline import Bot
@@ -235,6 +239,16 @@ def test_deferred_mail_is_checked_again_only_after_a_new_extract(tmp_path):
     store = Store(settings.database)
     bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
     try:
+        yield bot, settings, mailbox, store, csv_path
+    finally:
+        if bot.reference is not None:
+            bot.reference.close()
+        mailbox.close()
+        store.close()
+
+
+def test_deferred_mail_is_checked_again_only_after_a_new_extract(tmp_path):
+    with order_not_in_the_extract(tmp_path) as (bot, settings, mailbox, store, csv_path):
         report = bot.poll()
         assert [e.decision.action for _, e, _ in report.handled] == [Action.DEFER]
         first_version = bot.reference.version
@@ -253,29 +267,12 @@ def test_deferred_mail_is_checked_again_only_after_a_new_extract(tmp_path):
         after = store.get(row.id)
         assert after.data_version == bot.reference.version != first_version
         assert mailbox.list_uids("INBOX") == [] and report.filed == 1
-    finally:
-        bot.reference.close()
-        mailbox.close()
-        store.close()
 
 
 def test_a_deferred_mail_deleted_by_a_person_is_recorded_vanished_and_the_cycles_go_on(tmp_path):
-    from mailbot.config import from_dict
-    from mailbot.mailbox.maildir import MaildirMailbox
-    from mailbot.pipeline import Bot
     from mailbot.record.states import MailState
-    from mailbot.record.store import Store
-    from mailbot.reply.send import MaildirOutbox
 
-    csv_path = sample_extract(tmp_path, without=("988776654",))
-    settings = from_dict({"maildir": {"path": "mailbox"}, "outbox": {"path": "outbox"},
-                          "state": {"database": "state.sqlite3"}, "unis": {"extract": str(csv_path)},
-                          "branches": {"directory": str(sample_directory(tmp_path))}}, base=tmp_path)
-    mailbox = MaildirMailbox(settings.maildir)
-    mailbox.append("INBOX", dict(sample_mails(NOW))["order_shibuya"], NOW)
-    store = Store(settings.database)
-    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
-    try:
+    with order_not_in_the_extract(tmp_path) as (bot, settings, _mailbox, store, _csv):
         assert [e.decision.action for _, e, _ in bot.poll().handled] == [Action.DEFER]
         for path in (settings.maildir / "cur").iterdir():  # a person deletes it in the mail client
             path.unlink()
@@ -287,10 +284,6 @@ def test_a_deferred_mail_deleted_by_a_person_is_recorded_vanished_and_the_cycles
         (row,) = store.unfinished("INBOX")
         assert row.state == MailState.VANISHED
         assert [e for _, e, _ in store.events(row.id)].count("left the inbox outside mailbot") == 3
-    finally:
-        bot.reference.close()
-        mailbox.close()
-        store.close()
 
 
 def test_poll_keeps_going_with_a_bad_extract_and_logs_it(tmp_path, caplog):
