@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
 from mailbot.checks.history import cancellation_fields
-from mailbot.checks.reference import branch_name
+from mailbot.checks.reference import branch_name, termination_fields
 from mailbot.classify import classify_mail
 from mailbot.config import Settings
 from mailbot.decide import decide, decide_by_staff, overrule
@@ -132,9 +132,11 @@ def conclude(assessment: Assessment, reading: PdfReading | None, settings: Setti
     decision = decide(findings, settings.rules_dir)
     branch = branch_name(request, ctx) if request.classification.kind is not Kind.UNKNOWN else None
     fields = reported_fields(request)
-    cancellation = cancellation_fields(request, ctx) if not assessment.stopped else None
-    if cancellation is not None:
-        fields["cancellation"] = cancellation
+    if not assessment.stopped:  # what the reply states beyond the findings: the cost, the UNIS step
+        for name, more in (("cancellation", cancellation_fields(request, ctx)),
+                           ("termination", termination_fields(request, ctx))):
+            if more is not None:
+                fields[name] = more
     return Evaluation(assessment.mail, request.classification, decision, fields, request.received,
                       reference.version if reference else None, branch)
 

@@ -927,3 +927,14 @@ def test_a_cancellation_states_the_true_cost_and_the_branchs_unis_step(replies):
         assert "UNISのキャンセル処理（手順②）" in text and "管理台帳をキャンセルに更新" in text
     installed = texts["cancellation_of_an_installed_router"]
     assert installed.startswith("【差戻】") and "解約申請" in installed
+
+
+def test_a_termination_acceptance_says_plainly_whether_unis_shows_it_scheduled(replies):
+    texts = {name: text for name, _, text in replies}
+    registered, unregistered = texts["termination"], texts["termination_not_registered_in_unis_yet"]
+    assert "UNISの解約予定の登録を確認しました。" in registered and "登録されていません" not in registered
+    assert "UNISにはこのお客様の解約予定が登録されていません" in unregistered
+    assert "UNISの解約処理（予定登録）をお願いいたします" in unregistered
+    for text in (registered, unregistered):
+        assert "紛失手数料 30,000円（税抜、お客様起因の紛失・破損の場合）" in text and "南港の物流センター" in text
+        assert "\n\n\n" not in text.replace("\r\n", "\n")

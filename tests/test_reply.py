@@ -115,7 +115,11 @@ def test_every_kind_renders_for_every_decision(kind, action, findings):
 
 def test_cancellation_tells_whether_the_router_was_already_made():
     m = mail("USEN SPOT キャンセル申請_988776654")
-    free = parsed(reply_for(m, Action.ACCEPT)).get_content()
+    today = {"cancellation_case": "open_order"}  # the order was accepted today (DOMAIN.md §5)
+    free = parsed(build_reply(m, SHA, classify(m.subject, RULES), Decision(Action.ACCEPT, ()), SETTINGS,
+                              today)).get_content()
+    unknown = parsed(reply_for(m, Action.ACCEPT)).get_content()  # no reference data: no claim of cost
+    assert "費用は発生しません" not in unknown and "費用の有無を改めてご連絡します" in unknown
     late = parsed(reply_for(m, Action.ACCEPT, [Finding("CANCEL_AFTER_ORDER", "発注受付日 2026-11-19、キャンセル受付 2026-11-24")]))
     late = late.get_content()
     assert "費用は発生しません" in free and "返送" not in free

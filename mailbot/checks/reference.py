@@ -145,3 +145,14 @@ def termination_date_agrees(request: Request, ctx: CheckContext) -> list[Finding
     if registered is not None and registered != ends:
         return [Finding("TERMINATION_DATE_MISMATCH", f"申込書 {ends:%Y-%m-%d} / UNIS {registered:%Y-%m-%d}")]
     return []
+
+
+def termination_fields(request: Request, ctx: CheckContext) -> dict[str, object] | None:
+    """For a termination: whether UNIS already shows it scheduled (解約予定, its 解約日), so that the
+    acceptance can say plainly when the branch's UNIS 解約処理（予定登録） is still to be done.
+    None for other kinds, or without the extract."""
+    code = valid_code(request, ctx)
+    if request.classification.kind is not Kind.TERMINATION or ctx.unis is None or code is None:
+        return None
+    ends = ctx.unis.termination_date(code)
+    return {"unis_scheduled": ends is not None, "unis_termination_date": ends.isoformat() if ends else None}

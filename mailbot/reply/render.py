@@ -89,6 +89,9 @@ def next_steps(classification: Classification, decision: Decision, received: dat
     cancellation = (fields or {}).get("cancellation")
     if classification.kind is Kind.CANCELLATION and isinstance(cancellation, dict):
         context["cancellation_case"] = cancellation.get("case", "")
+    termination = (fields or {}).get("termination")
+    if classification.kind is Kind.TERMINATION and isinstance(termination, dict):
+        context["unis_scheduled"] = bool(termination.get("unis_scheduled"))
     form = (fields or {}).get("form")
     ends = form.get("termination_date") if isinstance(form, dict) else None
     if classification.kind is Kind.TERMINATION and isinstance(ends, str):
