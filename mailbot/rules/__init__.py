@@ -25,7 +25,6 @@ from pathlib import Path
 
 import jinja2
 
-from mailbot.model import Kind
 from mailbot.rules.base import RulesError, RulesFile
 from mailbot.rules.calendar import CalendarRules, build_calendar_rules
 from mailbot.rules.digest import DigestRules, build_digest_rules
@@ -122,13 +121,10 @@ def _cross_check(rules: Rules, requests: RulesFile, kinds_file: RulesFile) -> No
         if normalise(prefix) not in rules.subjects.bot_prefixes:
             raise kinds_file.error("bot_prefixes", f"lacks {prefix!r}, the {action.value} tag of replies.toml: "
                                    "a branch's answer to such a reply would not be known as one")
-    kinds = {k.value for k in Kind}
     for kind, form in rules.requests.form.items():
         if form not in rules.forms:
             raise requests.error(f"{kind}.form", f"no form {form!r} (known: {', '.join(rules.forms)})")
     for kind, items in rules.requests.body_items.items():
-        if kind not in kinds:
-            raise requests.error(kind, f"not a kind ({', '.join(sorted(kinds))})")
         for item in items:
             if item not in rules.requests.display:
                 raise requests.error(f"{kind}.body_items", f"{item!r} has no spellings in [labels]")
