@@ -306,6 +306,61 @@ def test_held_deferred_problems_alerts_and_the_month(state):
     assert "&lt;script&gt;alert(&#39;解約キャンセル&#39;)&lt;/script&gt;" in html and "<script" not in html
 
 
+def test_accepted_terminations_unis_does_not_show_two_business_days_later(state):
+    """DOMAIN.md §6: the digest lists accepted terminations whose code UNIS still shows without
+    解約予定 or 解約 two business days after the acceptance (the branch's UNIS 解約処理 is missing);
+    day N of a staff acceptance is the staff's; a termination withdrawn since is no longer listed."""
+    settings = load(write_config(state))
+    store = Store(settings.database)
+    try:
+        fields = json.dumps({"form": {"termination_date": "2026-12-31"}})
+        with store.transaction() as db:
+            # UNIS: 932104567 確定 (not registered) — accepted Tuesday: 3 business days by Friday.
+            tuesday = add_mail(store, "2026-11-17T10:00:00+09:00", "termination", "accept", code="932104567",
+                               branch="新宿支店", subject="USEN SPOT 解約申請_932104567")
+            db.execute("UPDATE mails SET fields=? WHERE id=?", (fields, tuesday))
+            # 998765432 確定, accepted Thursday: 1 business day, not yet.
+            add_mail(store, "2026-11-19T10:00:00+09:00", "termination", "accept", code="998765432", branch="横浜支店")
+            # Accepted after Wednesday's cutoff: day N Thursday, 1 business day, not yet.
+            add_mail(store, "2026-11-18T17:30:00+09:00", "termination", "accept", code="955443322", branch="札幌支店")
+            # Registered: 910987654 解約予定, 909876543 解約.
+            add_mail(store, "2026-11-16T10:00:00+09:00", "termination", "accept", code="910987654", branch="渋谷支店")
+            add_mail(store, "2026-11-16T10:00:00+09:00", "termination", "accept", code="909876543", branch="難波支店")
+            # 944556677 確定: held Monday, accepted by staff Wednesday → 2 business days by Friday.
+            held = add_mail(store, "2026-11-16T11:00:00+09:00", "termination", "accept", code="944556677",
+                            branch="吉祥寺支店")
+            db.execute("INSERT OR REPLACE INTO held (mail_id, note_id, original, opened_at, closed_at, outcome, decided_in)"
+                       " VALUES (?,?,?,?,?,?,?)", (held, f"<held.{held}@test>", b"", "2026-11-16T02:00:05+00:00",
+                                                   "2026-11-18T05:00:00+00:00", "accepted", "保留/受付"))
+            # Remanded, or withdrawn (accepted withdrawal) since: never listed.
+            add_mail(store, "2026-11-16T10:00:00+09:00", "termination", "remand", code="998765432", branch="横浜支店")
+            add_mail(store, "2026-11-13T10:00:00+09:00", "termination", "accept", code="955443322", branch="札幌支店")
+            add_mail(store, "2026-11-16T15:00:00+09:00", "termination_withdrawal", "accept", code="955443322",
+                     branch="札幌支店")
+            # Accepted long ago (beyond the lookback): no longer looked at.
+            add_mail(store, "2026-08-03T10:00:00+09:00", "termination", "accept", code="932104567", branch="新宿支店")
+        from mailbot.reports.digest import collect_for
+
+        data = collect_for(settings, store, D, EVENING)
+        listed = [(x.mail.code, x.accepted_on.isoformat(), x.age, x.termination_date) for x in data.unregistered_terminations]
+        assert listed == [("932104567", "2026-11-17", 3, date(2026, 12, 31)), ("944556677", "2026-11-18", 2, None)]
+        text = render(data)
+        assert ("■ UNISに解約予定が未登録の解約申請 2件（受付から2営業日以上。支店のUNIS解約処理（予定登録）を確認してください）"
+                in text)
+        assert "  3営業日  11月17日（火）受付  932104567  新宿支店  解約日 12月31日（木）" in text
+        assert "  2営業日  11月18日（水）受付  944556677  吉祥寺支店  解約日 （不明）" in text
+        html = render_html(data, ROOT / "templates", None)
+        assert "UNISに解約予定が未登録の解約申請 2件（受付から2営業日以上）" in html and "11月17日（火）" in html
+        # The following Tuesday (Monday is a holiday) the Thursday ones are due as well.
+        later = collect_for(settings, store, date(2026, 11, 24), datetime(2026, 11, 24, 18, 30, tzinfo=TOKYO))
+        assert [(x.mail.code, x.age) for x in later.unregistered_terminations] == [
+            ("932104567", 4), ("944556677", 3), ("955443322", 2), ("998765432", 2)]
+        # Without an extract nothing can be said.
+        assert collect_for(replace(settings, unis_extract=None), store, D, EVENING).unregistered_terminations == []
+    finally:
+        store.close()
+
+
 def test_unis_extract_alerts(state):
     settings = load(write_config(state))
     store = Store(settings.database)

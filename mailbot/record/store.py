@@ -515,6 +515,16 @@ class Store:
             "SELECT m.*, h.opened_at AS h_opened, h.closed_at AS h_closed FROM held h JOIN mails m ON m.id = h.mail_id"
             " WHERE h.closed_at IS NULL OR h.closed_at >= ?", (since,)).fetchall()
 
+    def accepted_since(self, kind: Kind, since: str) -> list[sqlite3.Row]:
+        """Mails of `kind` accepted (by the bot, or by staff from the held folder) from `since`
+        (ISO) on: the mail's columns with accepted_at (when staff accepted it, else its received).
+        The times keep their offsets: compared as text they are right to within a day."""
+        return self.db.execute(
+            "SELECT m.*, COALESCE(h.closed_at, m.received) AS accepted_at FROM mails m"
+            " LEFT JOIN held h ON h.mail_id = m.id AND h.outcome = 'accepted'"
+            " WHERE m.kind=? AND m.action=? AND m.received IS NOT NULL AND COALESCE(h.closed_at, m.received) >= ?"
+            " ORDER BY m.id", (kind.value, Action.ACCEPT.value, since)).fetchall()
+
     def unfinished_with_action(self, action: Action) -> list[sqlite3.Row]:
         """Mails decided `action` that are neither filed nor gone (e.g. deferred ones)."""
         return self.db.execute("SELECT * FROM mails WHERE action=? AND state NOT IN (?, ?)",

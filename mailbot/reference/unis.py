@@ -676,6 +676,11 @@ class UnisData:
         days = [x.termination_date for x in self.router_lines(code, self.rules.terminating) if x.termination_date]
         return min(days, default=None)
 
+    def termination_registered(self, code: str) -> bool:
+        """UNIS shows the code's termination registered: a router line 解約予定 or 解約
+        ([status_groups] registered_termination), the branch's UNIS 解約処理 done."""
+        return bool(self.router_lines(code, self.rules.registered_termination))
+
     def order_date(self, code: str) -> date | None:
         """The earliest 受注日 of the code's USEN SPOT order lines."""
         return min((x.order_date for x in self.router_lines(code) if x.order_date), default=None)

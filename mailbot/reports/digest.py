@@ -1,6 +1,6 @@
 """The supervisors' daily digest (DOMAIN.md §4–§7), and what mailbot did for one customer code.
 
-    data = collect(store, day, now, rules_dir=…, calendar=…, extract=ExtractStatus(…))   # DigestData
+    data = collect(store, day, now, rules_dir=…, calendar=…, extract=ExtractStatus(…), unis=…)  # DigestData
     digest = build_digest(settings, store, day, now)     # data + text + HTML + chart → EmailMessage
     send_due_digests(settings, store, transport, now)    # `mailbot run`: each due business day, once
     code_history(store, code)                            # `mailbot history CODE`
@@ -26,6 +26,8 @@ import io
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from email.message import EmailMessage
@@ -43,6 +45,8 @@ from mailbot.record.sendonce import SendOnce
 from mailbot.record.states import SendState
 from mailbot.record.store import Store
 from mailbot.reference.calendar import BusinessCalendar
+from mailbot.reference.data import ReferenceData
+from mailbot.reference.unis import UnisData
 from mailbot.reply.render import environment, header_text, japanese_date
 from mailbot.reply.send import Outcome, Transport
 from mailbot.rules import load_rules, reasons
@@ -141,6 +145,17 @@ class SendProblem:
 
 
 @dataclass(frozen=True)
+class UnregisteredTermination:
+    """An accepted termination the UNIS extract still shows without 解約予定 or 解約: the branch's
+    own UNIS 解約処理（予定登録） is missing (DOMAIN.md §6)."""
+
+    mail: MailItem
+    accepted_on: date  # its day N (of the staff's acceptance when staff accepted it)
+    age: int  # business days from then to the digest's day
+    termination_date: date | None  # the form's 解約日, when read
+
+
+@dataclass(frozen=True)
 class ExtractStatus:
     """The UNIS extract as the digest judges it."""
 
@@ -163,11 +178,20 @@ class DigestData:
     failed: list[SendProblem]  # replies given up on the day
     unreadable: list[MailItem]  # MAIL_UNREADABLE on the day
     alerts: list[str]
+    unregistered_terminations: list[UnregisteredTermination] = field(default_factory=list)  # oldest first
+    unregistered_after: int = 0  # business days (rules/digest.toml unregistered_termination_after)
     decision_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def problem_count(self) -> int:
         return len(self.retried) + len(self.failed) + len(self.unreadable)
+
+
+def _date_or_none(value: object) -> date | None:
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def local_time(value: str | None) -> datetime | None:
@@ -267,6 +291,31 @@ class StateReader:
         return [DeferredItem(m, calendar.business_days_between(calendar.day_n(m.received), day) if m.received else 0)
                 for m in items]
 
+    def unregistered_terminations(self, day: date, calendar: BusinessCalendar,
+                                  unis: UnisData) -> list[UnregisteredTermination]:
+        """Terminations accepted at least `unregistered_termination_after` business days before
+        `day` whose code UNIS does not show terminating or terminated, and not withdrawn since."""
+        since = datetime.combine(day - timedelta(days=self.rules.unregistered_termination_lookback), time(0),
+                                 tzinfo=TOKYO)
+        out = []
+        rows = self.store.accepted_since(Kind.TERMINATION, (since - timedelta(days=1)).isoformat())
+        for r in sorted(rows, key=lambda r: (local_time(r["accepted_at"]), r["id"])):
+            accepted_at, code = local_time(r["accepted_at"]), r["code"]
+            if accepted_at < since:
+                continue
+            accepted_on = calendar.day_n(accepted_at)
+            age = calendar.business_days_between(accepted_on, day)
+            if (code is None or age < self.rules.unregistered_termination_after
+                    or unis.termination_registered(code) or self._withdrawn_after(code, accepted_at)):
+                continue
+            ends = ((json.loads(r["fields"]) if r["fields"] else {}).get("form") or {}).get("termination_date")
+            out.append(UnregisteredTermination(self.item(r), accepted_on, age, _date_or_none(ends)))
+        return out
+
+    def _withdrawn_after(self, code: str, accepted_at: datetime) -> bool:
+        return any(p.kind is Kind.TERMINATION_WITHDRAWAL and p.action is Action.ACCEPT and p.accepted_on > accepted_at
+                   for p in self.store.requests_for(code))
+
     def send_problems(self, day: date) -> tuple[list[SendProblem], list[SendProblem]]:
         lo, hi = day_bounds(day)
         retries = Counter(mail_id for mail_id, _, _ in self.events_on(day, "reply retry"))
@@ -286,8 +335,9 @@ class StateReader:
 
 
 def collect(store: Store, day: date, now: datetime, *, rules_dir: Path, calendar: BusinessCalendar,
-            extract: ExtractStatus) -> DigestData:
-    """Everything the digest of `day` says, from the state database as it is at `now`."""
+            extract: ExtractStatus, unis: UnisData | None = None) -> DigestData:
+    """Everything the digest of `day` says, from the state database as it is at `now` (and the
+    UNIS extract in use, `unis`, for the terminations the branches have not registered yet)."""
     q = StateReader(store, rules_dir)
     now = now.astimezone(TOKYO)
     until = min(day_bounds(day)[1], now)
@@ -306,7 +356,9 @@ def collect(store: Store, day: date, now: datetime, *, rules_dir: Path, calendar
         retried=retried, failed=failed,
         unreadable=[m for m in mails if "MAIL_UNREADABLE" in m.reasons],
         alerts=_alerts(q, day, calendar, extract),
-        decision_labels=dict(q.rules.decision_labels))
+        decision_labels=dict(q.rules.decision_labels),
+        unregistered_terminations=q.unregistered_terminations(day, calendar, unis) if unis is not None else [],
+        unregistered_after=q.rules.unregistered_termination_after)
 
 
 def _alerts(q: StateReader, day: date, calendar: BusinessCalendar, extract: ExtractStatus) -> list[str]:
@@ -338,23 +390,43 @@ def _alerts(q: StateReader, day: date, calendar: BusinessCalendar, extract: Extr
 def extract_status(settings: Settings, reference=None) -> ExtractStatus:
     """The UNIS extract of these settings: `reference` (a ReferenceData) when given, else loaded
     (importing the extract when its file changed, as a poll would)."""
-    if settings.unis_extract is None:
-        return ExtractStatus(configured=False)
-    owned = reference is None
-    if owned:
-        from mailbot.reference.data import ReferenceData
+    with _reference(settings, reference) as ref:
+        return _extract_status(settings, ref)
 
-        reference = ReferenceData.load(settings)
+
+@contextmanager
+def _reference(settings: Settings, reference=None) -> Iterator[ReferenceData | None]:
+    """`reference` when given, else the settings' reference data loaded for the digest and closed
+    after (None when no UNIS extract is configured: the digest reads nothing else of it)."""
+    if reference is not None or settings.unis_extract is None:
+        yield reference
+        return
+    loaded = ReferenceData.load(settings)
     try:
-        unis = reference.unis
-        if unis is None or unis.info is None:
-            error = str(unis.error) if unis is not None and unis.error else "; ".join(reference.errors) or None
-            return ExtractStatus(configured=True, error=error)
-        return ExtractStatus(configured=True, extracted_at=unis.info.extracted_at,
-                             error=str(unis.error) if unis.error else None)
+        yield loaded
     finally:
-        if owned:
-            reference.close()
+        loaded.close()
+
+
+def _extract_status(settings: Settings, reference: ReferenceData | None) -> ExtractStatus:
+    if settings.unis_extract is None or reference is None:
+        return ExtractStatus(configured=False)
+    unis = reference.unis
+    if unis is None or unis.info is None:
+        error = str(unis.error) if unis is not None and unis.error else "; ".join(reference.errors) or None
+        return ExtractStatus(configured=True, error=error)
+    return ExtractStatus(configured=True, extracted_at=unis.info.extracted_at,
+                         error=str(unis.error) if unis.error else None)
+
+
+def collect_for(settings: Settings, store: Store, day: date, now: datetime, *, reference=None,
+                calendar: BusinessCalendar | None = None) -> DigestData:
+    """`collect` with the settings' rules, calendar and UNIS extract."""
+    with _reference(settings, reference) as ref:
+        unis = ref.unis if ref is not None and ref.unis is not None and ref.unis.info is not None else None
+        return collect(store, day, now, rules_dir=settings.rules_dir,
+                       calendar=calendar or BusinessCalendar.load(settings.rules_dir),
+                       extract=_extract_status(settings, ref), unis=unis)
 
 
 # ---------------------------------------------------------------- rendering
@@ -482,9 +554,7 @@ def compose(data: DigestData, settings: Settings, recipients: list[str], now: da
 
 def build_digest(settings: Settings, store: Store, day: date, now: datetime, *, reference=None,
                  calendar: BusinessCalendar | None = None) -> Digest:
-    calendar = calendar or BusinessCalendar.load(settings.rules_dir)
-    data = collect(store, day, now, rules_dir=settings.rules_dir, calendar=calendar,
-                   extract=extract_status(settings, reference))
+    data = collect_for(settings, store, day, now, reference=reference, calendar=calendar)
     recipients = digest_recipients(settings)
     message = compose(data, settings, recipients, now)
     return Digest(data, message, message["Message-ID"], recipients)
@@ -492,8 +562,7 @@ def build_digest(settings: Settings, store: Store, day: date, now: datetime, *, 
 
 def digest_text(settings: Settings, store: Store, day: date, now: datetime, *, reference=None) -> str:
     """The plain-text digest of `day` (`mailbot digest` without --send)."""
-    data = collect(store, day, now, rules_dir=settings.rules_dir, calendar=BusinessCalendar.load(settings.rules_dir),
-                   extract=extract_status(settings, reference))
+    data = collect_for(settings, store, day, now, reference=reference)
     return render_text(data, settings.templates_dir)
 
 
@@ -596,8 +665,6 @@ def send_due_digests(settings: Settings, store: Store, transport: Transport, now
     try:
         for day in days:
             if reference is None and digest_row(store, day) is None and settings.unis_extract is not None:
-                from mailbot.reference.data import ReferenceData
-
                 reference = owned = ReferenceData.load(settings)  # once, for every day to build
             results.append(send_digest(settings, store, transport, day, now, reference=reference,
                                        calendar=calendar, retry_failed=False))

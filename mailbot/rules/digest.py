@@ -16,17 +16,19 @@ class DigestRules:
     decision_labels: dict[str, str]  # action value → Japanese name
     catch_up_days: int
     unis_max_age: int  # business days
+    unregistered_termination_after: int  # business days
+    unregistered_termination_lookback: int  # calendar days
     left_out: frozenset[str] = frozenset()  # reason codes of mails that are no request received
 
 
 def build_digest_rules(file: RulesFile, kind_labels: dict[str, str]) -> DigestRules:
     data = file.data
     decisions = data.get("decisions", {})
-    for key in ("catch_up_days", "unis_max_age"):
+    days = ("catch_up_days", "unis_max_age", "unregistered_termination_after", "unregistered_termination_lookback")
+    for key in days:
         value = data.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise file.error(key, f"expected a number of days, got {value!r}")
     return DigestRules(kind_labels=kind_labels,
                        decision_labels={a: decisions.get(a, a) for a in DECISIONS},
-                       catch_up_days=data["catch_up_days"], unis_max_age=data["unis_max_age"],
-                       left_out=frozenset(data.get("left_out", [])))
+                       left_out=frozenset(data.get("left_out", [])), **{key: data[key] for key in days})

@@ -56,6 +56,7 @@ class UnisRules:
     live: frozenset[Status]
     terminating: frozenset[Status]
     cancellable: frozenset[Status]
+    registered_termination: frozenset[Status]
     plus: frozenset[str]
     enterprise_fgn1000: frozenset[str]
     routers: frozenset[str]
@@ -127,7 +128,7 @@ class UnisRules:
             date_formats=strings(formats, "dates", "formats"),
             datetime_formats=strings(formats, "datetimes", "formats"),
             status=status, order=group("order"), live=group("live"), terminating=group("terminating"),
-            cancellable=group("cancellable"),
+            cancellable=group("cancellable"), registered_termination=group("registered_termination"),
             plus=frozenset(strings(items, "plus", "items")),
             enterprise_fgn1000=frozenset(strings(items, "enterprise_fgn1000", "items")),
             routers=frozenset(strings(items, "routers", "items")),
