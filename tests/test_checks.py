@@ -227,3 +227,33 @@ def test_failed_spf_dkim_dmarc_is_held_never_answered(results, held):
     assert ("SENDER_NOT_ALLOWED" in codes) is held
     if held:
         assert codes == ["SENDER_NOT_ALLOWED"]  # stops the other checks: nothing more is read
+
+
+def test_a_cancellations_case_is_worked_out_once_per_mail():
+    """The check (CANCEL_AFTER_ORDER) and the reply's fields (what cost to state) read one case:
+    the history is asked once per mail, and a new mail's context asks again."""
+    from dataclasses import replace
+
+    from mailbot.checks.history import cancellation_by_case, cancellation_fields
+    from mailbot.model import Kind
+    from mailbot.record.history import MemoryHistory, PastRequest
+
+    class CountingHistory(MemoryHistory):
+        asked = 0
+
+        def requests_for(self, code):
+            self.asked += 1
+            return super().requests_for(code)
+
+    history = CountingHistory()
+    history.add(PastRequest(Kind.EQUIPMENT_ORDER, "988776654", Action.ACCEPT,
+                            datetime(2026, 11, 17, 10, 0, tzinfo=TOKYO)))
+    m = mail("USEN SPOT キャンセル申請_988776654", body="顧客CD : 988776654\nキャンセル理由 : 開店延期のため\n")
+    request = Request(mail=m, classification=classify(m.subject, RULES), received=CTX.now,
+                      body_items=body_items(m.body, RULES))
+    ctx = replace(CTX, history=history)
+    assert [f.code for f in cancellation_by_case(request, ctx)] == ["CANCEL_AFTER_ORDER"]
+    assert cancellation_fields(request, ctx) == {"case": "open_order", "order_day": "2026-11-17", "source": "発注受付日"}
+    assert history.asked == 1
+    fresh = replace(CTX, history=history)
+    assert cancellation_fields(request, fresh)["case"] == "open_order" and history.asked == 2

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from mailbot.model import Finding, Request
 from mailbot.reference.calendar import BusinessCalendar, business_calendar
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from mailbot.record.history import History
     from mailbot.reference.branches import BranchDirectory
     from mailbot.reference.unis import UnisData
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,19 @@ class CheckContext:
     branches: BranchDirectory | None = None  # None: no directory, branch checks are skipped
     calendar: BusinessCalendar | None = None  # None: loaded from rules_dir
     history: History | None = None  # what was decided before; None: the history checks are skipped
+    # What a check worked out about this one mail, for the reply's fields to reuse (a context is
+    # made per mail).
+    _memo: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.calendar is None:
             object.__setattr__(self, "calendar", business_calendar(self.rules_dir))
+
+    def once(self, key: str, compute: Callable[[], T]) -> T:
+        """compute() the first time `key` is asked for in this context, its value after."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]  # type: ignore[return-value]
 
 
 Check = Callable[[Request, CheckContext], list[Finding]]

@@ -59,7 +59,11 @@ def cancellation_case(request: Request, ctx: CheckContext, code: str) -> Cancell
     """Installed (UNIS 確定) → a termination, not a cancellation; an open order the bot or staff
     accepted → its day N; else an order only ever remanded → nothing was ordered; else a UNIS line
     in state 受注 (or one already cancelled there; no record of the order here) → its 受注日; else
-    no order at all."""
+    no order at all.  Worked out once per mail: the check and the reply's fields share it."""
+    return ctx.once(f"cancellation_case {code}", lambda: _cancellation_case(request, ctx, code))
+
+
+def _cancellation_case(request: Request, ctx: CheckContext, code: str) -> CancellationCase:
     cal = ctx.calendar
     if ctx.unis is not None and ctx.unis.has_installed_router(code):
         return CancellationCase("installed")
