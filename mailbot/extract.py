@@ -131,6 +131,29 @@ def is_child_unit_order(request: Request, rules_dir: Path) -> bool:
     return any(w in own for w in load_rules(rules_dir).requests.child_units.mention)
 
 
+def stated_child_unit_purpose(request: Request, rules_dir: Path) -> str | None:
+    """What a child-unit order is for, as its own text says: "addition" (追加/増設) or
+    "exchange" (交換), whichever it names first; None when it says neither."""
+    rules = load_rules(rules_dir).requests.child_units
+    own = normalise(split_original(request.mail.body)[0])
+    found = [(own.find(w), purpose) for purpose, words in (("addition", rules.addition), ("exchange", rules.exchange))
+             for w in words if w in own]
+    return min(found)[1] if found else None
+
+
+def stated_units(request: Request, rules_dir: Path) -> dict[str, int] | None:
+    """The routers the request is for, where it says: 親N台、子M台 in the body or the form's 備考
+    (an order), 子機N台 in its own text (a child-unit order: no parent); None when not said."""
+    requests = load_rules(rules_dir).requests
+    if request.child_unit_order:
+        found = requests.child_units.count.search(normalise(split_original(request.mail.body)[0]))
+        return {"parents": 0, "children": int(found["children"])} if found else None
+    remarks = getattr(request.form, "remarks", None) or ""
+    pattern = load_rules(rules_dir).agreement.units_given
+    found = pattern.search(normalise(request.mail.body)) or pattern.search(normalise(remarks))
+    return {"parents": int(found["parents"]), "children": int(found["children"])} if found else None
+
+
 def extract(request: Request, rules_dir: Path, reading: PdfReading | None) -> Request:
     """The request with its body items (an item the kind lets the branch write as free text
     taken from its own sentences), and its required form as `reading` read it."""

@@ -23,7 +23,7 @@ from mailbot.checks.reference import branch_name, termination_fields
 from mailbot.classify import classify_mail
 from mailbot.config import Settings
 from mailbot.decide import decide, decide_by_staff, overrule
-from mailbot.extract import extract, read_form, required_form
+from mailbot.extract import extract, read_form, required_form, stated_child_unit_purpose, stated_units
 from mailbot.forms.model import PdfReading
 from mailbot.logs import log_failure
 from mailbot.mailbox import Mailbox, MailboxError, MailboxUnreachable
@@ -131,7 +131,7 @@ def conclude(assessment: Assessment, reading: PdfReading | None, settings: Setti
         findings += run_checks(request, ctx, content_checks())
     decision = decide(findings, settings.rules_dir)
     branch = branch_name(request, ctx) if request.classification.kind is not Kind.UNKNOWN else None
-    fields = reported_fields(request)
+    fields = reported_fields(request, settings.rules_dir)
     if not assessment.stopped:  # what the reply states beyond the findings: the cost, the UNIS step
         for name, more in (("cancellation", cancellation_fields(request, ctx)),
                            ("termination", termination_fields(request, ctx))):
@@ -158,13 +158,20 @@ def _context(settings: Settings, now: datetime | None, reference: ReferenceData 
                         calendar=reference.calendar if reference else None, history=history)
 
 
-def reported_fields(request: Request) -> dict[str, object]:
-    """What `check --json` shows and the state database keeps: body items and the form as read."""
+def reported_fields(request: Request, rules_dir) -> dict[str, object]:
+    """What `check --json` shows and the state database keeps: body items and the form as read;
+    for an order, the routers it states (親N台、子M台) and what a child-unit order is for."""
     fields: dict[str, object] = {"body": dict(request.body_items)}
     reading = request.form_reading
     if reading is not None:
         fields["pdf"] = {"status": reading.status.value, "shape": reading.shape, "detail": reading.detail}
         fields["form"] = dict(reading.fields)
+    if request.classification.kind is Kind.EQUIPMENT_ORDER:
+        units = stated_units(request, rules_dir)
+        if units is not None:
+            fields["units"] = units
+        if request.child_unit_order:
+            fields["child_unit"] = {"purpose": stated_child_unit_purpose(request, rules_dir)}
     return fields
 
 

@@ -6,7 +6,7 @@ import re
 
 from mailbot.checks.base import CheckContext
 from mailbot.classify import code_is_valid
-from mailbot.extract import split_original
+from mailbot.extract import stated_child_unit_purpose
 from mailbot.model import Finding, Request
 from mailbot.rules import load_rules
 from mailbot.text import normalise
@@ -35,10 +35,6 @@ def body_code_matches(request: Request, ctx: CheckContext) -> list[Finding]:
 
 def child_unit_purpose(request: Request, ctx: CheckContext) -> list[Finding]:
     """A child-unit order must say whether it adds a unit (追加/増設) or exchanges one (交換)."""
-    if not request.child_unit_order:
-        return []
-    rules = load_rules(ctx.rules_dir).requests.child_units
-    own = normalise(split_original(request.mail.body)[0])
-    if any(w in own for w in (*rules.addition, *rules.exchange)):
+    if not request.child_unit_order or stated_child_unit_purpose(request, ctx.rules_dir) is not None:
         return []
     return [Finding("CHILD_UNIT_PURPOSE_MISSING")]

@@ -32,6 +32,7 @@ class ChildUnitRules:
     mention: tuple[str, ...]
     addition: tuple[str, ...]
     exchange: tuple[str, ...]
+    count: re.Pattern[str]  # group `children`: how many units the order is for
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,20 @@ def build_request_rules(file: RulesFile) -> RequestRules:
 
 def _child_units(file: RulesFile) -> ChildUnitRules:
     t = table_of(file, file.data, "child_units")
-    return ChildUnitRules(*(tuple(normalise(w) for w in strings(file, t, key, "child_units"))
-                            for key in ("mention", "addition", "exchange")))
+    words = (tuple(normalise(w) for w in strings(file, t, key, "child_units")) for key in ("mention", "addition", "exchange"))
+    return ChildUnitRules(*words, count=_pattern(file, t, "count", "child_units", ("children",)))
+
+
+def _pattern(file: RulesFile, table: dict, key: str, where: str, groups: tuple[str, ...]) -> re.Pattern[str]:
+    """A regular expression with these named groups, or an error naming the key."""
+    try:
+        pattern = re.compile(table.get(key) if isinstance(table.get(key), str) else "")
+    except re.error as e:
+        raise file.error(f"{where}.{key}", f"not a regular expression ({e})") from None
+    missing = [g for g in groups if g not in pattern.groupindex]
+    if not table.get(key) or missing:
+        raise file.error(f"{where}.{key}", f"expected a regular expression with the groups {', '.join(groups)}")
+    return pattern
 
 
 def _free_text(file: RulesFile) -> FreeTextRules:
@@ -114,7 +127,7 @@ def build_agreement_rules(file: RulesFile) -> AgreementRules:
     answers = {fold(a): True for a in data["answers"]["yes"]} | {fold(a): False for a in data["answers"]["no"]}
     return AgreementRules(
         answers=answers,
-        units_given=re.compile(data["unit_count"]["given"]),
+        units_given=_pattern(file, data["unit_count"], "given", "unit_count", ("parents", "children")),
         several_words=tuple(fold(w) for w in data["unit_count"]["several_words"]),
         line_kinds=spellings(data["line_kinds"]),
         line_types=spellings(data["line_types"]),
