@@ -39,13 +39,15 @@ from mailbot.model import (
     Request,
 )
 from mailbot.record.history import History
+from mailbot.record.ledger import AcceptedRequest, LedgerLine, ledger_line
 from mailbot.record.states import MailState, SendState
 from mailbot.record.store import HeldRow, MailRow, ReplyRow, Store
 from mailbot.reference.data import ReferenceData
 from mailbot.reply.note import HELD_HEADER, NoteFacts, build_note, held_original_sha
 from mailbot.reply.render import Reply, ReplySettings, build_reply, next_steps
 from mailbot.reply.send import Outcome, SendResult, Transport
-from mailbot.rules import reasons
+from mailbot.reference.calendar import business_calendar
+from mailbot.rules import load_rules, reasons
 from mailbot.text import TOKYO
 
 log = logging.getLogger("mailbot")
@@ -388,11 +390,27 @@ class Bot:
             detail=" ".join(f"{f.code}({f.detail})" if f.detail else f.code for f in d.findings),
             reply=(reply.message_id, reply.recipients, reply.message.as_bytes()) if reply else None,
             received=evaluation.received, branch=evaluation.branch,
-            findings=[(f.code, f.detail) for f in d.findings])
+            findings=[(f.code, f.detail) for f in d.findings],
+            ledger=self._ledger_line(row, evaluation, d, evaluation.received) if d.action is Action.ACCEPT else None)
         # The report keeps the decision, not the mail: a cycle over a big backlog must not hold
         # every parsed mail and its attachments until it ends.
         report.handled.append((mail.subject if mail else "", replace(evaluation, mail=None, fields={}),
                                target_folder(d, self.settings)))
+
+    def _ledger_line(self, row: MailRow, evaluation: Evaluation, decision: Decision,
+                     accepted_at: datetime | None) -> LedgerLine | None:
+        """The 管理台帳 line an acceptance writes (DOMAIN.md §8), None when it changes no router."""
+        if evaluation.mail is None or accepted_at is None:
+            return None
+        unis = self.reference.unis if self.reference is not None else None
+        accepted = AcceptedRequest(
+            kind=evaluation.classification.kind, code=evaluation.classification.code, fields=evaluation.fields,
+            reasons=tuple(decision.reasons), branch=evaluation.branch, message_id=evaluation.mail.message_id,
+            accepted_at=accepted_at)
+        return ledger_line(accepted, f"mail:{row.id}", load_rules(self.settings.rules_dir).ledger,
+                           unis if unis is not None and unis.info is not None else None,
+                           self.reference.calendar if self.reference is not None
+                           else business_calendar(self.settings.rules_dir))
 
     def _sender_over_limit(self, evaluation: Evaluation) -> bool:
         """A sender answered this often today gets no more automatic replies (a mail loop, a
@@ -601,32 +619,36 @@ class Bot:
                     continue  # not one of ours, or decided already (its note waits to be filed)
                 row, held = item
                 try:
-                    reply = None if outcome == "handled" else self._staff_reply(row, held, outcome)
+                    reply, line = (None, None) if outcome == "handled" else self._staff_answer(row, held, outcome)
                 except Exception as e:  # a bug must not block the other decisions
                     log_failure(log, f"staff decision on mail {row.id} failed", e)
                     report.errors.append(f"mail {row.id}: staff decision: {type(e).__name__}")
                     continue
-                self.store.staff_decision(row.id, outcome, raw.ref, f.processed, reply)
+                self.store.staff_decision(row.id, outcome, raw.ref, f.processed, reply, line)
                 report.staff.append((row.subject, outcome))
             if folder == f.processed and uids:
                 self.store.set_cursor(folder, validity, max(uids))
 
-    def _staff_reply(self, row: MailRow, held: HeldRow, outcome: str) -> tuple[str, str, list[str], bytes] | None:
+    def _staff_answer(self, row: MailRow, held: HeldRow, outcome: str
+                      ) -> tuple[tuple[str, str, list[str], bytes] | None, LedgerLine | None]:
         """The reply staff asked for: the acceptance (with what happens next from today) or the
-        remand with every finding and how the branch fixes it.  The original is checked again
-        against today's reference data: the answer states what holds when staff decide."""
+        remand with every finding and how the branch fixes it; and an acceptance's ledger line,
+        its 受付日 today.  The original is checked again against today's reference data: the
+        answer states what holds when staff decide."""
         evaluation = evaluate(held.original, row.internaldate, self.settings, reference=self.reference,
                               history=self.store)
         if evaluation.mail is None:
-            return None
+            return None, None
+        now = datetime.now(TOKYO)
         decision = decide_by_staff(evaluation.decision, outcome == "accepted", self.settings.rules_dir)
+        line = self._ledger_line(row, evaluation, decision, now) if decision.action is Action.ACCEPT else None
         reply = build_reply(evaluation.mail, row.sha256, evaluation.classification, decision,
                             self.reply_settings,
-                            next_steps(evaluation.classification, decision, datetime.now(TOKYO),
-                                       self.settings.rules_dir, evaluation.fields))
+                            next_steps(evaluation.classification, decision, now, self.settings.rules_dir,
+                                       evaluation.fields))
         if reply is None:
-            return None
-        return reply.message_id, decision.action.value, reply.recipients, reply.message.as_bytes()
+            return None, line
+        return (reply.message_id, decision.action.value, reply.recipients, reply.message.as_bytes()), line
 
 
 

@@ -1,4 +1,4 @@
-"""A mail that must go out exactly once per key (the digest of a business day; soon the day's
+"""A mail that must go out exactly once per key (the digest of a business day, the day's
 管理台帳 share with FiberGate), whoever sends it: `mailbot run` after a poll, or a person with
 `mailbot digest --send`, maybe both at the same moment, maybe after a crash.
 
@@ -16,6 +16,7 @@ claim synced) before the mail goes out.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from mailbot.record.states import SendState
@@ -26,7 +27,7 @@ CLAIM_EXPIRES = timedelta(minutes=15)
 
 # The tables of once-only mails: key column day (YYYY-MM-DD), message_id, state, data, claimed_at,
 # attempts, last_error, created_at, sent_at (store.SCHEMA).
-TABLES = frozenset({"digests"})
+TABLES = frozenset({"digests", "ledger_shares"})
 
 
 class SendOnce:
@@ -43,11 +44,16 @@ class SendOnce:
         return {r[0] for r in self.store.db.execute(f"SELECT day FROM {self.table} WHERE state=? AND day >= ?",
                                                     (SendState.SENT, since))}
 
-    def queue(self, key: str, message_id: str, data: bytes) -> sqlite3.Row:
-        """The mail of `key`, queued unless one is there already (which is kept); the row."""
+    def queue(self, key: str, message_id: str, data: bytes,
+              along: Callable[[sqlite3.Connection], None] | None = None) -> sqlite3.Row:
+        """The mail of `key`, queued unless one is there already (which is kept); the row.  `along`
+        runs in the same commit when this call queued it (the ledger lines the share carries)."""
         with self.store.transaction() as db:
-            db.execute(f"INSERT OR IGNORE INTO {self.table} (day, message_id, state, data, created_at)"
-                       " VALUES (?,?,?,?,?)", (key, message_id, SendState.QUEUED, data, now_utc().isoformat()))
+            queued = db.execute(f"INSERT OR IGNORE INTO {self.table} (day, message_id, state, data, created_at)"
+                                " VALUES (?,?,?,?,?)", (key, message_id, SendState.QUEUED, data,
+                                                        now_utc().isoformat())).rowcount
+            if queued and along is not None:
+                along(db)
         return self.row(key)
 
     def claim(self, key: str, now: datetime | None = None) -> bool:

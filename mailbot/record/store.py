@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mailbot.model import Action, Kind, MailRef, RawMail
 from mailbot.record.history import PastRequest
+from mailbot.record.ledger import LedgerLine
 from mailbot.record.states import MailState, SendState, check_transition
 
 SCHEMA = """
@@ -93,6 +94,18 @@ CREATE TABLE IF NOT EXISTS held (
     outcome       TEXT,
     decided_in    TEXT                    -- the folder the note was moved to
 );
+-- The USEN SPOT 管理台帳 (DOMAIN.md §8): one line per router event of an accepted request, written
+-- in the commit of that decision; share_day: the FiberGate share it went out in (NULL: not yet).
+CREATE TABLE IF NOT EXISTS ledger (
+    id            INTEGER PRIMARY KEY,
+    key           TEXT NOT NULL UNIQUE,   -- mail:<id> | unis:… (強制解約)
+    mail_id       INTEGER REFERENCES mails (id),
+    category      TEXT NOT NULL,
+    data          TEXT NOT NULL,          -- the line (record/ledger.LedgerLine, JSON)
+    created_at    TEXT NOT NULL,          -- UTC: when the decision was recorded
+    share_day     TEXT                    -- YYYY-MM-DD of the share (ledger_shares.day)
+);
+CREATE INDEX IF NOT EXISTS ledger_share ON ledger (share_day, created_at);
 -- How far the bot has looked for staff decisions in a folder (the processed folder grows).
 CREATE TABLE IF NOT EXISTS cursors (
     folder        TEXT PRIMARY KEY,
@@ -106,6 +119,18 @@ CREATE TABLE IF NOT EXISTS digests (
     state         TEXT NOT NULL,          -- queued | sending | sent | failed
     data          BLOB NOT NULL,
     claimed_at    TEXT,                   -- when a process began sending it (one sender at a time)
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    created_at    TEXT NOT NULL,
+    sent_at       TEXT
+);
+-- The daily 管理台帳 share with FiberGate: one row per business day, sent exactly once.
+CREATE TABLE IF NOT EXISTS ledger_shares (
+    day           TEXT PRIMARY KEY,
+    message_id    TEXT NOT NULL UNIQUE,
+    state         TEXT NOT NULL,
+    data          BLOB NOT NULL,
+    claimed_at    TEXT,
     attempts      INTEGER NOT NULL DEFAULT 0,
     last_error    TEXT,
     created_at    TEXT NOT NULL,
@@ -305,8 +330,10 @@ class Store:
                         reasons: list[str], fields: dict[str, object], subject: str, sender: str,
                         message_id: str | None, target: str | None, data_version: str | None, detail: str,
                         reply: tuple[str, list[str], bytes] | None, received: datetime | None = None,
-                        branch: str | None = None, findings: list[tuple[str, str]] | None = None) -> None:
-        """The decision and its reply (message-id, recipients, bytes) in one commit."""
+                        branch: str | None = None, findings: list[tuple[str, str]] | None = None,
+                        ledger: LedgerLine | None = None) -> None:
+        """The decision, its reply (message-id, recipients, bytes) and the ledger line it writes,
+        in one commit."""
         t = now_utc().isoformat()
         state = MailState.REPLY_QUEUED if reply else MailState.DECIDED
         with self.transaction() as db:
@@ -327,6 +354,12 @@ class Store:
                     (mail_id, message_id, action, json.dumps(recipients), data, t),
                 )
                 self._event(db, mail_id, "reply queued", message_id)
+            self._add_ledger_line(db, mail_id, ledger, t)
+
+    def _add_ledger_line(self, db: sqlite3.Connection, mail_id: int | None, line: LedgerLine | None, t: str) -> None:
+        if line is not None:
+            db.execute("INSERT OR IGNORE INTO ledger (key, mail_id, category, data, created_at) VALUES (?,?,?,?,?)",
+                       (line.key, mail_id, line.category, line.to_json(), t))
 
     def requests_for(self, code: str) -> list[PastRequest]:
         """The decided requests of a customer code, oldest first (history.History)."""
@@ -391,10 +424,11 @@ class Store:
         return [(self.get(r["mail_id"]), HeldRow.from_sql(r)) for r in rows.fetchall()]
 
     def staff_decision(self, mail_id: int, outcome: str, note: MailRef, target: str,
-                       reply: tuple[str, str, list[str], bytes] | None) -> None:
+                       reply: tuple[str, str, list[str], bytes] | None, ledger: LedgerLine | None = None) -> None:
         """Staff moved the note (now at `note`): the item is closed, and the mail row follows the
         note so that it is answered (reply: message-id, action, recipients, bytes) and filed to
-        `target` like any decided mail.  One commit: a staff decision is recorded exactly once."""
+        `target` like any decided mail, and an acceptance writes its ledger line.  One commit: a
+        staff decision is recorded exactly once."""
         t = now_utc().isoformat()
         state = MailState.REPLY_QUEUED if reply else (MailState.FILED if note.folder == target else MailState.DECIDED)
         with self.transaction() as db:
@@ -413,6 +447,8 @@ class Store:
                     "INSERT OR IGNORE INTO replies (mail_id, message_id, action, recipients, data, state, next_attempt)"
                     f" VALUES (?,?,?,?,?,'{SendState.QUEUED}',?)", (mail_id, message_id, action, json.dumps(recipients), data, t))
                 self._event(db, mail_id, "reply queued", message_id)
+            if outcome == "accepted":
+                self._add_ledger_line(db, mail_id, ledger, t)
 
     def cursor(self, folder: str, uidvalidity: int) -> int:
         """The last UID looked at in a folder (0 after a UIDVALIDITY change)."""
@@ -538,6 +574,27 @@ class Store:
             " r.last_error AS r_error, r.sent_at AS r_sent_at FROM replies r JOIN mails m ON m.id = r.mail_id"
             " WHERE r.attempts > 1 OR r.state = ? OR r.mail_id IN (SELECT value FROM json_each(?))"
             " ORDER BY r.id", (SendState.FAILED, json.dumps(sorted(mail_ids)))).fetchall()
+
+    def ledger_lines_unshared(self, before: str) -> list[LedgerLine]:
+        """Ledger lines recorded before `before` (UTC ISO) and in no share yet, oldest first."""
+        rows = self.db.execute("SELECT data FROM ledger WHERE share_day IS NULL AND created_at < ? ORDER BY id",
+                               (before,)).fetchall()
+        return [LedgerLine.from_json(r[0]) for r in rows]
+
+    def ledger_lines_of_share(self, day: str) -> list[LedgerLine]:
+        rows = self.db.execute("SELECT data FROM ledger WHERE share_day=? ORDER BY id", (day,)).fetchall()
+        return [LedgerLine.from_json(r[0]) for r in rows]
+
+    def ledger_has_key(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM ledger WHERE key=?", (key,)).fetchone() is not None
+
+    def share_ledger_lines(self, db: sqlite3.Connection, day: str, lines: list[LedgerLine]) -> None:
+        """Within the caller's commit (the share queued): `lines` are the share of `day`; those not
+        in the ledger yet (強制解約) are added."""
+        t = now_utc().isoformat()
+        for line in lines:
+            self._add_ledger_line(db, None, line, t)
+            db.execute("UPDATE ledger SET share_day=? WHERE key=? AND share_day IS NULL", (day, line.key))
 
     def first_seen(self) -> str | None:
         """When the first mail was taken in (ISO), None before any."""

@@ -108,6 +108,11 @@ class BusinessCalendar:
                 left -= 1
         return d
 
+    def nth_business_day(self, year: int, month: int, n: int) -> date:
+        """The n-th business day of the month (n ≥ 1)."""
+        first = date(year, month, 1)
+        return self.add_business_days(first, n - 1) if self.is_business_day(first) else self.add_business_days(first, n)
+
     def business_days_between(self, a: date, b: date) -> int:
         """The business days d with a < d ≤ b (negated when b < a), so that
         business_days_between(a, add_business_days(a, n)) == n for a business day a."""

@@ -648,6 +648,12 @@ class UnisData:
         """Every order line of the customer code, in file order."""
         return [self._line(r) for r in self._query("SELECT * FROM lines WHERE customer_code=? ORDER BY row", code)]
 
+    def terminations_between(self, first: date, last: date, statuses: frozenset[Status]) -> list[OrderLine]:
+        """The router lines in `statuses` whose 解約日 is from `first` to `last`, by code and row."""
+        rows = self._query("SELECT * FROM lines WHERE termination_date >= ? AND termination_date <= ?"
+                           " ORDER BY customer_code, row", first.isoformat(), last.isoformat())
+        return [line for line in map(self._line, rows) if line.router and line.status in statuses]
+
     def router_lines(self, code: str, statuses: frozenset[Status] | None = None) -> list[OrderLine]:
         """The USEN SPOT order lines (router items) of the code, by default those that are ordered
         or confirmed (rules/unis.toml [status_groups] order)."""

@@ -14,6 +14,7 @@ A broken file stops the bot before it touches a mail, with one line `path:line: 
     calendar.py  calendar.toml           business days, cut-off, closed days
     unis.py      unis.toml               the UNIS extract's columns and statuses
     digest.py    digest.toml             the supervisors' digest
+    ledger.py    ledger.toml             the 管理台帳 and its daily share with FiberGate
     forms.py     forms/*.toml            the forms' labels and marks, termination dates
 """
 
@@ -30,6 +31,7 @@ from mailbot.rules.calendar import CalendarRules, build_calendar_rules
 from mailbot.rules.digest import DigestRules, build_digest_rules
 from mailbot.rules.forms import DateRules, FormRules, build_date_rules, build_form_rules
 from mailbot.rules.kinds import SubjectRules, build_kind_labels, build_subject_rules
+from mailbot.rules.ledger import LedgerRules, build_ledger_rules
 from mailbot.rules.reasons import Reason, build_reasons
 from mailbot.rules.replies import ReplyRules, build_reply_rules
 from mailbot.rules.requests import (
@@ -51,7 +53,7 @@ __all__ = ["Reason", "Rules", "RulesError", "check_templates", "kind_labels", "l
 # The templates the bot renders whatever the rules say (the accept/ ones per kind are optional:
 # accept/default.txt.j2 stands in).
 REQUIRED_TEMPLATES = ("accept/default.txt.j2", "remand.txt.j2", "hold.txt.j2", "held/note.txt.j2",
-                      "held/note.html.j2", "digest.txt.j2", "digest.html.j2")
+                      "held/note.html.j2", "digest.txt.j2", "digest.html.j2", "ledger/share.txt.j2")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Rules:
     calendar: CalendarRules
     unis: UnisRules
     digest: DigestRules
+    ledger: LedgerRules
     forms: dict[str, FormRules]  # form name (rules/requests.toml) → its labels
     termination_dates: DateRules
     replies: ReplyRules
@@ -102,6 +105,7 @@ def _load(rules_dir: Path) -> Rules:
         open_requests=open_requests, senders=_part(rules_dir, "senders.toml", build_sender_rules),
         calendar=calendar_rules(rules_dir), unis=unis_rules(rules_dir),
         digest=_part(rules_dir, "digest.toml", lambda f: build_digest_rules(f, labels)),
+        ledger=_part(rules_dir, "ledger.toml", build_ledger_rules),
         forms={"application": _part(rules_dir, "forms/application.toml", build_form_rules),
                "termination": _part(rules_dir, "forms/termination.toml", build_form_rules)},
         termination_dates=dates, replies=_part(rules_dir, "replies.toml", build_reply_rules),
