@@ -1,5 +1,6 @@
 # The two commands of the README:
 #   make demo   install, then run one cycle of the bot on its embedded default (local Maildir, no servers)
+#               and write the day's 管理台帳 share (CSV + workbook) it leaves
 #   make test   install (Dovecot from Debian packages, the Python dependencies), then run every test
 VENV ?= .venv
 PYTHON ?= python3
@@ -24,6 +25,7 @@ servers:
 
 demo: install
 	$(VENV)/bin/mailbot poll
+	$(VENV)/bin/mailbot ledger
 
 test: install servers
 	$(PY) -m pytest -q

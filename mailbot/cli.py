@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     digest.add_argument("--date", help="the day, YYYY-MM-DD (default: today, Asia/Tokyo)")
     digest.add_argument("--send", action="store_true", help="send it to [digest] recipients unless already sent")
 
+    ledger = sub.add_parser("ledger", help="the day's 管理台帳 share with FiberGate: write its CSV and workbook, "
+                                           "or send it (once per day)")
+    ledger.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
+    ledger.add_argument("--date", help="the business day, YYYY-MM-DD (default: today, Asia/Tokyo)")
+    ledger.add_argument("--out", type=Path, help="where to write the files (default: [ledger] out_dir)")
+    ledger.add_argument("--send", action="store_true", help="mail it to [ledger] fibergate_to unless already sent")
+
     held = sub.add_parser("held", help="the held items staff have not decided yet, oldest first")
     held.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
 
@@ -71,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return {"poll": cmd_poll, "run": cmd_run, "check": cmd_check, "digest": cmd_digest,
-                "history": cmd_history, "held": cmd_held}[args.command](args)
+                "history": cmd_history, "held": cmd_held, "ledger": cmd_ledger}[args.command](args)
     except (ConfigError, RulesError, UsageError) as e:
         print(f"mailbot: {e}", file=sys.stderr)
         return 2
@@ -194,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             poll()
         finally:
             if not stopping.is_set():
-                send_digests(settings, shared.get("reference"))
+                send_due_mails(settings, shared.get("reference"))
 
     def poll() -> None:
         try:
@@ -237,21 +244,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def send_digests(settings: Settings, reference=None) -> None:
-    """After each poll cycle (also when the mailbox was unreachable): the digests that are due.
-    Whatever goes wrong is logged; it never stops the polling."""
+def send_due_mails(settings: Settings, reference=None) -> None:
+    """After each poll cycle (also when the mailbox was unreachable): the digests and the ledger
+    shares that are due.  Whatever goes wrong is logged; it never stops the polling."""
     from mailbot.record.store import Store
     from mailbot.reports.digest import send_due_digests
+    from mailbot.reports.ledger import send_due_shares
 
-    try:
-        store = Store(settings.database)
+    for name, send in (("digest", send_due_digests), ("ledger share", send_due_shares)):
         try:
-            for r in send_due_digests(settings, store, _transport(settings), datetime.now(TOKYO), reference=reference):
-                log.info("digest of %s: %s %s", r.day, r.state, r.detail)
-        finally:
-            store.close()
-    except Exception as e:  # noqa: BLE001 - the polling must go on
-        log_failure(log, "digest failed, tried again after the next poll", e)
+            store = Store(settings.database)
+            try:
+                for r in send(settings, store, _transport(settings), datetime.now(TOKYO), reference=reference):
+                    log.info("%s of %s: %s %s", name, r.day, r.state, r.detail)
+            finally:
+                store.close()
+        except Exception as e:  # noqa: BLE001 - the polling must go on
+            log_failure(log, f"{name} failed, tried again after the next poll", e)
 
 
 def _existing(path: Path | None) -> Path | None:
@@ -394,6 +403,62 @@ def cmd_digest(args: argparse.Namespace) -> int:
         print(f"The digest of {day} was sent ({result.message_id}).")
         return 0
     finally:
+        store.close()
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from mailbot.reference.calendar import BusinessCalendar
+    from mailbot.reference.data import ReferenceData
+    from mailbot.reports.ledger import (
+        category_counts,
+        files_of_share,
+        send_share,
+        write_files,
+    )
+
+    settings = _settings(args)
+    now = datetime.now(TOKYO)
+    day = _day(args.date) if args.date is not None else now.date()
+    if day > now.date():
+        raise UsageError(f"--date: {day} is in the future; its share is made on the day")
+    calendar = BusinessCalendar.load(settings.rules_dir)
+    closed = calendar.closed_reason(day)
+    if closed:
+        print(f"{day} is not a business day ({closed}): there is no share of that day.")
+        return 0
+    store = _state(settings)
+    reference = ReferenceData.load(settings) if settings.unis_extract is not None else None
+    try:
+        status = 0
+        if args.send:
+            result = send_share(settings, store, _transport(settings), day, now, reference=reference, calendar=calendar)
+            if result.state == "no recipients":
+                print("No [ledger] fibergate_to is configured: the share is not sent.")
+            elif result.state == "already sent":
+                print(f"The share of {day} was already sent ({result.message_id}, {result.detail}): not sent again.")
+            elif result.state == "sent":
+                print(f"The share of {day} was sent to {', '.join(settings.ledger.fibergate_to)} "
+                      f"({result.lines} lines, {result.message_id}).")
+            elif result.state != "nothing to share":
+                print(f"mailbot: the share of {day} was not sent ({result.state}): {result.detail}", file=sys.stderr)
+                status = 1
+        share, files = files_of_share(settings, store, day, now, reference=reference, calendar=calendar)
+        if files is None:
+            print(f"Nothing to share for {day}: no ledger line is waiting.")
+            return status
+        for path in write_files(files, args.out or settings.ledger.out_dir):
+            print(path)
+        rules = load_rules(settings.rules_dir).ledger
+        for label, n in category_counts(share.lines, rules):
+            print(f"{label}: {n}件")
+        corporate = sum(x.corporate for x in share.lines)
+        print(f"計 {len(share.lines)}件" + (f"（うち法人 {corporate}件）" if corporate else "")
+              + (f"、CSVで置き換えた文字 {files.replaced}字（{rules.replacement}）" if files.replaced else "")
+              + ("" if share.made else "（未共有：送信するときは、その時点までに受け付けた行が入ります）"))
+        return status
+    finally:
+        if reference is not None:
+            reference.close()
         store.close()
 
 

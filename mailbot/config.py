@@ -83,6 +83,16 @@ class FormSettings:
 
 
 @dataclass(frozen=True)
+class LedgerSettings:
+    """The 管理台帳's daily share with FiberGate (DOMAIN.md §8)."""
+
+    out_dir: Path  # where `mailbot ledger` writes usen_spot_<YYYYMMDD>.csv / .xlsx
+    fibergate_to: tuple[str, ...] = ()  # none: the share is written, never mailed
+    cc: tuple[str, ...] = ()  # inside the internal domains
+    send_at: str = "17:30"  # on business days, by `mailbot run`
+
+
+@dataclass(frozen=True)
 class Settings:
     imap: ImapSettings | None  # None: the local Maildir below
     maildir: Path | None
@@ -102,6 +112,7 @@ class Settings:
     rules_dir: Path
     templates_dir: Path
     forms: FormSettings = FormSettings()
+    ledger: LedgerSettings = LedgerSettings(out_dir=Path("ledger"))  # from_dict: relative to the config file
     max_send_attempts: int = 8
     max_processing_attempts: int = 3  # a mail whose processing failed this often is held (poison)
     max_replies_per_sender_per_day: int = 30  # more from one sender in a day: held (REPLY_LIMIT)
@@ -198,6 +209,22 @@ def _address(table: _Table, k: str, default: Any = ...) -> str:
     return value
 
 
+def _addresses(table: _Table, k: str, internal_domains: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """A list of mail addresses (or one); with `internal_domains`, each must be inside them."""
+    value = table.get(k, (list, str), [])
+    values = [value] if isinstance(value, str) else value
+    out = []
+    for i, v in enumerate(values):
+        local, at, domain = v.rpartition("@") if isinstance(v, str) else ("", "", "")
+        if not at or not local or "." not in domain or any(c.isspace() for c in v):
+            raise ConfigError(f"{table.key(k)}[{i}]: {v!r} is not a mail address")
+        domain = domain.lower()
+        if internal_domains is not None and not any(domain == d or domain.endswith("." + d) for d in internal_domains):
+            raise ConfigError(f"{table.key(k)}[{i}]: {v!r} is outside policy.internal_domains")
+        out.append(v)
+    return tuple(out)
+
+
 def _positive(table: _Table, k: str, kind: type | tuple[type, ...], default: Any) -> Any:
     value = table.get(k, kind, default)
     if value <= 0:
@@ -216,7 +243,7 @@ def _time_of_day(table: _Table, k: str, default: str) -> str:
 # ---------------------------------------------------------------- loading
 
 _TOP_LEVEL = {"imap", "maildir", "folders", "smtp", "outbox", "unis", "branches", "digest",
-              "scheduler", "state", "policy", "paths", "forms"}
+              "scheduler", "state", "policy", "paths", "forms", "ledger"}
 
 
 def load(path: str | os.PathLike[str]) -> Settings:
@@ -350,6 +377,14 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
     paths = top.table("paths")
     paths.unknown({"rules", "templates"})
 
+    internal_domains = tuple(d.strip().lower().lstrip("@") for d in domains)
+    ledger_t = top.table("ledger")
+    ledger_t.unknown({"out_dir", "fibergate_to", "cc", "send_at"})
+    ledger = LedgerSettings(out_dir=ledger_t.path("out_dir", base, "ledger"),
+                            fibergate_to=_addresses(ledger_t, "fibergate_to"),
+                            cc=_addresses(ledger_t, "cc", internal_domains),
+                            send_at=_time_of_day(ledger_t, "send_at", LedgerSettings.send_at))
+
     outbox_t = top.table("outbox")
     reply_from = smtp.sender if smtp else _address(outbox_t, "from", "usen_spot@usen.co.jp")
     name_t = top.table("smtp") if smtp else outbox_t
@@ -363,7 +398,7 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
         digest_recipients=tuple(recipients), digest_time=_time_of_day(digest, "time", "18:00"),
         poll_interval=poll_interval,
         database=state.path("database", base, "mailbot-state.sqlite3"),
-        internal_domains=tuple(d.strip().lower().lstrip("@") for d in domains),
+        internal_domains=internal_domains, ledger=ledger,
         acknowledge_held=policy.get("acknowledge_held", bool, False),
         rules_dir=paths.path("rules", base, str(DEFAULT_RULES), must_exist=True),
         templates_dir=paths.path("templates", base, str(DEFAULT_TEMPLATES), must_exist=True),

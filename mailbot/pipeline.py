@@ -23,7 +23,13 @@ from mailbot.checks.reference import branch_name, termination_fields
 from mailbot.classify import classify_mail
 from mailbot.config import Settings
 from mailbot.decide import decide, decide_by_staff, overrule
-from mailbot.extract import extract, read_form, required_form, stated_child_unit_purpose, stated_units
+from mailbot.extract import (
+    extract,
+    read_form,
+    required_form,
+    stated_child_unit_purpose,
+    stated_units,
+)
 from mailbot.forms.model import PdfReading
 from mailbot.logs import log_failure
 from mailbot.mailbox import Mailbox, MailboxError, MailboxUnreachable
@@ -42,11 +48,11 @@ from mailbot.record.history import History
 from mailbot.record.ledger import AcceptedRequest, LedgerLine, ledger_line
 from mailbot.record.states import MailState, SendState
 from mailbot.record.store import HeldRow, MailRow, ReplyRow, Store
+from mailbot.reference.calendar import business_calendar
 from mailbot.reference.data import ReferenceData
 from mailbot.reply.note import HELD_HEADER, NoteFacts, build_note, held_original_sha
 from mailbot.reply.render import Reply, ReplySettings, build_reply, next_steps
 from mailbot.reply.send import Outcome, SendResult, Transport
-from mailbot.reference.calendar import business_calendar
 from mailbot.rules import load_rules, reasons
 from mailbot.text import TOKYO
 

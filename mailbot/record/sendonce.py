@@ -7,6 +7,7 @@
     once.claim(key)                          True for exactly one sender (a stale claim is taken over)
     once.sent(key) / once.failed(key, …)     the outcome, recorded
     once.row(key), once.sent_keys(since)     what the table says
+    once.due_days(calendar, now, first, …)   the business days whose mail is due and not sent
 
 States are states.SendState: queued ──► sending ──► sent, or back to queued (a temporary failure)
 or failed (a permanent one; claimed again only when asked).  Every change is committed (and the
@@ -17,10 +18,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from mailbot.record.states import SendState
 from mailbot.record.store import Store, now_utc
+from mailbot.reference.calendar import BusinessCalendar
 
 # Longer than any send can take (the SMTP timeout is seconds): a claim this old was left by a crash.
 CLAIM_EXPIRES = timedelta(minutes=15)
@@ -39,6 +41,19 @@ class SendOnce:
 
     def row(self, key: str) -> sqlite3.Row | None:
         return self.store.db.execute(f"SELECT * FROM {self.table} WHERE day=?", (key,)).fetchone()
+
+    def due_days(self, calendar: BusinessCalendar, now: datetime, first: date, moment: Callable[[date], datetime],
+                 catch_up_days: int) -> list[date]:
+        """The business days from `first` (at most `catch_up_days` back) whose `moment(day)` has
+        passed at `now` and whose mail was not sent, oldest first: a missed day is sent late, once."""
+        day = max(first, now.date() - timedelta(days=catch_up_days))
+        sent = self.sent_keys(day.isoformat())
+        out = []
+        while day <= now.date():
+            if calendar.is_business_day(day) and moment(day) <= now and day.isoformat() not in sent:
+                out.append(day)
+            day += timedelta(days=1)
+        return out
 
     def sent_keys(self, since: str) -> set[str]:
         return {r[0] for r in self.store.db.execute(f"SELECT day FROM {self.table} WHERE state=? AND day >= ?",

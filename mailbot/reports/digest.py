@@ -31,9 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from email.message import EmailMessage
-from email.parser import BytesParser
 from email.policy import SMTP
-from email.utils import format_datetime, getaddresses
+from email.utils import format_datetime
 from pathlib import Path
 
 import jinja2
@@ -48,7 +47,8 @@ from mailbot.reference.calendar import BusinessCalendar
 from mailbot.reference.data import ReferenceData
 from mailbot.reference.unis import UnisData
 from mailbot.reply.render import environment, header_text, japanese_date
-from mailbot.reply.send import Outcome, Transport
+from mailbot.reply.send import Transport
+from mailbot.reports.once import deliver
 from mailbot.rules import load_rules, reasons
 from mailbot.rules.digest import DECISIONS
 from mailbot.text import TOKYO
@@ -589,17 +589,9 @@ def due_days(store: Store, calendar: BusinessCalendar, now: datetime, digest_tim
     first = first_mail_day(store)
     if first is None:
         return []
-    now = now.astimezone(TOKYO)
     at = _time_of_day(digest_time)
-    day = max(first, now.date() - timedelta(days=catch_up_days))
-    sent = SendOnce(store, "digests").sent_keys(day.isoformat())
-    out = []
-    while day <= now.date():
-        if (calendar.is_business_day(day) and datetime.combine(day, at, tzinfo=TOKYO) <= now
-                and day.isoformat() not in sent):
-            out.append(day)
-        day += timedelta(days=1)
-    return out
+    return SendOnce(store, "digests").due_days(calendar, now.astimezone(TOKYO), first,
+                                               lambda day: datetime.combine(day, at, tzinfo=TOKYO), catch_up_days)
 
 
 @dataclass(frozen=True)
@@ -633,21 +625,8 @@ def send_digest(settings: Settings, store: Store, transport: Transport, day: dat
         if row["state"] == SendState.SENT:  # another process was quicker
             return DigestResult(day, "already sent", row["message_id"])
     # One sender at a time (`mailbot run` and `mailbot digest --send` may meet on the same day).
-    if not once.claim(key):
-        row = once.row(key)
-        return DigestResult(day, "already sent" if row["state"] == SendState.SENT else "being sent elsewhere",
-                            row["message_id"])
-    message = BytesParser(policy=SMTP).parsebytes(row["data"])
-    envelope = [addr for _, addr in getaddresses([str(message["To"] or "")]) if addr]
-    result = transport.send([(message, envelope)])[0]
-    if result.outcome is Outcome.SENT:
-        once.sent(key)
-        store.event(None, "digest sent", f"{key} {row['message_id']} to {', '.join(envelope)}")
-        return DigestResult(day, "sent", row["message_id"])
-    state = once.failed(key, result.detail, permanent=result.outcome is Outcome.PERMANENT)
-    store.event(None, "digest failed" if state == SendState.FAILED else "digest retry", f"{key} {result.detail}")
-    log.warning("digest of %s not sent (%s): %s", day, state, result.detail)
-    return DigestResult(day, state.value, row["message_id"], result.detail)
+    sent = deliver(once, key, transport, "digest")
+    return DigestResult(day, sent.state, sent.message_id, sent.detail)
 
 
 def send_due_digests(settings: Settings, store: Store, transport: Transport, now: datetime, *,
