@@ -16,6 +16,8 @@ claim synced) before the mail goes out.
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -27,8 +29,27 @@ from mailbot.reference.calendar import BusinessCalendar
 # Longer than any send can take (the SMTP timeout is seconds): a claim this old was left by a crash.
 CLAIM_EXPIRES = timedelta(minutes=15)
 
+# Who claims: this host and process (a claim of a process that is gone is taken over at once).
+CLAIMER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim_is_stale(row: sqlite3.Row, now: datetime) -> bool:
+    if not row["claimed_at"] or row["claimed_at"] < (now - CLAIM_EXPIRES).isoformat():
+        return True
+    host, _, pid = (row["claimed_by"] or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True  # the sender died mid-send
+    except PermissionError:
+        pass  # alive, another user's
+    return False
+
+
 # The tables of once-only mails: key column day (YYYY-MM-DD), message_id, state, data, claimed_at,
-# attempts, last_error, created_at, sent_at (store.SCHEMA).
+# claimed_by, attempts, last_error, created_at, sent_at (store.SCHEMA).
 TABLES = frozenset({"digests", "ledger_shares"})
 
 
@@ -72,15 +93,20 @@ class SendOnce:
         return self.row(key)
 
     def claim(self, key: str, now: datetime | None = None) -> bool:
-        """Whether this caller sends it now: one sender at a time, a claim older than
-        CLAIM_EXPIRES was a crash and is taken over.  Synced before the caller sends."""
+        """Whether this caller sends it now: one sender at a time.  A claim is taken over when its
+        process is gone (same host, its PID not running: killed mid-send) or older than
+        CLAIM_EXPIRES (another host, or a PID reused).  Synced before the caller sends."""
         now = now or now_utc()
+        row = self.row(key)
+        if row is None:
+            return False
+        stale = row["state"] == SendState.SENDING and _claim_is_stale(row, now)
         with self.store.transaction() as db:
             claimed = db.execute(
-                f"UPDATE {self.table} SET state=?, claimed_at=? WHERE day=? AND"
-                " (state IN (?, ?) OR (state=? AND claimed_at<?))",
-                (SendState.SENDING, now.isoformat(), key, SendState.QUEUED, SendState.FAILED, SendState.SENDING,
-                 (now - CLAIM_EXPIRES).isoformat())).rowcount
+                f"UPDATE {self.table} SET state=?, claimed_at=?, claimed_by=? WHERE day=? AND"
+                " (state IN (?, ?) OR (state=? AND ? AND claimed_at IS ?))",
+                (SendState.SENDING, now.isoformat(), CLAIMER, key, SendState.QUEUED, SendState.FAILED,
+                 SendState.SENDING, stale, row["claimed_at"])).rowcount
         self.store.flush()
         return bool(claimed)
 

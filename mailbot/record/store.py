@@ -119,6 +119,7 @@ CREATE TABLE IF NOT EXISTS digests (
     state         TEXT NOT NULL,          -- queued | sending | sent | failed
     data          BLOB NOT NULL,
     claimed_at    TEXT,                   -- when a process began sending it (one sender at a time)
+    claimed_by    TEXT,                   -- that process: host:pid
     attempts      INTEGER NOT NULL DEFAULT 0,
     last_error    TEXT,
     created_at    TEXT NOT NULL,
@@ -131,6 +132,7 @@ CREATE TABLE IF NOT EXISTS ledger_shares (
     state         TEXT NOT NULL,
     data          BLOB NOT NULL,
     claimed_at    TEXT,
+    claimed_by    TEXT,
     attempts      INTEGER NOT NULL DEFAULT 0,
     last_error    TEXT,
     created_at    TEXT NOT NULL,
@@ -238,8 +240,10 @@ class Store:
                 self.db.execute(f"ALTER TABLE mails ADD COLUMN {column} TEXT")
         if "sending_at" not in {r["name"] for r in self.db.execute("PRAGMA table_info(replies)")}:
             self.db.execute("ALTER TABLE replies ADD COLUMN sending_at TEXT")
-        if "claimed_at" not in {r["name"] for r in self.db.execute("PRAGMA table_info(digests)")}:
-            self.db.execute("ALTER TABLE digests ADD COLUMN claimed_at TEXT")
+        have = {r["name"] for r in self.db.execute("PRAGMA table_info(digests)")}
+        for column in ("claimed_at", "claimed_by"):
+            if column not in have:
+                self.db.execute(f"ALTER TABLE digests ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self.db.close()

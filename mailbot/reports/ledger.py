@@ -219,7 +219,7 @@ def share_files(share: Share, rules: LedgerRules) -> ShareFiles:
 def files_of_message(data: bytes) -> ShareFiles:
     """The files a queued or sent share mail carries (exactly what FiberGate got)."""
     message = BytesParser(policy=SMTP).parsebytes(data)
-    found = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
+    found = {part.get_filename(): part.get_payload(decode=True) for part in message.iter_attachments()}
     csv_name = next(n for n in found if n.endswith(".csv"))
     xlsx_name = next(n for n in found if n.endswith(".xlsx"))
     replaced = int(message.get("X-Mailbot-Replaced-Characters", "0"))
@@ -280,7 +280,7 @@ def compose(share: Share, files: ShareFiles, settings: Settings, now: datetime) 
         replaced=files.replaced, replacement=rules.replacement, files=[files.csv_name, files.xlsx_name],
         sender_name=settings.reply_from_name or "USEN SPOT 事務センター")
     msg.set_content(body, charset="utf-8")
-    msg.add_attachment(files.csv, *CSV_TYPE, filename=files.csv_name)
+    msg.add_attachment(files.csv, *CSV_TYPE, filename=files.csv_name, params={"charset": "Shift_JIS"})
     msg.add_attachment(files.xlsx, *XLSX_TYPE, filename=files.xlsx_name)
     return msg
 
