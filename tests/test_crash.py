@@ -14,6 +14,11 @@ state database.
         delivering it before its 250): the reply whose SMTP transaction a kill interrupted after
         the server took it is found by its copy and not sent again.  Every copy is filed once
         to the sent folder.
+    test_sigkill_while_sharing_the_ledger_sends_one_share
+        `mailbot ledger --send` for the day's 管理台帳 share with FiberGate, killed at seeded random
+        moments (before the share is made, between queueing and sending, in the SMTP transaction
+        with the server hanging, after it) and run again until it reports the share sent: one
+        share, one Message-ID, the same bytes in every copy; each line in that share once.
     test_long_run_keeps_memory_and_open_files_flat
         ≥ 2,000 mails appended in waves while one `mailbot run` works through them; its memory
         (RSS of the process and its children) and open descriptors are sampled after each wave.
@@ -47,6 +52,8 @@ from backlog import (
     make_backlog,
 )
 from helpers import ROOT
+from test_ledger import office  # noqa: F401 - the fixture: the state after the sample morning
+from test_ledger import write_config as ledger_config
 from test_loop import HELD, IGNORED, ORIGINALS, PROCESSED, crlf, write_config
 
 from demo.samples import SAMPLES
@@ -550,6 +557,89 @@ def test_sigkill_at_random_moments_loses_nothing_and_answers_once(imap_account, 
     assert v.duplicates == 0, f"{v.duplicates} replies went out twice: {[k.unrecorded for k in kills]}"
     # Every reply's copy is filed to the sent folder, once; no copy anywhere else (strays above).
     assert sent_copies == Counter(set(copies)), "each reply's copy once in the sent folder"
+
+
+# ---- 1b. the ledger share under SIGKILL -------------------------------------------------------
+
+
+LEDGER_KILLS = 8  # per day
+
+
+def share_row(database: Path, day: str) -> tuple[str | None, int]:
+    """(state of the share of `day`, lines marked as in it), read-only."""
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT state FROM ledger_shares WHERE day=?", (day,)).fetchone()
+        lines = db.execute("SELECT COUNT(*) FROM ledger WHERE share_day=?", (day,)).fetchone()[0]
+        return (row[0] if row else None), lines
+    except sqlite3.OperationalError:  # not created yet
+        return None, 0
+    finally:
+        db.close()
+
+
+def test_sigkill_while_sharing_the_ledger_sends_one_share(office, smtp_sink, tmp_path):  # noqa: F811
+    import shutil
+
+    state = tmp_path / "state"
+    shutil.copytree(office, state)
+    config = ledger_config(state, smtp_sink)
+    database = state / "state.sqlite3"
+    rng = random.Random(SEED)
+    report = []
+    # Friday's share (12 lines), then Tuesday's (the corporate order staff accepted that morning).
+    for day, expected in (("2026-11-20", 12), ("2026-11-24", 1)):
+        command = [sys.executable, "-m", "mailbot", "ledger", "--config", str(config), "--date", day, "--send"]
+        lives = []
+        for i in range(LEDGER_KILLS):
+            how = ("random", "hang", "random", "queued")[i % 4]
+            smtp_sink.set_mode("hang" if how == "hang" else "accept")
+            before = len(smtp_sink.messages())
+            proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+            deadline = time.monotonic() + 20
+            if how == "random":  # anywhere from start-up to the end of the send
+                time.sleep(rng.uniform(0.05, 0.6))
+            else:  # the moment the share is queued, or the SMTP transaction it hangs in
+                while time.monotonic() < deadline and proc.poll() is None:
+                    st = share_row(database, day)[0]
+                    if (how == "queued" and st is not None) or st == "sending":
+                        break
+                    time.sleep(0.002)
+                if how == "hang":
+                    time.sleep(0.3)  # inside DATA
+            finished = proc.poll() is not None
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it had finished
+            proc.wait()
+            after = share_row(database, day)[0]
+            delivered = len(smtp_sink.messages()) - before
+            # Delivered in this life, but killed before recording it: the next life sends it again.
+            lives.append((how, finished, after, delivered, delivered > 0 and after != "sent"))
+            if after == "sent":
+                break
+        smtp_sink.set_mode("accept")
+        final = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert final.returncode == 0, final.stderr
+        messages = [m for m in smtp_sink.messages() if str(m.message["Message-ID"]) == f"<ledger.{day.replace('-', '')}.mailbot@usen.co.jp>"]
+        report.append(f"{day}: {len(lives)} SIGKILLs " + ", ".join(
+            f"{how}{'(done)' if done else ''}→{st or '-'}{f' +{n}' if n else ''}" for how, done, st, n, _ in lives)
+            + f"; {len(messages)} copies, {sum(u for *_, u in lives)} after a kill between the 250 and the commit"
+            + f"; final run: {final.stdout.strip().splitlines()[0]}")
+        assert share_row(database, day) == ("sent", expected)
+        assert len(messages) == 1 + sum(u for *_, u in lives)
+        assert len({m.raw for m in messages}) == 1, "a share sent again differs from its first copy"
+        assert sorted(messages[0].rcpt_tos) == sorted(["usen-spot@fibergate.co.jp", "usen_spot@usen.co.jp"])
+        # The files the command leaves are the ones FiberGate got.
+        got = {p.get_filename(): p.get_payload(decode=True) for p in messages[0].message.iter_attachments()}
+        assert {n: (state / "share" / n).read_bytes() for n in got} == got
+    print("\nledger share: " + "\nledger share: ".join(report))
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    assert db.execute("SELECT COUNT(*) FROM ledger WHERE share_day IS NULL").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM ledger_shares WHERE state='sent'").fetchone()[0] == 2
+    db.close()
 
 
 # ---- 2. a long run ---------------------------------------------------------------------------
