@@ -423,7 +423,12 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         raise UsageError(f"--date: {day} is in the future; its share is made on the day")
     calendar = BusinessCalendar.load(settings.rules_dir)
     closed = calendar.closed_reason(day)
-    if closed:
+    if closed and args.date is None:  # today is closed: what waits goes out on the next business day
+        day = calendar.next_business_day(day)
+        print(f"Today is not a business day ({closed}): the share of {day}.")
+        if args.send:
+            raise UsageError(f"the share of {day} is sent on that day (--send)")
+    elif closed:
         print(f"{day} is not a business day ({closed}): there is no share of that day.")
         return 0
     store = _state(settings)
