@@ -488,26 +488,26 @@ def cmd_history(args: argparse.Namespace) -> int:
                          default=lambda v: v.isoformat() if isinstance(v, (date, datetime)) else str(v)))
         return 0
     if not mails:
-        print(f"No mail with the customer code {code}.")
+        print(f"顧客コード {code} のメールはありません。")
         return 0
 
     def when(t: datetime | None) -> str:
         return t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"
 
-    print(f"Customer code {code}: {len(mails)} mail{'s' if len(mails) != 1 else ''}")
+    print(f"顧客コード {code}：メール {len(mails)}件")
     print()
-    _print_table(("mail", "received", "kind", "decision", "reasons", "branch", "sender", "subject"),
+    _print_table(("No.", "受信日時", "種別", "判定", "理由", "支店", "差出人", "件名"),
                  [(str(m["id"]), when(m["received"]), m["kind_label"], m["decision_label"],
-                   " ".join(m["reasons"]) or "-", m["branch"] or "-", m["sender"] or "-", m["subject"] or "-")
+                   "、".join(m["reason_labels"]) or "-", m["branch"] or "-", m["sender"] or "-", m["subject"] or "-")
                   for m in mails])
     print()
-    _print_table(("time", "mail", "event", "detail"),
-                 [(when(e["at"]), str(m["id"]), e["event"], e["detail"]) for m in mails for e in m["events"]])
-    replies = [(str(m["id"]), r["action"], r["state"], str(r["attempts"]), when(r["sent_at"]),
+    _print_table(("日時", "No.", "記録", "詳細"),
+                 [(when(e["at"]), str(m["id"]), e["event_label"], e["detail"]) for m in mails for e in m["events"]])
+    replies = [(str(m["id"]), r["action_label"], r["state_label"], str(r["attempts"]), when(r["sent_at"]),
                 r["last_error"] or "-", r["message_id"]) for m in mails for r in m["replies"]]
     if replies:
         print()
-        _print_table(("mail", "reply", "state", "attempts", "sent", "error", "message-id"), replies)
+        _print_table(("No.", "返信", "状態", "送信回数", "送信日時", "エラー", "Message-ID"), replies)
     return 0
 
 
@@ -517,12 +517,13 @@ def cmd_held(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if not settings.database.exists():
-        print("0 open held items")
+        print("未処理の保留はありません（0件）。")
         return 0
-    rows = [(f"{h.held_since:%Y-%m-%d %H:%M}", str(h.age), h.kind, h.code, " ".join(h.reasons), h.subject)
-            for h in open_held(settings.database, settings.rules_dir, datetime.now().astimezone())]
+    rows = [(f"{h.held_since:%Y-%m-%d %H:%M}", str(h.age), h.kind_label, h.code or "-", "、".join(h.reason_labels),
+             h.subject) for h in open_held(settings.database, settings.rules_dir, datetime.now().astimezone())]
     if rows:
-        _print_table(("held since", "age (business days)", "kind", "code", "reasons", "subject"), rows)
-    print(f"{len(rows)} open held items (in {settings.folders.held}: move a note to {settings.folders.held_accept}, "
-          f"{settings.folders.held_remand} or {settings.folders.processed})")
+        _print_table(("保留日時", "経過営業日", "種別", "顧客CD", "理由", "件名"), rows)
+    f = settings.folders
+    print(f"未処理の保留 {len(rows)}件（「{f.held}」のメモを「{f.held_accept}」「{f.held_remand}」"
+          f"「{f.processed}」のいずれかへ移動してください）")
     return 0

@@ -35,6 +35,7 @@ from mailbot.reference.calendar import BusinessCalendar
 from mailbot.reply.send import MaildirOutbox, SmtpTransport
 from mailbot.reports.digest import (
     ExtractStatus,
+    StateReader,
     build_digest,
     chart_png,
     collect,
@@ -151,9 +152,12 @@ def test_the_mornings_mails_by_kind_decision_and_branch(state):
     finally:
         store.close()
     t = data.today
-    assert (t.start, t.end) == (D, D)
+    # Since Thursday's digest (18:00) up to Friday's.
+    assert (t.start, t.end) == (datetime(2026, 11, 19, 18, 0, tzinfo=TOKYO), datetime(2026, 11, 20, 18, 0, tzinfo=TOKYO))
+    # The out-of-office reply and the bounce are counted apart, not as traffic.
+    assert t.auto_replies == 2
     assert [(r.label, r.counts) for r in t.kinds] == [
-        ("器材発注依頼", counts(accept=5, remand=3, ignore=1)),
+        ("器材発注依頼", counts(accept=5, remand=3)),
         ("契約変更", counts(accept=1)),
         ("キャンセル申請", counts(accept=1, hold=1)),
         ("解約申請", counts(accept=1)),
@@ -161,39 +165,44 @@ def test_the_mornings_mails_by_kind_decision_and_branch(state):
         ("移設依頼", counts(accept=1)),
         ("解約キャンセル依頼", counts(accept=1)),
         ("登録通知書", counts(remand=1)),  # never by mail: the reply is the procedure (REGISTRATION_NOTICE_VIA_DRAGON)
-        ("不明", counts(hold=1, ignore=1)),
+        ("不明", counts(hold=1)),
     ]
-    assert t.totals == counts(accept=11, remand=4, hold=2, ignore=2) and t.total == 19
-    assert [(r.code, r.count, r.title) for r in t.remand_reasons] == [
-        ("ATTACHMENT_MISSING", 1, "必要なPDFが添付されていません。"),
-        ("CODE_INVALID", 1, "件名の顧客コードが9桁の数字ではありません。"),
-        ("CODE_MISSING", 1, "件名にUNIS顧客コードがありません。"),
-        ("REGISTRATION_NOTICE_VIA_DRAGON", 1, "登録通知書の再発行は、メールではお受けしていません。"),
+    assert t.totals == counts(accept=11, remand=4, hold=2) and t.total == 17
+    assert [(r.code, r.label, r.count, r.title) for r in t.remand_reasons] == [
+        ("ATTACHMENT_MISSING", "PDF添付なし", 1, "必要なPDFが添付されていません。"),
+        ("CODE_INVALID", "顧客コード桁違い", 1, "件名の顧客コードが9桁の数字ではありません。"),
+        ("CODE_MISSING", "顧客コードなし", 1, "件名にUNIS顧客コードがありません。"),
+        ("REGISTRATION_NOTICE_VIA_DRAGON", "登録通知書（Dragon案内）", 1, "登録通知書の再発行は、メールではお受けしていません。"),
     ]
-    assert [(r.label, r.total, r.counts) for r in t.branches] == [
-        ("渋谷支店", 3, counts(accept=2, ignore=1)),  # the order, the termination, the manager's out-of-office
-        ("吉祥寺支店", 2, counts(accept=1, hold=1)),  # the cancellation, the same person from Gmail
-        ("新宿支店", 2, counts(accept=2)),
-        ("梅田支店", 2, counts(accept=1, remand=1)),
-        ("横浜支店", 2, counts(accept=2)),
-        ("（支店不明）", 2, counts(hold=1, ignore=1)),  # the bounce, the unknown subject
-        ("名古屋支店", 1, counts(remand=1)),
-        ("札幌支店", 1, counts(remand=1)),
-        ("池袋支店", 1, counts(accept=1)),
-        ("福岡支店", 1, counts(remand=1)),
-        ("難波支店", 1, counts(accept=1)),
-        ("青山支店", 1, counts(accept=1)),
+    assert [(r.label, r.total, r.counts, r.top_reason) for r in t.branches] == [
+        ("吉祥寺支店", 2, counts(accept=1, hold=1), ""),  # the cancellation, the same person from Gmail
+        ("新宿支店", 2, counts(accept=2), ""),
+        ("梅田支店", 2, counts(accept=1, remand=1), "顧客コードなし"),
+        ("横浜支店", 2, counts(accept=2), ""),
+        ("渋谷支店", 2, counts(accept=2), ""),  # the order, the termination (its manager's out-of-office apart)
+        ("名古屋支店", 1, counts(remand=1), "PDF添付なし"),
+        ("札幌支店", 1, counts(remand=1), "登録通知書（Dragon案内）"),
+        ("池袋支店", 1, counts(accept=1), ""),
+        ("福岡支店", 1, counts(remand=1), "顧客コード桁違い"),
+        ("難波支店", 1, counts(accept=1), ""),
+        ("青山支店", 1, counts(accept=1), ""),
+        ("（支店不明）", 1, counts(hold=1), ""),  # the unknown subject
     ]
+    assert [round(r.remand_rate, 2) for r in t.branches][:3] == [0.0, 0.0, 0.5]
     assert t.cancel_after_order == 1 and t.withdrawal_too_late == 0
-    assert data.month.kinds == t.kinds and (data.month.start, data.month.end) == (date(2026, 11, 1), D)
+    assert data.month.kinds == t.kinds and data.month.start == datetime(2026, 11, 1, tzinfo=TOKYO)
     # Held: the outsider and the unknown subject, both from this morning.
-    assert [(h.mail.kind_label, h.mail.code, h.mail.reasons, h.age) for h in data.held] == [
-        ("キャンセル申請", "944556677", ["SENDER_NOT_ALLOWED"], 0),
-        ("不明", None, ["UNKNOWN_SUBJECT"], 0),
+    assert [(h.mail.kind_label, h.mail.code, h.mail.reason_labels, h.age) for h in data.held] == [
+        ("キャンセル申請", "944556677", ["社外・認証不可の送信者"], 0),
+        ("不明", None, ["件名の形式違い"], 0),
     ]
     assert [(m.code, m.branch, m.decision_label) for m in data.cancellations] == [("921098765", "吉祥寺支店", "受付")]
-    assert data.late_withdrawals == data.deferred == data.retried == data.failed == data.unreadable == []
-    assert data.alerts == []
+    p = data.problems
+    assert data.late_withdrawals == data.deferred == p.retried == p.failed == p.unreadable == p.bounced == []
+    assert p.alerts == [] and data.problem_count == 0
+    # The four weeks end with this period's: 11-13 18:00 to 11-20 18:00.
+    assert [(w.label, w.total, w.auto_replies) for w in data.weeks] == [
+        ("10/23〜10/30", 0, 0), ("10/30〜11/6", 0, 0), ("11/6〜11/13", 0, 0), ("11/13〜11/20", 17, 2)]
 
 
 def test_copies_of_the_bots_own_replies_are_no_mail_received(state):
@@ -206,10 +215,10 @@ def test_copies_of_the_bots_own_replies_are_no_mail_received(state):
             add_mail(store, f"2026-11-20T11:0{minute}:00+09:00", "unknown", "ignore", ["OWN_COPY"],
                      sender="usen_spot@usen.co.jp", subject="【受付】USEN SPOT 器材発注依頼_988776654")
         add_mail(store, "2026-11-20T11:05:00+09:00", "unknown", "ignore", ["AUTO_REPLY"])
-        after = collect_at(store, D, EVENING).today.totals
+        after = collect_at(store, D, EVENING).today
     finally:
         store.close()
-    assert after == {**before, "ignore": before["ignore"] + 1}
+    assert after.totals == before and after.auto_replies == 3  # the automatic reply apart
 
 
 def test_held_deferred_problems_alerts_and_the_month(state):
@@ -278,30 +287,36 @@ def test_held_deferred_problems_alerts_and_the_month(state):
         (None, "11-20 10:22", 0),
     ]
     assert [(x.mail.code, x.mail.branch, x.waiting) for x in data.deferred] == [("955555555", "新宿支店", 1)]
-    assert [(p.mail.code, p.state, p.attempts, p.last_error) for p in data.failed] == [
-        ("932100000", "failed", 8, "SMTPResponseException: 554 5.7.1 rejected")]
-    assert [(p.mail.code, p.state, p.attempts, p.retries) for p in data.retried] == [("998765000", "sent", 3, 2)]
-    assert [(m.kind, m.decision_label, m.reasons) for m in data.unreadable] == [("unknown", "保留", ["MAIL_UNREADABLE"])]
+    p = data.problems
+    assert [(q.mail.code, q.state, q.attempts, q.last_error) for q in p.failed] == [
+        ("932100000", "failed", 8, "SMTPResponseException: 554 5.7.1 rejected")]  # not Thursday's
+    assert [(q.mail.code, q.state_label, q.attempts, q.retries) for q in p.retried] == [("998765000", "送信済", 3, 2)]
+    assert [(m.kind, m.decision_label, m.reason_labels) for m in p.unreadable] == [("unknown", "保留", ["メール読取不可"])]
+    assert [(h.mail.code, h.age) for h in p.stale_held] == [("910000001", 4)]  # held longer than 1 business day
     assert [(m.code, m.branch, m.decision_label) for m in data.late_withdrawals] == [("945600000", "梅田支店", "保留")]
-    assert data.alerts == ["メールボックスに接続できませんでした（2回、09:12〜09:40）。"]
+    # This period's two failed connections (not Thursday afternoon's).
+    assert p.alerts == ["メールボックスに接続できませんでした（2回、11/20 09:12〜11/20 09:40）。"]
+    assert data.problem_count == 1 + 1 + 1 + 1 + 1
 
     t = data.today
-    assert t.totals == counts(accept=13, remand=4, hold=4, ignore=2)
+    # Thursday 17:30's hold came before Thursday's digest (18:00): it was in that one.
+    assert t.totals == counts(accept=13, remand=4, hold=4) and t.auto_replies == 2
     assert t.withdrawal_too_late == 1
     m = data.month
     # This week's holds, defers and accept and the 5th's remand join the month; October and the 24th do not.
-    assert m.totals == counts(accept=14, remand=5, hold=7, defer=2, ignore=2) and m.total == 30
+    assert m.totals == counts(accept=14, remand=5, hold=7, defer=2) and m.total == 28 and m.auto_replies == 2
     assert [(r.code, r.count) for r in m.remand_reasons] == [
         ("CODE_MISSING", 2), ("ATTACHMENT_MISSING", 1), ("CODE_INVALID", 1), ("REGISTRATION_NOTICE_VIA_DRAGON", 1),
         ("UNIT_COUNT_MISSING", 1)]
-    assert [(r.label, r.total) for r in m.branches][:4] == [("渋谷支店", 6), ("新宿支店", 5), ("横浜支店", 4),
+    assert [(r.label, r.total) for r in m.branches][:4] == [("新宿支店", 5), ("渋谷支店", 5), ("横浜支店", 4),
                                                           ("梅田支店", 3)]
 
     text_lines = set(render(data).splitlines())
-    assert "ALERT: メールボックスに接続できませんでした（2回、09:12〜09:40）。" in text_lines
+    assert "【警告】メールボックスに接続できませんでした（2回、11/20 09:12〜11/20 09:40）。" in text_lines
     assert "■ 未処理の保留 4件（古い順、経過は営業日）" in text_lines
-    assert "  4営業日  11/16 10:00〜  解約申請  910000001  渋谷支店  NO_ACTIVE_CONTRACT" in text_lines
-    assert "■ 問題 3件" in text_lines
+    assert "  4営業日  11/16 10:00〜  解約申請  910000001  渋谷支店  有効な契約なし" in text_lines
+    assert "  長く保留中: 4営業日  11/16 10:00〜  解約申請  910000001  渋谷支店  有効な契約なし" in text_lines
+    assert "■ 問題・要対応 5件" in text_lines
     html = render_html(data, ROOT / "templates", None)
     assert "&lt;script&gt;alert(&#39;解約キャンセル&#39;)&lt;/script&gt;" in html and "<script" not in html
 
@@ -369,15 +384,15 @@ def test_unis_extract_alerts(state):
         assert extract.extracted_at == datetime(2026, 11, 20, 6, 0, tzinfo=TOKYO) and extract.error is None
         tuesday = datetime(2026, 11, 24, 18, 30, tzinfo=TOKYO)
         # Tuesday is one business day after Friday (Monday is a holiday): not old yet.
-        assert collect_at(store, date(2026, 11, 24), tuesday, extract).alerts == []
-        assert collect_at(store, date(2026, 11, 25), tuesday + timedelta(days=1), extract).alerts == [
+        assert collect_at(store, date(2026, 11, 24), tuesday, extract).problems.alerts == []
+        assert collect_at(store, date(2026, 11, 25), tuesday + timedelta(days=1), extract).problems.alerts == [
             "UNISの抽出データが古くなっています（抽出日時 2026-11-20 06:00、2営業日前）。新しい抽出ファイルを確認してください。"]
         # Configured, but nothing could ever be imported.
         missing = load(write_config(state, extract="nowhere/orders.csv"))
         (state / "state.sqlite3.unis.sqlite3").unlink()
         status = extract_status(missing)
         assert status.configured and status.extracted_at is None
-        alerts = collect_at(store, D, EVENING, status).alerts
+        alerts = collect_at(store, D, EVENING, status).problems.alerts
         assert len(alerts) == 1 and alerts[0].startswith("UNISの抽出データを取り込めていません。")
         assert "file not found" in alerts[0]
         # No extract configured: nothing to judge.
@@ -410,11 +425,13 @@ def test_the_mail_is_html_with_a_chart_and_a_plain_text_alternative(state):
 
     text = plain.get_content().replace("\r\n", "\n")
     assert text.startswith("USEN SPOT 日次レポート 2026年11月20日（金）\n")
-    for line in ("■ 本日の受信 19件（受付 11 / 差戻 4 / 保留 2 / 対象外 2）",
-                 "  器材発注依頼: 9件（受付 5 / 差戻 3 / 対象外 1）",
-                 "  1. ATTACHMENT_MISSING 1件 — 必要なPDFが添付されていません。",
-                 "  渋谷支店: 3件（受付 2 / 対象外 1）",
-                 "■ 受注日後のキャンセル（CANCEL_AFTER_ORDER）本日 1件"):
+    for line in ("■ 期間の受信 17件（受付 11 / 差戻 4 / 保留 2）　ほかに自動応答 2件（件数に含めず）",
+                 "  器材発注依頼: 8件（受付 5 / 差戻 3）",
+                 "  1. PDF添付なし 1件 — 必要なPDFが添付されていません。",
+                 "  渋谷支店: 2件（受付 2）差戻率 0%",
+                 "  梅田支店: 2件（受付 1 / 差戻 1）差戻率 50%　主な差戻理由：顧客コードなし",
+                 "  11/13〜11/20: 17件（受付 11 / 差戻 4 / 保留 2）差戻率 27%　自動応答 2件",
+                 "■ 受注日後のキャンセル 1件"):
         assert line in text.splitlines(), line
 
     html = html_part.get_content()
@@ -423,7 +440,10 @@ def test_the_mail_is_html_with_a_chart_and_a_plain_text_alternative(state):
     assert "class=" not in html and "<script" not in html.lower() and "<style" not in html.lower()
     assert "<table" in html and "器材発注依頼" in html and "保留中(UNIS待ち)" in html
     image = Image.open(BytesIO(png_part.get_content()))
-    assert image.format == "PNG" and image.size[0] <= 600 and image.size[1] <= 300
+    assert image.format == "PNG" and image.size == (760, 320)
+    # No reason code reaches the reader: labels only (codes stay in logs and JSON).
+    import re
+    assert not re.search(r"\b[A-Z]+(?:_[A-Z]+)+\b", text + html), re.findall(r"\b[A-Z]+(?:_[A-Z]+)+\b", text + html)
 
     # Without the Japanese font the chart still draws (ASCII labels).
     ascii_chart = Image.open(BytesIO(chart_png(digest.data, font_path=Path("/nonexistent/font.ttf"))))
@@ -570,7 +590,7 @@ def test_digest_command_prints_and_sends_once(state, smtp_sink):
     printed = mailbot("digest", "--config", config, "--date", "2026-11-20")
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.startswith("USEN SPOT 日次レポート 2026年11月20日（金）\n")
-    assert "■ 本日の受信 19件（受付 11 / 差戻 4 / 保留 2 / 対象外 2）" in printed.stdout.splitlines()
+    assert "■ 期間の受信 17件（受付 11 / 差戻 4 / 保留 2）　ほかに自動応答 2件（件数に含めず）" in printed.stdout.splitlines()
     assert smtp_sink.messages() == []
 
     for bad in ("2026-11-31", "20261120", "yesterday"):
@@ -601,14 +621,16 @@ def test_history_of_a_customer_code(state):
     result = mailbot("history", "--config", config, "921098765")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "Customer code 921098765: 1 mail"
-    assert lines[2].split() == ["mail", "received", "kind", "decision", "reasons", "branch", "sender", "subject"]
-    assert lines[4].split() == ["4", "2026-11-20", "07:24:57", "キャンセル申請", "受付", "CANCEL_AFTER_ORDER",
+    # Japanese for staff: headings, kinds, decisions, reasons, events, reply states.
+    assert lines[0] == "顧客コード 921098765：メール 1件"
+    assert lines[2].split() == ["No.", "受信日時", "種別", "判定", "理由", "支店", "差出人", "件名"]
+    assert lines[4].split() == ["4", "2026-11-20", "07:24:57", "キャンセル申請", "受付", "受注日後のキャンセル",
                                 "吉祥寺支店", "k-ishii@usen.co.jp", "USEN", "SPOT", "キャンセル申請_921098765"]
-    assert lines[6].split() == ["time", "mail", "event", "detail"]
+    assert lines[6].split() == ["日時", "No.", "記録", "詳細"]
     events = [line.split()[2:4] for line in lines[8:lines.index("", 8)]]
-    assert events[:3] == [["4", "received"], ["4", "decided"], ["4", "reply"]]
-    assert any("sent" in line and "<accept." in line for line in lines)
+    assert events[:3] == [["4", "受信"], ["4", "判定：受付"], ["4", "返信を作成"]]
+    assert any("送信済" in line and "<accept." in line for line in lines)
+    assert lines[lines.index("", 8) + 1].split()[:4] == ["No.", "返信", "状態", "送信回数"]
 
     as_json = json.loads(mailbot("history", "--config", config, "--json", "944556677").stdout)
     (mail,) = as_json["mails"]
@@ -620,7 +642,7 @@ def test_history_of_a_customer_code(state):
     for bad in ("92109876", "abcdefghi", "9210987650"):
         result = mailbot("history", "--config", config, bad)
         assert result.returncode == 2 and result.stderr == f"mailbot: {bad!r} is not a customer code (9 digits)\n"
-    assert mailbot("history", "--config", config, "１２３４５６７８９").stdout == "No mail with the customer code 123456789.\n"
+    assert mailbot("history", "--config", config, "１２３４５６７８９").stdout == "顧客コード 123456789 のメールはありません。\n"
 
 
 def test_run_sends_the_due_digests_once_across_a_restart(state, smtp_sink):
@@ -644,18 +666,39 @@ def test_run_sends_the_due_digests_once_across_a_restart(state, smtp_sink):
     assert len(smtp_sink.messages()) == expected
 
 
-def test_mail_of_closed_days_counts_in_the_next_business_days_digest(state):
-    """Saturday 11-21, Sunday and the holiday Monday 11-23 are in Tuesday 11-24's day, not Friday's."""
+def test_each_mail_is_in_exactly_one_digest_across_a_weekend_and_a_holiday(state):
+    """A digest covers the period since the previous one (digest time 18:00): mail after Friday's
+    digest, on Saturday, Sunday and the holiday Monday 11-23 is in Tuesday 11-24's; mail after
+    Tuesday's in Wednesday's."""
     store = Store(state / "state.sqlite3")
     try:
-        friday = collect_at(store, date(2026, 11, 20), datetime(2026, 11, 20, 18, 0, tzinfo=TOKYO)).today.total
-        for received in ("2026-11-21T10:00:00+09:00", "2026-11-23T09:00:00+09:00", "2026-11-24T09:30:00+09:00"):
-            add_mail(store, received, "contract_change", "accept", code="932104567")
-        after = collect_at(store, date(2026, 11, 20), datetime(2026, 11, 25, 18, 0, tzinfo=TOKYO))
-        tuesday = collect_at(store, date(2026, 11, 24), datetime(2026, 11, 24, 18, 0, tzinfo=TOKYO))
-        assert after.today.total == friday
-        assert tuesday.today.total == 3 and (tuesday.today.start, tuesday.today.end) == (date(2026, 11, 21),
-                                                                                           date(2026, 11, 24))
+        def digest_of(day: date) -> set[int]:
+            data = collect_at(store, day, datetime.combine(day, datetime.min.time(), tzinfo=TOKYO) + timedelta(days=3))
+            return {m.id for m in StateReader(store, ROOT / "rules").decided(data.start, data.end)}
+
+        friday_before = digest_of(D)
+        added = {received: add_mail(store, received, "contract_change", "accept", code="932104567")
+                 for received in ("2026-11-20T17:59:00+09:00", "2026-11-20T18:00:00+09:00", "2026-11-20T20:30:00+09:00",
+                                  "2026-11-21T10:00:00+09:00", "2026-11-22T23:59:00+09:00", "2026-11-23T09:00:00+09:00",
+                                  "2026-11-24T17:59:59+09:00", "2026-11-24T18:00:00+09:00", "2026-11-25T07:00:00+09:00")}
+        digests = {day: digest_of(day) for day in (D, date(2026, 11, 24), date(2026, 11, 25))}
+        where = {received: [day.isoformat() for day, ids in digests.items() if mail_id in ids]
+                 for received, mail_id in added.items()}
+        assert where == {
+            "2026-11-20T17:59:00+09:00": ["2026-11-20"],
+            "2026-11-20T18:00:00+09:00": ["2026-11-24"], "2026-11-20T20:30:00+09:00": ["2026-11-24"],
+            "2026-11-21T10:00:00+09:00": ["2026-11-24"], "2026-11-22T23:59:00+09:00": ["2026-11-24"],
+            "2026-11-23T09:00:00+09:00": ["2026-11-24"], "2026-11-24T17:59:59+09:00": ["2026-11-24"],
+            "2026-11-24T18:00:00+09:00": ["2026-11-25"], "2026-11-25T07:00:00+09:00": ["2026-11-25"]}
+        assert digests[D] == friday_before | {added["2026-11-20T17:59:00+09:00"]}
+        tuesday = collect_at(store, date(2026, 11, 24), datetime(2026, 11, 24, 18, 30, tzinfo=TOKYO))
+        assert (tuesday.start, tuesday.end) == (datetime(2026, 11, 20, 18, 0, tzinfo=TOKYO),
+                                                datetime(2026, 11, 24, 18, 0, tzinfo=TOKYO))
+        assert tuesday.today.total == 6
+        assert "対象: 11/20 18:00〜11/24 18:00（前回のレポート以降）" in render(tuesday)
+        # Printed before the digest time, the period ends now.
+        noon = collect_at(store, date(2026, 11, 25), datetime(2026, 11, 25, 12, 0, tzinfo=TOKYO))
+        assert noon.end == datetime(2026, 11, 25, 12, 0, tzinfo=TOKYO) and noon.today.total == 2
     finally:
         store.close()
 

@@ -152,8 +152,12 @@ def test_held_command_lists_open_items_oldest_first(imap_account, smtp_sink, tmp
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "UNKNOWN_SUBJECT" in lines[2] and "SENDER_NOT_ALLOWED" in lines[3] and "944556677" in lines[3]
-    assert "2 open held items" in lines[-1]
+    # In Japanese for staff: headings, kinds, reasons (rules/reasons.toml labels), never a code.
+    assert lines[0].split()[:6] == ["保留日時", "経過営業日", "種別", "顧客CD", "理由", "件名"]
+    assert "不明" in lines[2] and "件名の形式違い" in lines[2]
+    assert "キャンセル申請" in lines[3] and "社外・認証不可の送信者" in lines[3] and "944556677" in lines[3]
+    assert "UNKNOWN_SUBJECT" not in result.stdout and "SENDER_NOT_ALLOWED" not in result.stdout
+    assert lines[-1].startswith("未処理の保留 2件（「保留/要確認」のメモを「保留/要確認/受付」")
 
 
 def test_a_branch_answering_the_acceptance_is_held_never_answered_and_its_note_shows_the_decision(

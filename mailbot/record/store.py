@@ -550,9 +550,11 @@ class Store:
                                " ORDER BY id", (event, lo, hi)).fetchall()
 
     def held_rows_open_after(self, since: str) -> list[sqlite3.Row]:
-        """Held items still open, or closed after `since`: the mail's columns, h_opened, h_closed."""
+        """Held items still open, or closed after `since`: the mail's columns, h_opened, h_closed,
+        h_outcome, h_folder (where staff moved the note)."""
         return self.db.execute(
-            "SELECT m.*, h.opened_at AS h_opened, h.closed_at AS h_closed FROM held h JOIN mails m ON m.id = h.mail_id"
+            "SELECT m.*, h.opened_at AS h_opened, h.closed_at AS h_closed, h.outcome AS h_outcome,"
+            " h.decided_in AS h_folder FROM held h JOIN mails m ON m.id = h.mail_id"
             " WHERE h.closed_at IS NULL OR h.closed_at >= ?", (since,)).fetchall()
 
     def accepted_since(self, kind: Kind, since: str) -> list[sqlite3.Row]:
@@ -603,6 +605,9 @@ class Store:
     def first_seen(self) -> str | None:
         """When the first mail was taken in (ISO), None before any."""
         return self.db.execute("SELECT MIN(first_seen) FROM mails").fetchone()[0]
+
+    def mail_row(self, mail_id: int) -> sqlite3.Row:
+        return self.db.execute("SELECT * FROM mails WHERE id=?", (mail_id,)).fetchone()
 
     def mail_rows_with_code(self, code: str) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM mails WHERE code=? ORDER BY id", (code,)).fetchall()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mailbot.record.store import Store
 from mailbot.reference.calendar import BusinessCalendar
+from mailbot.rules import load_rules
 
 
 @dataclass(frozen=True)
@@ -16,8 +17,10 @@ class HeldLine:
     held_since: datetime  # Asia/Tokyo
     age: int  # business days since the day it was held
     kind: str
+    kind_label: str
     code: str
-    reasons: list[str]
+    reasons: list[str]  # codes
+    reason_labels: list[str]  # Japanese (rules/reasons.toml label)
     subject: str
 
 
@@ -32,7 +35,12 @@ def open_held(database: Path, rules_dir: Path, now: datetime) -> list[HeldLine]:
         items = store.open_held_items()
     finally:
         store.close()
-    return [HeldLine(calendar.local(h.opened_at),
-                     max(0, calendar.business_days_between(calendar.day_n(h.opened_at), today)),
-                     m.kind or "", m.code or "", [code for code, _ in m.findings] or list(m.reasons), m.subject)
-            for m, h in items]
+    rules = load_rules(rules_dir)
+    out = []
+    for m, h in items:
+        codes = list(dict.fromkeys([code for code, _ in m.findings] or list(m.reasons)))
+        out.append(HeldLine(calendar.local(h.opened_at),
+                            max(0, calendar.business_days_between(calendar.day_n(h.opened_at), today)),
+                            m.kind or "", rules.kind_labels.get(m.kind or "unknown", m.kind or ""), m.code or "", codes,
+                            [rules.reasons[c].label if c in rules.reasons else c for c in codes], m.subject))
+    return out

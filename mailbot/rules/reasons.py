@@ -24,6 +24,7 @@ class Reason:
     branch_fix: str = ""  # for a hold that staff turn into a remand: how the branch fixes it
     folder: str = ""  # a [folders] key the mail is filed to instead of its decision's folder
     silent: bool = False  # never answered, whatever the decision (automatic mail, outsiders, unreadable)
+    label: str = ""  # short Japanese name for lists (digest, held list, `held`, `history`)
 
     def fix_for(self, action: Action) -> str:
         """The fix as the reader of a reply with this decision needs it."""
@@ -42,16 +43,18 @@ def build_reasons(file: RulesFile) -> dict[str, Reason]:
         except ValueError:
             raise file.error(f"{code}.decision", f"{entry['decision']!r} is none of "
                              f"{', '.join(a.value for a in Action)}") from None
-        for key in ("title", "fix", "branch_fix", "folder"):
+        for key in ("title", "fix", "branch_fix", "folder", "label"):
             if key in entry and not isinstance(entry[key], str):
                 raise file.error(f"{code}.{key}", "expected a string")
-        if "title" not in entry:
-            raise file.error(code, "missing key 'title'")
+        for key in ("title", "label"):
+            if not entry.get(key):
+                raise file.error(code, f"missing key {key!r}")
         for key in ("flag", "silent"):
             if not isinstance(entry.get(key, False), bool):
                 raise file.error(f"{code}.{key}", "expected true or false")
         reason = Reason(code, action, entry["title"], entry.get("fix", ""), entry.get("flag", False),
-                        entry.get("branch_fix", ""), entry.get("folder", ""), entry.get("silent", False))
+                        entry.get("branch_fix", ""), entry.get("folder", ""), entry.get("silent", False),
+                        entry["label"])
         if reason.folder and reason.folder not in _FOLDER_KEYS:
             raise file.error(f"{code}.folder", f"{reason.folder!r} is none of {', '.join(sorted(_FOLDER_KEYS))}")
         result[code] = reason
