@@ -397,11 +397,20 @@ class Bot:
             reply=(reply.message_id, reply.recipients, reply.message.as_bytes()) if reply else None,
             received=evaluation.received, branch=evaluation.branch,
             findings=[(f.code, f.detail) for f in d.findings],
-            ledger=self._ledger_line(row, evaluation, d, evaluation.received) if d.action is Action.ACCEPT else None)
+            ledger=self._ledger_line(row, evaluation, d, evaluation.received) if d.action is Action.ACCEPT else None,
+            bounced=self._bounced(d))
         # The report keeps the decision, not the mail: a cycle over a big backlog must not hold
         # every parsed mail and its attachments until it ends.
         report.handled.append((mail.subject if mail else "", replace(evaluation, mail=None, fields={}),
                                target_folder(d, self.settings)))
+
+    def _bounced(self, decision: Decision) -> tuple[int, str] | None:
+        """A bounce of one of the bot's replies: the mail that reply answered, and what came back."""
+        found = next((f for f in decision.findings if f.code == "REPLY_BOUNCED"), None)
+        if found is None:
+            return None
+        mail_id = self.store.mail_of_reply(found.detail.split()[0])
+        return (mail_id, found.detail) if mail_id is not None else None
 
     def _ledger_line(self, row: MailRow, evaluation: Evaluation, decision: Decision,
                      accepted_at: datetime | None) -> LedgerLine | None:

@@ -26,7 +26,7 @@ from PIL import Image
 from test_loop import NOW
 from test_reference_checks import sample_directory, sample_extract
 
-from demo.samples import seed_maildir
+from demo.samples import sample_mails, seed_maildir
 from mailbot.config import load
 from mailbot.mailbox.maildir import MaildirMailbox
 from mailbot.pipeline import Bot
@@ -729,4 +729,79 @@ def test_two_senders_on_the_same_day_send_one_digest(state, smtp_sink):
         assert send_digest(settings, store, transport, friday, evening).state == "already sent"
         assert len(smtp_sink.wait_for(1)) == 1
     finally:
+        store.close()
+
+
+def postfix_bounce(reply: bytes, rcpt: str, action: str = "failed", status: str = "5.1.1") -> bytes:
+    """What the company's Postfix sends back when a reply of the bot cannot be delivered (RFC 3464:
+    the notification, the delivery status, the returned message's headers)."""
+    headers = reply.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].replace(b"\n", b"\r\n")
+    boundary = "4GmQ3x1Jz9z3xyz.1763600000/mx01.usen.co.jp"
+    return (
+        "Return-Path: <>\r\nDelivered-To: usen_spot@usen.co.jp\r\n"
+        "Received: by mx01.usen.co.jp (Postfix)\r\n\tid 4GmQ3x1Jz9z3xyz; Fri, 20 Nov 2026 12:05:02 +0900 (JST)\r\n"
+        "Date: Fri, 20 Nov 2026 12:05:02 +0900 (JST)\r\n"
+        "From: MAILER-DAEMON@mx01.usen.co.jp (Mail Delivery System)\r\n"
+        + ("Subject: Undelivered Mail Returned to Sender\r\n" if action == "failed"
+           else "Subject: Delayed Mail (still being retried)\r\n")
+        + "To: usen_spot@usen.co.jp\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="{boundary}"\r\n'
+        "Content-Transfer-Encoding: 8bit\r\nMessage-Id: <20261120030502.4GmQ3x1Jz9z3xyz@mx01.usen.co.jp>\r\n\r\n"
+        "This is a MIME-encapsulated message.\r\n\r\n"
+        f"--{boundary}\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+        "This is the mail system at host mx01.usen.co.jp.\r\n\r\n"
+        f"<{rcpt}>: host mbox01.usen.co.jp[10.20.1.21] said: 550 5.1.1 <{rcpt}>:\r\n"
+        "    Recipient address rejected: User unknown in local recipient table\r\n\r\n"
+        f"--{boundary}\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx01.usen.co.jp\r\nX-Postfix-Queue-ID: 4GmQ3x1Jz9z3xyz\r\n\r\n"
+        f"Final-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected\r\n\r\n"
+        f"--{boundary}\r\nContent-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+    ).encode() + headers + f"\r\n\r\n--{boundary}--\r\n".encode()
+
+
+def test_a_bounce_of_a_reply_is_held_and_a_problem_not_traffic(tmp_path):
+    """The branch never got its acceptance (the address left the company): the bounce names the
+    reply by its Message-ID; it is held for staff (never answered), recorded on the order it
+    answered, and shown in the digest's problems; a delay notice or a bounce of someone else's
+    mail stays an automatic reply."""
+    sample_extract(tmp_path)
+    sample_directory(tmp_path)
+    settings = load(write_config(tmp_path))
+    mailbox = MaildirMailbox(settings.maildir)
+    samples = dict(sample_mails(NOW))
+    mailbox.append("INBOX", samples["order_shibuya"], internaldate=datetime(2026, 11, 20, 9, 0, tzinfo=TOKYO))
+    store = Store(settings.database)
+    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
+    try:
+        bot.poll()
+        (reply,) = [p.read_bytes() for p in (settings.outbox / "new").iterdir()]
+        for data in (postfix_bounce(reply, "i-suzuki@usen.co.jp"),
+                     postfix_bounce(reply, "i-suzuki@usen.co.jp", action="delayed", status="4.4.1"),
+                     samples["bounce"]):  # a bounce of a mail this bot never sent
+            mailbox.append("INBOX", data, internaldate=datetime(2026, 11, 20, 12, 5, tzinfo=TOKYO))
+        report = bot.poll()
+        assert [(e.decision.action.value, e.decision.reasons) for _, e, _ in report.handled] == [
+            ("hold", ["REPLY_BOUNCED"]), ("ignore", ["AUTO_REPLY"]), ("ignore", ["AUTO_REPLY"])]
+        assert len(list((settings.outbox / "new").iterdir())) == 1  # nothing answered
+        order = store.mail_rows_with_code("988776654")[0]["id"]
+        (bounced,) = [e for e in store.events(order) if e[1] == "reply bounced"]
+        assert bounced[2].startswith("<") and bounced[2].endswith("5.1.1")
+        data = collect_at(store, D, EVENING)
+        assert [(b.mail.code, b.mail.kind_label, b.mail.branch) for b in data.problems.bounced] == [
+            ("988776654", "器材発注依頼", "渋谷支店")]
+        # Traffic: the order; the bounce is no request, the delay notices are automatic replies.
+        assert data.today.total == 1 and data.today.auto_replies == 2
+        text = render(data)
+        assert ("  返信の不達: 11/20 12:05  器材発注依頼 988776654  渋谷支店  <i-suzuki@usen.co.jp>  "
+                "支店に回答が届いていません。電話等で連絡してください。") in text.splitlines()
+        # Staff find it in the held folder with what to do.
+        assert [m.reasons for m, _ in store.open_held_items()] == [["REPLY_BOUNCED"]]
+        note = next(r for r in mailbox.fetch(settings.folders.held, mailbox.list_uids(settings.folders.held)))
+        assert "電話などで支店へ判定結果を連絡してください" in message_from_bytes(note.data, policy=policy.default) \
+            .get_body(("plain",)).get_content()
+    finally:
+        bot.reference.close()
+        mailbox.close()
         store.close()

@@ -26,7 +26,7 @@ __all__ = ["Check", "CheckContext", "all_checks", "content_checks", "gate_checks
 def gate_checks() -> list[Check]:
     """Who sent it and what it is: run before anything is extracted, so nothing of a mail that
     will not be answered (automatic, outsider, unknown) is opened."""
-    return [sender.own_copy, sender.auto_reply, sender.sender_allowed, subject.reply_to_bot,
+    return [sender.own_copy, sender.reply_bounced, sender.auto_reply, sender.sender_allowed, subject.reply_to_bot,
             subject.unknown_subject]
 
 

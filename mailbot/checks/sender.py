@@ -1,6 +1,6 @@
-"""Who may be answered: the copies of the bot's own replies (OWN_COPY), RFC 3834 automatic mail
-(AUTO_REPLY), and outsiders or senders the receiving server could not authenticate
-(SENDER_NOT_ALLOWED)."""
+"""Who may be answered: the copies of the bot's own replies (OWN_COPY), delivery reports about
+them (REPLY_BOUNCED: the branch never got its answer), RFC 3834 automatic mail (AUTO_REPLY), and
+outsiders or senders the receiving server could not authenticate (SENDER_NOT_ALLOWED)."""
 
 from __future__ import annotations
 
@@ -70,6 +70,37 @@ def own_copy(request: Request, ctx: CheckContext) -> list[Finding]:
             or not mail.message_id or not ctx.history.made_reply(mail.message_id)):
         return []
     return [Finding("OWN_COPY", mail.message_id, stop=True)]
+
+
+# RFC 3464 / 6522: a delivery report carries the returned message (or its headers) and a status part.
+_RETURNED = frozenset({"message/rfc822", "text/rfc822-headers", "message/rfc822-headers", "message/global",
+                       "message/global-headers"})
+_STATUS_PART = frozenset({"message/delivery-status", "message/global-delivery-status"})
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
+_ACTION = re.compile(rb"^Action:[ \t]*([a-z]+)", re.IGNORECASE | re.MULTILINE)
+_STATUS = re.compile(rb"^Status:[ \t]*([245]\.[0-9]{1,3}\.[0-9]{1,3})", re.IGNORECASE | re.MULTILINE)
+
+
+def reply_bounced(request: Request, ctx: CheckContext) -> list[Finding]:
+    """A delivery report saying one of the bot's replies could not be delivered (a delay notice
+    is not a failure): the finding's detail is that reply's Message-ID and the report's status."""
+    mail = request.mail
+    if ctx.history is None or not any(a.content_type in _RETURNED for a in mail.attachments):
+        return []
+    status = b"".join(a.data for a in mail.attachments if a.content_type in _STATUS_PART)
+    actions = {a.lower() for a in _ACTION.findall(status)}
+    if actions and b"failed" not in actions:
+        return []
+    for part in mail.attachments:
+        if part.content_type not in _RETURNED:
+            continue
+        head = part.data.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+        for found in _MESSAGE_ID.findall(head):
+            message_id = found.decode("ascii", "replace")
+            if ctx.history.made_reply(message_id):
+                code = _STATUS.search(status)
+                return [Finding("REPLY_BOUNCED", f"{message_id} {code[1].decode() if code else ''}".strip(), stop=True)]
+    return []
 
 
 def auto_reply(request: Request, ctx: CheckContext) -> list[Finding]:

@@ -335,9 +335,10 @@ class Store:
                         message_id: str | None, target: str | None, data_version: str | None, detail: str,
                         reply: tuple[str, list[str], bytes] | None, received: datetime | None = None,
                         branch: str | None = None, findings: list[tuple[str, str]] | None = None,
-                        ledger: LedgerLine | None = None) -> None:
-        """The decision, its reply (message-id, recipients, bytes) and the ledger line it writes,
-        in one commit."""
+                        ledger: LedgerLine | None = None, bounced: tuple[int, str] | None = None) -> None:
+        """The decision, its reply (message-id, recipients, bytes), the ledger line it writes and,
+        for a bounce of one of the bot's replies, the event on the mail that reply answered
+        (bounced: its id, the detail) — in one commit."""
         t = now_utc().isoformat()
         state = MailState.REPLY_QUEUED if reply else MailState.DECIDED
         with self.transaction() as db:
@@ -359,6 +360,8 @@ class Store:
                 )
                 self._event(db, mail_id, "reply queued", message_id)
             self._add_ledger_line(db, mail_id, ledger, t)
+            if bounced is not None:
+                self._event(db, bounced[0], "reply bounced", bounced[1])
 
     def _add_ledger_line(self, db: sqlite3.Connection, mail_id: int | None, line: LedgerLine | None, t: str) -> None:
         if line is not None:
@@ -473,6 +476,11 @@ class Store:
         return [ReplyRow(r["id"], r["mail_id"], r["message_id"], r["action"], json.loads(r["recipients"]),
                          r["data"], r["state"], r["attempts"],
                          datetime.fromisoformat(r["sending_at"]) if r["sending_at"] else None) for r in rows]
+
+    def mail_of_reply(self, message_id: str) -> int | None:
+        """The mail a reply (by its Message-ID) answered."""
+        r = self.db.execute("SELECT mail_id FROM replies WHERE message_id=?", (message_id,)).fetchone()
+        return r[0] if r else None
 
     def made_reply(self, message_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM replies WHERE message_id=?", (message_id,)).fetchone() is not None

@@ -31,7 +31,6 @@ from mailbot.rules.digest import DECISIONS
 from mailbot.text import TOKYO
 
 UNREACHABLE = "mailbox unreachable"  # the event recorded (mail_id NULL) when the mailbox could not be reached
-BOUNCED = "reply bounced"  # the event recorded on the mail whose reply came back undelivered
 
 
 # ---------------------------------------------------------------- the content
@@ -467,11 +466,21 @@ class StateReader:
         return retried, failed
 
     def bounces(self, lo: datetime, hi: datetime) -> list[Bounce]:
+        """The delivery reports received in [lo, hi) about the bot's replies (REPLY_BOUNCED), each
+        with the request whose reply came back."""
+        rows = self.store.decided_between((lo - timedelta(days=1)).date().isoformat(),
+                                          (hi + timedelta(days=2)).date().isoformat())
         out = []
-        for mail_id, at, detail in self.events(BOUNCED, lo, hi):
-            if mail_id is not None:
-                out.append(Bounce(self.item(self.store.mail_row(mail_id)), at, detail))
-        return out
+        for r in rows:
+            at = local_time(r["received"] or r["first_seen"])
+            findings = dict(json.loads(r["findings"])) if r["findings"] else {}
+            if at is None or not lo <= at < hi or "REPLY_BOUNCED" not in findings:
+                continue
+            detail = findings["REPLY_BOUNCED"]
+            answered = self.store.mail_of_reply(detail.split()[0]) if detail else None
+            if answered is not None:
+                out.append(Bounce(self.item(self.store.mail_row(answered)), at, detail))
+        return sorted(out, key=lambda b: (b.at, b.mail.id))
 
     def processing(self, lo: datetime, hi: datetime, mails: list[MailItem]) -> list[ProcessingProblem]:
         """Mails whose processing failed in the period (retried, or held PROCESSING_FAILED)."""
