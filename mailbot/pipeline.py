@@ -50,7 +50,7 @@ from mailbot.record.states import MailState, SendState
 from mailbot.record.store import HeldRow, MailRow, ReplyRow, Store
 from mailbot.reference.calendar import business_calendar
 from mailbot.reference.data import ReferenceData
-from mailbot.reply.note import HELD_HEADER, NoteFacts, build_note, held_original_sha
+from mailbot.reply.note import HELD_HEADER, NOTE_HISTORY, EarlierMail, NoteFacts, build_note, held_original_sha
 from mailbot.reply.render import Reply, ReplySettings, build_reply, next_steps
 from mailbot.reply.send import Outcome, SendResult, Transport
 from mailbot.rules import load_rules, reasons
@@ -361,7 +361,7 @@ class Bot:
         try:
             if attempts > self.settings.max_processing_attempts:
                 evaluation = Evaluation(None, Classification(Kind.UNKNOWN, None, ""), decide(
-                    [Finding("PROCESSING_FAILED", f"{attempts - 1} failed attempts", stop=True)],
+                    [Finding("PROCESSING_FAILED", f"{attempts - 1}回続けて処理に失敗", stop=True)],
                     self.settings.rules_dir))
             else:
                 assessment = chunk.assessed.get(raw.sha256)
@@ -398,11 +398,29 @@ class Bot:
             received=evaluation.received, branch=evaluation.branch,
             findings=[(f.code, f.detail) for f in d.findings],
             ledger=self._ledger_line(row, evaluation, d, evaluation.received) if d.action is Action.ACCEPT else None,
-            bounced=self._bounced(d))
+            bounced=self._bounced(d),
+            previews=self._previews(evaluation, raw.sha256) if d.action is Action.HOLD else None)
         # The report keeps the decision, not the mail: a cycle over a big backlog must not hold
         # every parsed mail and its attachments until it ends.
         report.handled.append((mail.subject if mail else "", replace(evaluation, mail=None, fields={}),
                                target_folder(d, self.settings)))
+
+    def _previews(self, evaluation: Evaluation, sha256: str) -> dict[str, object]:
+        """What staff's 受付 and 差戻 would send (the held note shows both): subject and text, or
+        None where nothing would be sent (an outsider, automatic mail, a conversation with the bot)."""
+        out: dict[str, object] = {}
+        if evaluation.mail is None:
+            return {"accept": None, "remand": None}
+        now = datetime.now(TOKYO)
+        for name, accept in (("accept", True), ("remand", False)):
+            decision = decide_by_staff(evaluation.decision, accept, self.settings.rules_dir)
+            reply = build_reply(evaluation.mail, sha256, evaluation.classification, decision, self.reply_settings,
+                                next_steps(evaluation.classification, decision, now, self.settings.rules_dir,
+                                           evaluation.fields))
+            out[name] = None if reply is None else {
+                "subject": str(reply.message["Subject"]), "to": ", ".join(reply.recipients),
+                "body": reply.message.get_body(("plain",)).get_content()}
+        return out
 
     def _bounced(self, decision: Decision) -> tuple[int, str] | None:
         """A bounce of one of the bot's replies: the mail that reply answered, and what came back."""
@@ -603,18 +621,32 @@ class Bot:
         raw = next(iter(self.mailbox.fetch(row.ref.folder, [row.ref.uid])), None)
         if raw is None or raw.ref.uidvalidity != row.ref.uidvalidity:
             return False
-        earlier = tuple((p.received.astimezone(TOKYO), p.kind.value, p.action.value)
-                        for p in (self.store.requests_for(row.code) if row.code else ())
-                        if (p.kind.value, p.action.value, p.received) != (row.kind, row.action, row.received)
-                        and (row.received is None or p.received <= row.received))
-        note = build_note(raw.data, NoteFacts(raw.sha256, row.kind, row.code, row.findings or
-                                              [(code, "") for code in row.reasons], row.received,
-                                              datetime.now(TOKYO), earlier), self.settings)
+        unis = self.reference.unis if self.reference is not None else None
+        note = build_note(raw.data, NoteFacts(
+            raw.sha256, row.kind, row.code, row.findings or [(code, "") for code in row.reasons], row.received,
+            datetime.now(TOKYO), self._earlier(row),
+            unis_lines=tuple(unis.lines(row.code)) if row.code and unis is not None and unis.info is not None else (),
+            fields=row.fields, previews=row.previews), self.settings)
         # Found by its derived Message-ID: a crash after the APPEND never makes a second note.
         if not self.mailbox.search_header(f.held, "Message-ID", note.message_id):
             self.mailbox.append(f.held, note.data, datetime.now(timezone.utc))
         self.store.open_held(row.id, note.message_id, raw.data)
         return True
+
+    def _earlier(self, row: MailRow) -> tuple[EarlierMail, ...]:
+        """The code's other mails up to this one, newest first (at most NOTE_HISTORY)."""
+        if not row.code:
+            return ()
+        out = []
+        for r in self.store.mail_rows_with_code(row.code):
+            other = MailRow.from_sql(r)
+            when = other.received or other.internaldate
+            if other.id == row.id or other.action is None or when is None or (
+                    row.received is not None and when > row.received):
+                continue
+            out.append(EarlierMail(when.astimezone(TOKYO), other.kind or "unknown", other.action,
+                                   tuple(dict.fromkeys(other.reasons)), other.subject))
+        return tuple(sorted(out, key=lambda e: e.received, reverse=True)[:NOTE_HISTORY])
 
     # ------------------------------------------------------------ staff decisions
 

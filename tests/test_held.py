@@ -187,9 +187,13 @@ def test_a_branch_answering_the_acceptance_is_held_never_answered_and_its_note_s
     (note,) = imap_account.messages(HELD).values()
     text = text_of(note)
     assert "受付（または確認中）のメールへの返信" in text
-    assert "■ これまでの判定（顧客コード 988776654）" in text
-    earlier = text[text.index("■ これまでの判定"):text.index("■ 対応のしかた")]
-    assert "器材発注依頼" in earlier and "受付" in earlier
+    assert "■ これまでのメールと判定（顧客コード 988776654、新しい順）" in text
+    earlier = text[text.index("■ これまでのメールと判定"):text.index("■ 対応のしかた")]
+    assert "器材発注依頼" in earlier and "受付" in earlier and "USEN SPOT 器材発注依頼_988776654" in earlier
+    # The UNIS lines of the code are in the note, and what staff's 受付 would send (差戻: nothing to fix).
+    assert "■ UNISの登録内容（顧客コード 988776654）" in text
+    accept = text[text.index("■ 受け付けた場合に送られる返信（プレビュー"):text.index("■ 差し戻した場合")]
+    assert "件名：【受付】" in accept and "宛先：i-suzuki@usen.co.jp" in accept
 
 
 def test_a_staff_acceptance_replaces_the_hold_everywhere(imap_account, smtp_sink, tmp_path):

@@ -467,3 +467,49 @@ def test_ledger_config_errors_name_the_key(tmp_path):
         with pytest.raises(ConfigError) as e:
             load(path)
         assert str(e.value).startswith(error.split(" (")[0][:40]), str(e.value)
+
+
+# ---------------------------------------------------------------- the held note staff decide from
+
+
+def test_a_held_note_carries_what_staff_need_to_decide(state):
+    """Issue 16: the note of a held order shows the UNIS lines of its code, what was read from
+    the body and the form, the code's earlier mails, and the 受付 / 差戻 replies it would send —
+    in the plain-text part and the HTML part, in Japanese."""
+    settings = load(write_config(state))
+    mailbox = MaildirMailbox(settings.maildir)
+    # An order naming another shop of the customer (SHOP_MISMATCH), held with its form read.
+    situation = next(s for s in SITUATIONS if s.name == "order_other_shop")
+    data = situation.build()
+    mailbox.append("INBOX", data, internaldate=received(data))
+    write_extract(state / "usen_spot_orders.csv", extra_rows() + list(situation.unis))
+    store = Store(settings.database)
+    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
+    try:
+        bot.poll()
+        notes = [raw for raw in mailbox.fetch(settings.folders.held, mailbox.list_uids(settings.folders.held))
+                 if b"988776629" in raw.data]
+    finally:
+        bot.reference.close()
+        mailbox.close()
+        store.close()
+    (note,) = notes
+    msg = message_from_bytes(note.data, policy=policy.default)
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "申込書の店舗名がUNISの店舗名と一致しません。" in text
+    # What was read, named as on the form.
+    assert "　申込書：店舗/施設名：カフェ・ド・ソレイユ 原宿店" in text
+    assert "　本文：顧客CD：988776629" in text and "　申込書：USEN SPOT Plus：無" in text
+    # The UNIS line of the code, as UNIS writes it.
+    unis_part = text[text.index("■ UNISの登録内容（顧客コード 988776629）"):]
+    assert "受注" in unis_part.splitlines()[1] and "カフェ・ド・ソレイユ　渋谷店" in unis_part.splitlines()[1]
+    # The replies staff would send by moving the note.
+    accept = text[text.index("■ 受け付けた場合に送られる返信"):text.index("■ 差し戻した場合")]
+    remand = text[text.index("■ 差し戻した場合に送られる返信"):]
+    assert "件名：【受付】USEN SPOT 器材発注依頼_988776629" in accept and "ファイバーゲート社へ発注します" in accept
+    assert "件名：【差戻】USEN SPOT 器材発注依頼_988776629" in remand and "店舗名" in remand
+    for part in ("UNISの登録内容", "読み取った内容", "受け付けた場合に送られる返信", "差し戻した場合に送られる返信",
+                 "カフェ・ド・ソレイユ 原宿店"):
+        assert part in html, part
+    assert "SHOP_MISMATCH" not in text and "SHOP_MISMATCH" not in html

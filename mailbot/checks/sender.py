@@ -121,12 +121,13 @@ def sender_allowed(request: Request, ctx: CheckContext) -> list[Finding]:
     """Only internal senders are answered; any outsider in From or Reply-To means hold, no reply."""
     mail = request.mail
     if mail.sender is None or not mail.from_addrs:
-        return [Finding("SENDER_NOT_ALLOWED", "no usable From address", stop=True)]
-    for label, addresses in (("From", mail.from_addrs), ("Reply-To", mail.reply_to)):
+        return [Finding("SENDER_NOT_ALLOWED", "差出人のアドレスがありません", stop=True)]
+    for label, addresses in (("差出人", mail.from_addrs), ("返信先（Reply-To）", mail.reply_to)):
         for address in addresses:
             if not is_internal(address, ctx.internal_domains):
-                return [Finding("SENDER_NOT_ALLOWED", f"{label}: {address.addr or '(unparseable)'}", stop=True)]
+                return [Finding("SENDER_NOT_ALLOWED", f"{label}が社外 {address.addr or '（読み取れないアドレス）'}",
+                                stop=True)]
     failed = failed_authentication(mail.headers, load_rules(ctx.rules_dir).senders)
     if failed:
-        return [Finding("SENDER_NOT_ALLOWED", f"Authentication-Results: {failed}", stop=True)]
+        return [Finding("SENDER_NOT_ALLOWED", f"受信サーバーでの送信元の認証に失敗（{failed}）", stop=True)]
     return []

@@ -19,7 +19,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS mails (
     received      TEXT,
     branch        TEXT,
     findings      TEXT,
+    previews      TEXT,                   -- a held mail: the replies staff's 受付 / 差戻 would send (JSON)
     first_seen    TEXT NOT NULL,
     updated       TEXT NOT NULL,
     UNIQUE (folder, uidvalidity, uid)
@@ -173,6 +174,8 @@ class MailRow:
     subject: str = ""
     sender: str = ""
     received: datetime | None = None
+    fields: dict = field(default_factory=dict)  # as the pipeline reported them (body, form …)
+    previews: dict = field(default_factory=dict)  # a held mail: {"accept"|"remand": {"subject", "body"} | None}
 
     @classmethod
     def from_sql(cls, r: sqlite3.Row) -> MailRow:
@@ -186,6 +189,8 @@ class MailRow:
             findings=[tuple(f) for f in json.loads(r["findings"])] if r["findings"] else [],
             subject=r["subject"] or "", sender=r["sender"] or "",
             received=datetime.fromisoformat(r["received"]) if r["received"] else None,
+            fields=json.loads(r["fields"]) if r["fields"] else {},
+            previews=json.loads(r["previews"]) if r["previews"] else {},
         )
 
 
@@ -235,7 +240,7 @@ class Store:
         """Columns added after a database was first made."""
         have = {r["name"] for r in self.db.execute("PRAGMA table_info(mails)")}
         # received time (DOMAIN.md §5), requesting branch (§7), findings [[code, detail], ...]
-        for column in ("received", "branch", "findings"):
+        for column in ("received", "branch", "findings", "previews"):
             if column not in have:
                 self.db.execute(f"ALTER TABLE mails ADD COLUMN {column} TEXT")
         if "sending_at" not in {r["name"] for r in self.db.execute("PRAGMA table_info(replies)")}:
@@ -335,7 +340,8 @@ class Store:
                         message_id: str | None, target: str | None, data_version: str | None, detail: str,
                         reply: tuple[str, list[str], bytes] | None, received: datetime | None = None,
                         branch: str | None = None, findings: list[tuple[str, str]] | None = None,
-                        ledger: LedgerLine | None = None, bounced: tuple[int, str] | None = None) -> None:
+                        ledger: LedgerLine | None = None, bounced: tuple[int, str] | None = None,
+                        previews: dict[str, object] | None = None) -> None:
         """The decision, its reply (message-id, recipients, bytes), the ledger line it writes and,
         for a bounce of one of the bot's replies, the event on the mail that reply answered
         (bounced: its id, the detail) — in one commit."""
@@ -344,10 +350,12 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "UPDATE mails SET state=?, action=?, kind=?, code=?, reasons=?, fields=?, subject=?, sender=?,"
-                " message_id=?, target=?, data_version=?, received=?, branch=?, findings=?, updated=? WHERE id=?",
+                " message_id=?, target=?, data_version=?, received=?, branch=?, findings=?, previews=?, updated=?"
+                " WHERE id=?",
                 (state, action, kind, code, json.dumps(reasons), json.dumps(fields, ensure_ascii=False, default=str),
                  subject, sender, message_id, target, data_version, _iso(received), branch,
-                 json.dumps(findings or [], ensure_ascii=False), t, mail_id),
+                 json.dumps(findings or [], ensure_ascii=False),
+                 json.dumps(previews, ensure_ascii=False) if previews is not None else None, t, mail_id),
             )
             self._event(db, mail_id, f"decided {action}", detail)
             if reply:

@@ -24,6 +24,7 @@ from email.utils import format_datetime
 
 from mailbot.config import Settings
 from mailbot.message import UnreadableMail, parse_mail
+from mailbot.reference.unis import OrderLine
 from mailbot.reply.render import environment, header_text
 from mailbot.rules import kind_labels, load_rules, reasons
 
@@ -37,9 +38,23 @@ class HeldNote:
     data: bytes
 
 
+NOTE_HISTORY = 10  # the code's latest mails a note lists
+
+
+@dataclass(frozen=True)
+class EarlierMail:
+    """One of the code's earlier mails, as a held note lists it."""
+
+    received: datetime
+    kind: str
+    action: str
+    reasons: tuple[str, ...]  # codes
+    subject: str
+
+
 @dataclass(frozen=True)
 class NoteFacts:
-    """What the bot knows of the held mail (from its state row)."""
+    """What the bot knows of the held mail: its state row, the code's other mails, its UNIS lines."""
 
     sha256: str
     kind: str | None
@@ -47,7 +62,10 @@ class NoteFacts:
     findings: list[tuple[str, str]]  # (reason code, detail)
     received: datetime | None
     held_at: datetime
-    earlier: tuple[tuple[datetime, str, str], ...] = ()  # (received, kind, decision) of the code's earlier requests
+    earlier: tuple[EarlierMail, ...] = ()  # the code's other mails, newest first
+    unis_lines: tuple[OrderLine, ...] = ()  # the code's lines in the UNIS extract in use
+    fields: dict | None = None  # what was read: {"body": {...}, "form": {...}, …}
+    previews: dict | None = None  # {"accept"|"remand": {"subject", "to", "body"} | None}
 
 
 def note_message_id(sha256: str, sender: str) -> str:
@@ -60,9 +78,12 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings) -> HeldNot
     except UnreadableMail:
         mail = None
     table = reasons(settings.rules_dir)
-    findings = [{"code": code, "title": table[code].title if code in table else code,
-                 "fix": table[code].fix if code in table else "", "detail": detail}
-                for code, detail in facts.findings]
+    findings = []
+    for code, detail in facts.findings:
+        reason = table.get(code)
+        technical = reason is not None and reason.technical
+        findings.append({"code": code, "title": reason.title if reason else code, "fix": reason.fix if reason else "",
+                         "detail": "" if technical else detail, "technical": detail if technical else ""})
     folders = settings.folders
     rules = load_rules(settings.rules_dir)
     labels, decisions = rules.kind_labels, rules.digest.decision_labels
@@ -71,14 +92,18 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings) -> HeldNot
         sender=header_text(f"{mail.sender.name} <{mail.sender.addr}>" if mail and mail.sender else "", 200),
         received=facts.received, code=facts.code or "", findings=findings,
         kind=kind_labels(settings.rules_dir).get(facts.kind or "unknown", facts.kind or "unknown"),
-        earlier=[{"received": when, "kind": labels.get(kind, kind), "decision": decisions.get(action, action)}
-                 for when, kind, action in facts.earlier],
+        earlier=[{"received": e.received, "kind": labels.get(e.kind, e.kind),
+                  "decision": decisions.get(e.action, e.action), "subject": header_text(e.subject, 120),
+                  "reasons": "、".join(table[c].label if c in table else c for c in e.reasons)}
+                 for e in facts.earlier],
+        unis=[_unis_row(line, rules) for line in facts.unis_lines],
+        read=_read_fields(facts.fields or {}, rules),
+        previews=facts.previews or {},
         accept_folder=folders.held_accept, remand_folder=folders.held_remand,
         processed_folder=folders.processed,
     )
-    env = environment(settings.templates_dir)
-    text = env.get_template("held/note.txt.j2").render(**context)
-    html = env.get_template("held/note.html.j2").render(**context)
+    text = environment(settings.templates_dir, trim_blocks=True).get_template("held/note.txt.j2").render(**context)
+    html = environment(settings.templates_dir).get_template("held/note.html.j2").render(**context)
 
     head = EmailMessage(policy=SMTP)
     message_id = note_message_id(facts.sha256, settings.reply_from)
@@ -110,6 +135,36 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings) -> HeldNot
     body = b"".join(b"--" + b + b"\r\n" + p + b"\r\n" for p in parts) + b"--" + b + b"--\r\n"
     header_block = head.as_bytes(policy=SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
     return HeldNote(message_id, header_block + body)
+
+
+def _unis_row(line: OrderLine, rules) -> dict[str, str]:
+    """A UNIS line as the extract writes it (契約状態 in UNIS's own word)."""
+    status = next((label for label, value in rules.unis.status.items() if value is line.status), line.status.value)
+    return {"item": line.item_code, "status": status,
+            "ordered": f"{line.order_date:%Y/%m/%d}" if line.order_date else "",
+            "ends": f"{line.termination_date:%Y/%m/%d}" if line.termination_date else "",
+            "serial": line.serial, "shop": line.shop_name, "branch": line.branch,
+            "line": " ".join(x for x in (line.line_kind, line.line_type) if x), "address": line.install_address,
+            "acquisition": line.acquisition}
+
+
+def _read_fields(fields: dict, rules) -> list[tuple[str, str]]:
+    """(name, value) of what was read from the body and the form, in the order of the rules."""
+    out: list[tuple[str, str]] = []
+    yes, no = rules.replies.note_flags
+    for key, value in (fields.get("body") or {}).items():
+        if value:
+            out.append((f"本文：{rules.requests.display.get(key, key)}", str(value)))
+    form = fields.get("form") or {}
+    names = rules.replies.note_fields
+    for key in sorted(form, key=lambda k: (list(names).index(k) if k in names else len(names), k)):
+        value = form[key]
+        if value in (None, "", [], ()):
+            continue
+        text = (yes if value else no) if isinstance(value, bool) else (
+            "、".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+        out.append((f"申込書：{names.get(key, key)}", text))
+    return out
 
 
 def _attachment(original: bytes) -> bytes:

@@ -25,6 +25,7 @@ class Reason:
     folder: str = ""  # a [folders] key the mail is filed to instead of its decision's folder
     silent: bool = False  # never answered, whatever the decision (automatic mail, outsiders, unreadable)
     label: str = ""  # short Japanese name for lists (digest, held list, `held`, `history`)
+    technical: bool = False  # the detail is a technical note for whoever runs the bot, not staff's wording
 
     def fix_for(self, action: Action) -> str:
         """The fix as the reader of a reply with this decision needs it."""
@@ -49,12 +50,12 @@ def build_reasons(file: RulesFile) -> dict[str, Reason]:
         for key in ("title", "label"):
             if not entry.get(key):
                 raise file.error(code, f"missing key {key!r}")
-        for key in ("flag", "silent"):
+        for key in ("flag", "silent", "technical"):
             if not isinstance(entry.get(key, False), bool):
                 raise file.error(f"{code}.{key}", "expected true or false")
         reason = Reason(code, action, entry["title"], entry.get("fix", ""), entry.get("flag", False),
                         entry.get("branch_fix", ""), entry.get("folder", ""), entry.get("silent", False),
-                        entry["label"])
+                        entry["label"], entry.get("technical", False))
         if reason.folder and reason.folder not in _FOLDER_KEYS:
             raise file.error(f"{code}.folder", f"{reason.folder!r} is none of {', '.join(sorted(_FOLDER_KEYS))}")
         result[code] = reason
