@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make demo   install, then run one cycle of the bot on its embedded default (local Maildir, no servers)
-#               and write the day's 管理台帳 share (CSV + workbook) it leaves
+#               and write the day's 管理台帳 share (CSV + workbook), the HTML digest and the held notes it leaves
 #   make test   install (Dovecot from Debian packages, the Python dependencies), then run every test
 VENV ?= .venv
 PYTHON ?= python3
@@ -26,6 +26,8 @@ servers:
 demo: install
 	$(VENV)/bin/mailbot poll
 	$(VENV)/bin/mailbot ledger
+	$(VENV)/bin/mailbot digest --html mailbot-demo/digest.html
+	$(VENV)/bin/mailbot held --save mailbot-demo/held
 
 test: install servers
 	$(PY) -m pytest -q

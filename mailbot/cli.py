@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     digest.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
     digest.add_argument("--date", help="the day, YYYY-MM-DD (default: today, Asia/Tokyo)")
     digest.add_argument("--send", action="store_true", help="send it to [digest] recipients unless already sent")
+    digest.add_argument("--html", type=Path, metavar="FILE", help="also write it as HTML with its chart to FILE")
 
     ledger = sub.add_parser("ledger", help="the day's 管理台帳 share with FiberGate: write its CSV and workbook, "
                                            "or send it (once per day)")
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     held = sub.add_parser("held", help="the held items staff have not decided yet, oldest first")
     held.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
+    held.add_argument("--save", type=Path, metavar="DIR", help="also write each open item's note to DIR as .eml")
 
     history = sub.add_parser("history", help="everything mailbot did for a customer code")
     history.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
@@ -381,6 +383,14 @@ def cmd_digest(args: argparse.Namespace) -> int:
         raise UsageError(f"--date: {day} is in the future; its digest is sent on the day")
     store = _state(settings)
     try:
+        if args.html is not None:
+            from mailbot.reports.digest import html_page
+
+            args.html.parent.mkdir(parents=True, exist_ok=True)
+            args.html.write_text(html_page(settings, store, day, now), encoding="utf-8")
+            print(f"The HTML digest of {day} (with its chart) is in {args.html}.")
+            if not args.send:
+                return 0
         if not args.send:
             print(digest_text(settings, store, day, now), end="")
             return 0
@@ -526,4 +536,31 @@ def cmd_held(args: argparse.Namespace) -> int:
     f = settings.folders
     print(f"未処理の保留 {len(rows)}件（「{f.held}」のメモを「{f.held_accept}」「{f.held_remand}」"
           f"「{f.processed}」のいずれかへ移動してください）")
+    if args.save is not None and rows:
+        saved = _save_notes(settings, args.save)
+        print(f"保留メモ {saved}通を {args.save} に保存しました（.eml：メールソフトで開けます）。")
     return 0
+
+
+def _save_notes(settings: Settings, out: Path) -> int:
+    """The notes of the open held items, from the held folder, as .eml files named by time and code."""
+    from mailbot.reply.note import HELD_HEADER, held_original_sha
+
+    mailbox, _transport, store = _open(settings)
+    try:
+        wanted = {m.sha256: m for m, _ in store.open_held_items()}
+        out.mkdir(parents=True, exist_ok=True)
+        folder = settings.folders.held
+        saved = 0
+        for raw in mailbox.fetch(folder, mailbox.search_header(folder, HELD_HEADER, "")):
+            row = wanted.get(held_original_sha(raw.data) or "")
+            if row is None:
+                continue
+            stamp = (row.received or row.internaldate or datetime.now(TOKYO)).astimezone(TOKYO)
+            name = f"{stamp:%Y%m%d-%H%M%S}_{row.code or row.kind or 'unknown'}_{row.id}.eml"
+            (out / name).write_bytes(raw.data)
+            saved += 1
+        return saved
+    finally:
+        mailbox.close()
+        store.close()

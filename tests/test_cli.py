@@ -34,6 +34,22 @@ def test_embedded_default_runs_the_whole_job_without_servers(tmp_path):
     assert "0 mails decided, 0 replies sent, 0 mails filed" in second.stdout
     assert len(list((demo / "outbox" / "new").iterdir())) == len(outbox)
 
+    # What `make demo` shows besides: the HTML digest with its chart, the held notes as .eml.
+    page = mailbot("digest", "--html", "mailbot-demo/digest.html", cwd=tmp_path)
+    assert page.returncode == 0, page.stderr
+    assert "(with its chart) is in mailbot-demo/digest.html." in page.stdout
+    html = (demo / "digest.html").read_text("utf-8")
+    assert '<img src="data:image/png;base64,' in html and "4週間の推移" in html and "問題・要対応" in html
+    held = mailbot("held", "--save", "mailbot-demo/held", cwd=tmp_path)
+    assert held.returncode == 0, held.stderr
+    assert "保留メモ 2通を mailbot-demo/held に保存しました" in held.stdout
+    notes = sorted((demo / "held").iterdir())
+    assert len(notes) == 2 and all(p.suffix == ".eml" for p in notes)
+    import email
+    from email import policy
+    note = email.message_from_bytes(notes[0].read_bytes(), policy=policy.default)
+    assert note["Subject"].startswith("【保留】") and "保留の理由" in note.get_body(("plain",)).get_content()
+
 
 def test_check_json_gives_one_object_per_mail(tmp_path):
     files = []

@@ -17,6 +17,7 @@ never sent again, and a missed day is sent late, once (back to `catch_up_days`).
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,8 +115,17 @@ def render_text(data: DigestData, templates_dir: Path) -> str:
     return _environment(templates_dir).get_template("digest.txt.j2").render(**_context(data))
 
 
-def render_html(data: DigestData, templates_dir: Path, chart_cid: str | None) -> str:
-    return _environment(templates_dir).get_template("digest.html.j2").render(**_context(data), chart_cid=chart_cid)
+def render_html(data: DigestData, templates_dir: Path, chart_src: str | None) -> str:
+    """The HTML part; `chart_src` is where the chart's <img> finds it ("cid:…" in the mail, a data:
+    URL in a file of its own), None for no chart."""
+    return _environment(templates_dir).get_template("digest.html.j2").render(**_context(data), chart_src=chart_src)
+
+
+def html_page(settings: Settings, store: Store, day: date, now: datetime, *, reference=None) -> str:
+    """The digest's HTML with its chart inside (a file a browser opens: `mailbot digest --html`)."""
+    data = collect_for(settings, store, day, now, reference=reference)
+    return render_html(data, settings.templates_dir,
+                       "data:image/png;base64," + base64.b64encode(chart_png(data)).decode("ascii"))
 
 
 # ---------------------------------------------------------------- the mail
@@ -174,7 +184,7 @@ def compose(data: DigestData, settings: Settings, recipients: list[str], now: da
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(render_text(data, settings.templates_dir), charset="utf-8")
-    msg.add_alternative(render_html(data, settings.templates_dir, cid[1:-1]), subtype="html", charset="utf-8")
+    msg.add_alternative(render_html(data, settings.templates_dir, "cid:" + cid[1:-1]), subtype="html", charset="utf-8")
     html_part = msg.get_payload()[1]
     html_part.add_related(chart_png(data), "image", "png", cid=cid, filename="chart.png", disposition="inline")
     return msg
