@@ -51,3 +51,24 @@ def running_bot(config: Path) -> Iterator[subprocess.Popen]:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
+
+
+@contextmanager
+def local_bot(settings) -> Iterator[tuple]:
+    """(bot, mailbox, store) of settings with a local Maildir and outbox, closed afterwards: the
+    real pipeline without servers."""
+    from mailbot.mailbox.maildir import MaildirMailbox
+    from mailbot.pipeline import Bot
+    from mailbot.record.store import Store
+    from mailbot.reply.send import MaildirOutbox
+
+    mailbox = MaildirMailbox(settings.maildir)
+    store = Store(settings.database)
+    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
+    try:
+        yield bot, mailbox, store
+    finally:
+        if bot.reference is not None:
+            bot.reference.close()
+        mailbox.close()
+        store.close()

@@ -21,18 +21,16 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, TOKYO, running_bot
+from helpers import ROOT, TOKYO, local_bot, running_bot
 from PIL import Image
 from test_loop import NOW
 from test_reference_checks import sample_directory, sample_extract
 
 from demo.samples import sample_mails, seed_maildir
 from mailbot.config import load
-from mailbot.mailbox.maildir import MaildirMailbox
-from mailbot.pipeline import Bot
 from mailbot.record.store import Store
 from mailbot.reference.calendar import BusinessCalendar
-from mailbot.reply.send import MaildirOutbox, SmtpTransport
+from mailbot.reply.send import SmtpTransport
 from mailbot.reports.digest import (
     ExtractStatus,
     StateReader,
@@ -91,11 +89,8 @@ def morning(tmp_path_factory) -> Path:
     sample_extract(root)
     sample_directory(root)
     settings = load(write_config(root))
-    mailbox = MaildirMailbox(settings.maildir)
-    seed_maildir(mailbox, NOW)
-    store = Store(settings.database)
-    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
-    try:
+    with local_bot(settings) as (bot, mailbox, store):
+        seed_maildir(mailbox, NOW)
         report = bot.poll()
         assert len(report.handled) == 19 and not report.errors
         with store.transaction() as db:
@@ -103,10 +98,6 @@ def morning(tmp_path_factory) -> Path:
             db.execute("UPDATE held SET opened_at = (SELECT received FROM mails WHERE mails.id = held.mail_id)")
             db.execute("INSERT OR IGNORE INTO held (mail_id, note_id, original, opened_at)"
                        " SELECT id, '<held.' || id || '@test>', x'', received FROM mails WHERE action = 'hold'")
-    finally:
-        bot.reference.close()
-        mailbox.close()
-        store.close()
     return root
 
 
@@ -769,12 +760,9 @@ def test_a_bounce_of_a_reply_is_held_and_a_problem_not_traffic(tmp_path):
     sample_extract(tmp_path)
     sample_directory(tmp_path)
     settings = load(write_config(tmp_path))
-    mailbox = MaildirMailbox(settings.maildir)
     samples = dict(sample_mails(NOW))
-    mailbox.append("INBOX", samples["order_shibuya"], internaldate=datetime(2026, 11, 20, 9, 0, tzinfo=TOKYO))
-    store = Store(settings.database)
-    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
-    try:
+    with local_bot(settings) as (bot, mailbox, store):
+        mailbox.append("INBOX", samples["order_shibuya"], internaldate=datetime(2026, 11, 20, 9, 0, tzinfo=TOKYO))
         bot.poll()
         (reply,) = [p.read_bytes() for p in (settings.outbox / "new").iterdir()]
         for data in (postfix_bounce(reply, "i-suzuki@usen.co.jp"),
@@ -801,7 +789,3 @@ def test_a_bounce_of_a_reply_is_held_and_a_problem_not_traffic(tmp_path):
         note = next(r for r in mailbox.fetch(settings.folders.held, mailbox.list_uids(settings.folders.held)))
         assert "電話などで支店へ判定結果を連絡してください" in message_from_bytes(note.data, policy=policy.default) \
             .get_body(("plain",)).get_content()
-    finally:
-        bot.reference.close()
-        mailbox.close()
-        store.close()

@@ -23,20 +23,19 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from helpers import ROOT, TOKYO
+from helpers import ROOT, TOKYO, local_bot
 from test_check_situations import SITUATIONS, received, unis, write_extract
 from test_loop import NOW
 
 from demo.samples import sample_directory, seed_maildir
 from mailbot.config import load
 from mailbot.mailbox.maildir import MaildirMailbox
-from mailbot.pipeline import Bot
 from mailbot.record.ledger import LedgerLine
 from mailbot.record.store import Store
 from mailbot.reference.calendar import BusinessCalendar
 from mailbot.reference.data import ReferenceData
 from mailbot.reply.note import HELD_HEADER
-from mailbot.reply.send import MaildirOutbox, SmtpTransport
+from mailbot.reply.send import SmtpTransport
 from mailbot.reports.ledger import (
     csv_bytes,
     due_share_days,
@@ -118,14 +117,11 @@ def office(tmp_path_factory) -> Path:
     write_extract(root / "usen_spot_orders.csv", extra_rows())
     (root / "branches.csv").write_bytes(sample_directory())
     settings = load(write_config(root))
-    mailbox = MaildirMailbox(settings.maildir)
-    seed_maildir(mailbox, NOW)
     extras = sorted(((s.name, s.build()) for s in SITUATIONS if s.name in EXTRA), key=lambda x: received(x[1]))
-    for _name, data in extras:
-        mailbox.append("INBOX", data, internaldate=received(data))
-    store = Store(settings.database)
-    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
-    try:
+    with local_bot(settings) as (bot, mailbox, store):
+        seed_maildir(mailbox, NOW)
+        for _name, data in extras:
+            mailbox.append("INBOX", data, internaldate=received(data))
         report = bot.poll()
         assert len(report.handled) == 19 + len(EXTRA) and not report.errors, report.errors
         staff_accept(mailbox, settings, "988776681")
@@ -137,10 +133,6 @@ def office(tmp_path_factory) -> Path:
             staff_at = jst(2026, 11, 24, 10, 15).astimezone(timezone.utc).isoformat()
             db.execute("UPDATE held SET closed_at=? WHERE outcome='accepted'", (staff_at,))
             db.execute("UPDATE ledger SET created_at=? WHERE category='new' AND data LIKE '%988776681%'", (staff_at,))
-    finally:
-        bot.reference.close()
-        mailbox.close()
-        store.close()
     return root
 
 
@@ -218,20 +210,13 @@ def test_the_ledger_line_is_written_in_the_decisions_commit(tmp_path):
     settings = load(write_config(tmp_path))
     write_extract(tmp_path / "usen_spot_orders.csv", [])
     (tmp_path / "branches.csv").write_bytes(sample_directory())
-    mailbox = MaildirMailbox(settings.maildir)
-    seed_maildir(mailbox, NOW)
-    store = Store(settings.database)
-    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
-    try:
+    with local_bot(settings) as (bot, mailbox, store):
+        seed_maildir(mailbox, NOW)
         bot.poll()
         decided = {r[0] for r in store.db.execute("SELECT id FROM mails WHERE action='accept' AND kind != 'contract_change'")}
         assert {r[0] for r in store.db.execute("SELECT mail_id FROM ledger")} == decided
         bot.poll()
         assert store.db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == len(decided)
-    finally:
-        bot.reference.close()
-        mailbox.close()
-        store.close()
 
 
 # ---------------------------------------------------------------- the share and its files
@@ -477,22 +462,15 @@ def test_a_held_note_carries_what_staff_need_to_decide(state):
     the body and the form, the code's earlier mails, and the 受付 / 差戻 replies it would send —
     in the plain-text part and the HTML part, in Japanese."""
     settings = load(write_config(state))
-    mailbox = MaildirMailbox(settings.maildir)
     # An order naming another shop of the customer (SHOP_MISMATCH), held with its form read.
     situation = next(s for s in SITUATIONS if s.name == "order_other_shop")
     data = situation.build()
-    mailbox.append("INBOX", data, internaldate=received(data))
     write_extract(state / "usen_spot_orders.csv", extra_rows() + list(situation.unis))
-    store = Store(settings.database)
-    bot = Bot(settings, mailbox, MaildirOutbox(settings.outbox), store)
-    try:
+    with local_bot(settings) as (bot, mailbox, _store):
+        mailbox.append("INBOX", data, internaldate=received(data))
         bot.poll()
         notes = [raw for raw in mailbox.fetch(settings.folders.held, mailbox.list_uids(settings.folders.held))
                  if b"988776629" in raw.data]
-    finally:
-        bot.reference.close()
-        mailbox.close()
-        store.close()
     (note,) = notes
     msg = message_from_bytes(note.data, policy=policy.default)
     text = msg.get_body(("plain",)).get_content()
