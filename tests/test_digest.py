@@ -789,3 +789,61 @@ def test_a_bounce_of_a_reply_is_held_and_a_problem_not_traffic(tmp_path):
         note = next(r for r in mailbox.fetch(settings.folders.held, mailbox.list_uids(settings.folders.held)))
         assert "電話などで支店へ判定結果を連絡してください" in message_from_bytes(note.data, policy=policy.default) \
             .get_body(("plain",)).get_content()
+
+
+def test_staff_outcomes_resubmissions_processing_failures_and_deadlines(state):
+    """What staff decided (and how long it took), remands the branches fixed, mails the bot could
+    not process, and a termination withdrawal that is too late tomorrow (DOMAIN.md §5: 3 business
+    days before 解約日; 12-29 … 01-03 closed)."""
+    settings = load(write_config(state))
+    store = Store(settings.database)
+    try:
+        # Staff: a hold of Thursday morning accepted Friday at 11:00; one handled by a person.
+        accepted = add_mail(store, "2026-11-19T10:00:00+09:00", "equipment_order", "accept", ["SHOP_MISMATCH"],
+                            code="988776629", branch="渋谷支店")
+        handled = add_mail(store, "2026-11-20T09:00:00+09:00", "unknown", "hold", ["UNKNOWN_SUBJECT"])
+        for mail_id, opened, closed, outcome, folder in (
+                (accepted, "2026-11-19T01:00:05+00:00", "2026-11-20T02:00:05+00:00", "accepted", "保留/受付"),
+                (handled, "2026-11-20T00:00:05+00:00", "2026-11-20T00:30:05+00:00", "handled", "処理済")):
+            store.db.execute("INSERT INTO held (mail_id, note_id, original, opened_at, closed_at, outcome, decided_in)"
+                             " VALUES (?,?,?,?,?,?,?)", (mail_id, f"<held.{mail_id}@test>", b"", opened, closed,
+                                                          outcome, folder))
+        # The morning's resubmitted order (976543210) was remanded on Wednesday for its missing form.
+        add_mail(store, "2026-11-18T15:00:00+09:00", "equipment_order", "remand", ["ATTACHMENT_MISSING"],
+                 code="976543210", branch="新宿支店")
+        # Processing failed twice on one mail (retried), and another was held after three failures.
+        retried = add_mail(store, "2026-11-20T13:00:00+09:00", "contract_change", "accept", code="932104567",
+                           branch="新宿支店")
+        for at in ("2026-11-20T04:00:01+00:00", "2026-11-20T04:01:01+00:00"):
+            event(store, retried, at, "processing failed", "ValueError: bad form")
+        add_mail(store, "2026-11-20T14:00:00+09:00", "unknown", "hold", ["PROCESSING_FAILED"])
+        # A withdrawal waiting for staff since Tuesday 12-22; 解約日 12-31 → too late from 12-24 17:00.
+        late = add_mail(store, "2026-12-22T10:00:00+09:00", "termination_withdrawal", "hold", ["NOT_TERMINATING"],
+                        code="945612378", branch="梅田支店")
+        store.db.execute("INSERT INTO held (mail_id, note_id, original, opened_at) VALUES (?,?,?,?)",
+                         (late, f"<held.{late}@test>", b"", "2026-12-22T01:00:05+00:00"))
+        from mailbot.reports.digest import collect_for
+
+        friday = collect_for(settings, store, D, EVENING)
+        wednesday = collect_for(settings, store, date(2026, 12, 23), datetime(2026, 12, 23, 18, 30, tzinfo=TOKYO))
+    finally:
+        store.close()
+
+    assert [(s.mail.code, s.outcome_label, s.folder, round(s.hours, 1), s.business_days) for s in friday.staff] == [
+        ("988776629", "受付", "保留/受付", 25.0, 1), (None, "処理済（返信なし）", "処理済", 0.5, 0)]
+    assert friday.staff_counts == [("受付", 1), ("処理済（返信なし）", 1)]
+    assert [(r.mail.code, r.remanded_at.strftime("%m-%d"), r.business_days, r.reasons) for r in friday.resubmissions] \
+        == [("976543210", "11-18", 2, ["PDF添付なし"])]
+    assert [(p.mail.kind, p.failures, p.last_error) for p in friday.problems.processing] == [
+        ("contract_change", 2, "ValueError: bad form"), ("unknown", 0, "")]
+    assert friday.problems.deadlines == []
+    (deadline,) = wednesday.problems.deadlines
+    assert (deadline.mail.code, deadline.termination_date, deadline.deadline) == (
+        "945612378", date(2026, 12, 31), datetime(2026, 12, 24, 17, 0, tzinfo=TOKYO))
+    text = render(wednesday).splitlines()
+    assert ("  期限間近の解約キャンセル: 945612378  梅田支店  解約日 12月31日（木）、期限 12月24日（木） 17:00まで（保留）"
+            in text)
+    friday_text = render(friday).splitlines()
+    assert "■ 担当者の判断 2件（受付 1 / 処理済（返信なし） 1）" in friday_text
+    assert ("  器材発注依頼  976543210  新宿支店  差戻 11/18 → 受付 11/20（2営業日）  差戻理由：PDF添付なし"
+            in friday_text)
