@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from mailbot import __version__
 from mailbot.config import ConfigError, Settings, embedded_default, load
+from mailbot.logs import configure as configure_logs
 from mailbot.logs import log_failure
 from mailbot.mailbox import MailboxError
 from mailbot.rules import RulesError, check_templates, load_rules
@@ -67,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     held.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
     held.add_argument("--save", type=Path, metavar="DIR", help="also write each open item's note to DIR as .eml")
 
+    health = sub.add_parser("health", help="is the bot alive and well? exit 1 with one line per problem")
+    health.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
+    health.add_argument("--json", action="store_true", help='one JSON object {"ok": …, "problems": […]}')
+
     history = sub.add_parser("history", help="everything mailbot did for a customer code")
     history.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
     history.add_argument("--json", action="store_true", help="one JSON object")
@@ -76,11 +82,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logs("text", args.verbose)
     try:
         return {"poll": cmd_poll, "run": cmd_run, "check": cmd_check, "digest": cmd_digest,
-                "history": cmd_history, "held": cmd_held, "ledger": cmd_ledger}[args.command](args)
+                "history": cmd_history, "held": cmd_held, "ledger": cmd_ledger,
+                "health": cmd_health}[args.command](args)
     except (ConfigError, RulesError, UsageError) as e:
         print(f"mailbot: {e}", file=sys.stderr)
         return 2
@@ -98,6 +104,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     """The settings, with every rules file and template validated: a broken one stops the command
     here, before any mail is touched, with one line naming its file and line."""
     settings = load(args.config) if args.config else embedded_default(Path(getattr(args, "demo_dir", DEMO_DIR)).resolve())
+    configure_logs(settings.service.log_format, getattr(args, "verbose", False))
     load_rules(settings.rules_dir)
     check_templates(settings.templates_dir)
     return settings
@@ -194,24 +201,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from mailbot.pipeline import Bot
+    from mailbot.service.notify import Notifier
 
     settings = _settings(args)
     shared: dict[str, object] = {}  # the reference data, kept (and refreshed) across cycles
+    notifier = Notifier.from_environment()
+    metrics = None
+    if settings.service.metrics_listen is not None:
+        from mailbot.service.metrics import Metrics
+
+        metrics = Metrics()
+        metrics.serve(*settings.service.metrics_listen)
+    watchdog = notifier.watchdog_seconds
+    if watchdog is not None and settings.poll_interval * 2 > watchdog:
+        log.warning("scheduler.poll_interval %d s is more than half of WatchdogSec %.0f s: "
+                    "systemd may restart a healthy bot", settings.poll_interval, watchdog)
 
     def cycle() -> None:
         try:
-            poll()
+            ok = poll()
         finally:
-            if not stopping.is_set():
+            if not stopping.is_set() and not settings.shadow:
                 send_due_mails(settings, shared.get("reference"))
+        if ok and not stopping.is_set():
+            # Only a poll that went through tells systemd the bot is alive: a hung mailbox
+            # connection stops the pings and gets the process restarted after WatchdogSec.
+            status = f"polled {datetime.now(TOKYO):%Y-%m-%d %H:%M:%S}"
+            if "ready" not in shared:
+                shared["ready"] = True
+                notifier.ready(status)
+            else:
+                notifier.watchdog(status)
 
-    def poll() -> None:
+    def poll() -> bool:
+        started = time.monotonic()
         try:
             mailbox, transport, store = _open(settings)
         except MailboxError as e:
             log.warning("mailbox unreachable: %s", e)
             record_unreachable(settings, e)
-            return
+            if metrics is not None:
+                metrics.unreachable()
+            return False
         try:
             bot = Bot(settings, mailbox, transport, store, reference=shared.get("reference"))
             report = bot.poll(stop=stopping.is_set)
@@ -219,9 +250,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             if report.handled or report.sent or report.errors:
                 log.info("cycle: %d decided, %d sent, %d filed, %d errors",
                          len(report.handled), report.sent, report.filed, len(report.errors))
+            if metrics is not None:
+                metrics.cycle(report, time.monotonic() - started, store, bot.reference)
+            return True
         except MailboxError as e:
             log.warning("mailbox error, retrying next cycle: %s", e)
             store.event(None, "mailbox unreachable", str(e))
+            if metrics is not None:
+                metrics.unreachable()
+            return False
         finally:
             mailbox.close()
             store.close()
@@ -241,8 +278,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         IdleWatcher(settings.imap, wake, stopping).start()
     stopping.wait()
+    notifier.stopping()
     # The mail in hand is finished first: poll() checks `stopping` only between mails.
     scheduler.shutdown(wait=True)
+    if metrics is not None:
+        metrics.close()
     return 0
 
 
@@ -475,6 +515,30 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         if reference is not None:
             reference.close()
         store.close()
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from mailbot.record.store import Store
+    from mailbot.reports.health import Problem, health
+
+    settings = _settings(args)
+    if settings.database.exists():
+        store = Store(settings.database)
+        try:
+            problems = health(settings, store, datetime.now(TOKYO))
+        finally:
+            store.close()
+    else:
+        problems = [Problem("POLL_STALE", f"状態データベース {settings.database} がありません（まだ一度もポーリングしていません）。")]
+    if args.json:
+        print(json.dumps({"ok": not problems, "problems": [{"code": p.code, "detail": p.detail} for p in problems]},
+                         ensure_ascii=False))
+    else:
+        for p in problems:
+            print(f"{p.code}: {p.detail}")
+        if not problems:
+            print("OK")
+    return 1 if problems else 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -93,6 +93,16 @@ class LedgerSettings:
 
 
 @dataclass(frozen=True)
+class ServiceSettings:
+    """Running it as a service: health limits, the metrics endpoint, the log format."""
+
+    max_poll_age: int = 600  # seconds since the last successful poll before `health` fails
+    max_held_age: int = 2  # business days a held item may wait before `health` fails
+    metrics_listen: tuple[str, int] | None = None  # (host, port) of the Prometheus endpoint; None: off
+    log_format: str = "text"  # text | json
+
+
+@dataclass(frozen=True)
 class Settings:
     imap: ImapSettings | None  # None: the local Maildir below
     maildir: Path | None
@@ -113,6 +123,8 @@ class Settings:
     templates_dir: Path
     forms: FormSettings = FormSettings()
     ledger: LedgerSettings = LedgerSettings(out_dir=Path("ledger"))  # from_dict: relative to the config file
+    service: ServiceSettings = ServiceSettings()
+    shadow: bool = False  # decide and record, but send, file and share nothing (a trial beside staff)
     max_send_attempts: int = 8
     max_processing_attempts: int = 3  # a mail whose processing failed this often is held (poison)
     max_replies_per_sender_per_day: int = 30  # more from one sender in a day: held (REPLY_LIMIT)
@@ -225,6 +237,29 @@ def _addresses(table: _Table, k: str, internal_domains: tuple[str, ...] | None =
     return tuple(out)
 
 
+def _service(top: _Table) -> ServiceSettings:
+    health = top.table("health")
+    health.unknown({"max_poll_age", "max_held_age"})
+    metrics = top.table("metrics")
+    metrics.unknown({"listen"})
+    logging_t = top.table("logging")
+    logging_t.unknown({"format"})
+    listen = None
+    if metrics.has("listen"):
+        value = metrics.get("listen", str)
+        host, _, port = value.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{metrics.key('listen')}: {value!r} is not HOST:PORT (e.g. \"127.0.0.1:9464\")")
+        listen = (host, int(port))
+    log_format = logging_t.get("format", str, "text")
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"{logging_t.key('format')}: {log_format!r} is neither \"text\" nor \"json\"")
+    return ServiceSettings(max_poll_age=_positive(health, "max_poll_age", int, ServiceSettings.max_poll_age),
+                           max_held_age=_positive(health, "max_held_age", int, ServiceSettings.max_held_age),
+                           metrics_listen=listen, log_format=log_format)
+
+
 def _positive(table: _Table, k: str, kind: type | tuple[type, ...], default: Any) -> Any:
     value = table.get(k, kind, default)
     if value <= 0:
@@ -243,7 +278,7 @@ def _time_of_day(table: _Table, k: str, default: str) -> str:
 # ---------------------------------------------------------------- loading
 
 _TOP_LEVEL = {"imap", "maildir", "folders", "smtp", "outbox", "unis", "branches", "digest",
-              "scheduler", "state", "policy", "paths", "forms", "ledger"}
+              "scheduler", "state", "policy", "paths", "forms", "ledger", "health", "metrics", "logging"}
 
 
 def load(path: str | os.PathLike[str]) -> Settings:
@@ -350,7 +385,7 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
 
     policy = top.table("policy")
     policy.unknown({"internal_domains", "acknowledge_held", "max_send_attempts", "max_processing_attempts",
-                    "max_replies_per_sender_per_day", "max_replies_per_hour"})
+                    "max_replies_per_sender_per_day", "max_replies_per_hour", "shadow"})
     domains = policy.get("internal_domains", list, ["usen.co.jp"])
     if not domains or not all(isinstance(d, str) and d.strip() for d in domains):
         raise ConfigError("policy.internal_domains: must be a non-empty list of domain names")
@@ -378,6 +413,7 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
     paths.unknown({"rules", "templates"})
 
     internal_domains = tuple(d.strip().lower().lstrip("@") for d in domains)
+    service = _service(top)
     ledger_t = top.table("ledger")
     ledger_t.unknown({"out_dir", "fibergate_to", "cc", "send_at"})
     ledger = LedgerSettings(out_dir=ledger_t.path("out_dir", base, "ledger"),
@@ -398,7 +434,8 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
         digest_recipients=tuple(recipients), digest_time=_time_of_day(digest, "time", "18:00"),
         poll_interval=poll_interval,
         database=state.path("database", base, "mailbot-state.sqlite3"),
-        internal_domains=internal_domains, ledger=ledger,
+        internal_domains=internal_domains, ledger=ledger, service=service,
+        shadow=policy.get("shadow", bool, False),
         acknowledge_held=policy.get("acknowledge_held", bool, False),
         rules_dir=paths.path("rules", base, str(DEFAULT_RULES), must_exist=True),
         templates_dir=paths.path("templates", base, str(DEFAULT_TEMPLATES), must_exist=True),

@@ -57,6 +57,7 @@ from mailbot.rules import load_rules, reasons
 from mailbot.text import TOKYO
 
 log = logging.getLogger("mailbot")
+POLL_OK = "poll ok"  # the status key of the last successful poll (`mailbot health`, the watchdog)
 
 # Mails are decided in chunks (at most this many, or this many bytes); each chunk's forms are read
 # in parallel, one sandboxed reader per core, while the chunks before it are decided, answered and
@@ -270,9 +271,11 @@ class Bot:
         report.errors.extend(f"reference data: {e}" for e in self.reference.errors)
         self.mailbox.ensure_folders(self.settings.folders.all)
         self._take_in(report, stop)
-        self._staff_decisions(report)
-        self._send_replies(report)
-        self._file(report)
+        if not self.settings.shadow:  # a trial beside staff: decide and record, touch nothing else
+            self._staff_decisions(report)
+            self._send_replies(report)
+            self._file(report)
+        self.store.set_status(POLL_OK, f"{len(report.handled)} decided, {report.sent} sent, {report.filed} filed")
         return report
 
     def _take_in(self, report: CycleReport, stop: callable) -> None:
@@ -335,8 +338,9 @@ class Bot:
             self._take(raw, report, c)
             if stop():
                 return True
-        self._send_replies(report)
-        self._file(report, folders=(self.inbox,))
+        if not self.settings.shadow:
+            self._send_replies(report)
+            self._file(report, folders=(self.inbox,))
         return False
 
     def _take(self, raw: RawMail, report: CycleReport, chunk: _Chunk) -> None:
@@ -369,7 +373,8 @@ class Bot:
                     assessment = assess(raw.data, raw.internaldate, self.settings, self.store)
                 evaluation = conclude(assessment, chunk.reading(assessment, self.settings), self.settings,
                                       reference=self.reference, history=self.store)
-            reply = self._reply_for(evaluation, raw.sha256)
+            # A shadow trial queues no reply: nothing it recorded can ever be sent later.
+            reply = None if self.settings.shadow else self._reply_for(evaluation, raw.sha256)
             if reply is not None and self._sender_over_limit(evaluation):
                 evaluation = replace(evaluation, decision=overrule(evaluation.decision.findings, Finding(
                     "REPLY_LIMIT", f"{self.settings.max_replies_per_sender_per_day} replies today"),
@@ -400,6 +405,9 @@ class Bot:
             ledger=self._ledger_line(row, evaluation, d, evaluation.received) if d.action is Action.ACCEPT else None,
             bounced=self._bounced(d),
             previews=self._previews(evaluation, raw.sha256) if d.action is Action.HOLD else None)
+        log.info("mail %s: %s %s %s %s", row.id, d.action.value, c.kind.value, c.code or "-", " ".join(d.reasons) or "-",
+                 extra={"mail_id": row.id, "message_id": mail.message_id if mail else None, "kind": c.kind.value,
+                        "code": c.code, "decision": d.action.value, "reasons": d.reasons})
         # The report keeps the decision, not the mail: a cycle over a big backlog must not hold
         # every parsed mail and its attachments until it ends.
         report.handled.append((mail.subject if mail else "", replace(evaluation, mail=None, fields={}),

@@ -24,6 +24,7 @@ FLOORS = [
     ("mailbot.reply",),
     ("mailbot.pipeline",),
     ("mailbot.reports",),
+    ("mailbot.service",),
     ("mailbot.cli", "mailbot.__main__"),
 ]
 

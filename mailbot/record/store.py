@@ -126,6 +126,12 @@ CREATE TABLE IF NOT EXISTS digests (
     created_at    TEXT NOT NULL,
     sent_at       TEXT
 );
+-- How the service is doing: one row per key (the last successful poll …), for `mailbot health`.
+CREATE TABLE IF NOT EXISTS status (
+    key           TEXT PRIMARY KEY,
+    value         TEXT NOT NULL,
+    at            TEXT NOT NULL
+);
 -- The daily 管理台帳 share with FiberGate: one row per business day, sent exactly once.
 CREATE TABLE IF NOT EXISTS ledger_shares (
     day           TEXT PRIMARY KEY,
@@ -433,6 +439,9 @@ class Store:
                             (sha256,)).fetchone()
         return (self.get(r["mail_id"]), HeldRow.from_sql(r)) if r else None
 
+    def open_held_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM held WHERE closed_at IS NULL").fetchone()[0]
+
     def open_held_items(self) -> list[tuple[MailRow, HeldRow]]:
         """Held items staff have not decided yet, oldest first."""
         rows = self.db.execute("SELECT * FROM held WHERE closed_at IS NULL ORDER BY opened_at, mail_id")
@@ -464,6 +473,16 @@ class Store:
                 self._event(db, mail_id, "reply queued", message_id)
             if outcome == "accepted":
                 self._add_ledger_line(db, mail_id, ledger, t)
+
+    def set_status(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO status (key, value, at) VALUES (?,?,?) ON CONFLICT (key) DO UPDATE"
+                       " SET value=excluded.value, at=excluded.at", (key, value, now_utc().isoformat()))
+
+    def status(self, key: str) -> tuple[str, datetime] | None:
+        """(value, when) of a status key, None when never set."""
+        r = self.db.execute("SELECT value, at FROM status WHERE key=?", (key,)).fetchone()
+        return (r["value"], datetime.fromisoformat(r["at"])) if r else None
 
     def cursor(self, folder: str, uidvalidity: int) -> int:
         """The last UID looked at in a folder (0 after a UIDVALIDITY change)."""
@@ -617,6 +636,20 @@ class Store:
         for line in lines:
             self._add_ledger_line(db, None, line, t)
             db.execute("UPDATE ledger SET share_day=? WHERE key=? AND share_day IS NULL", (day, line.key))
+
+    def reply_trouble(self, since: datetime) -> tuple[int, int]:
+        """(replies given up whose last attempt began after `since`, replies being retried)."""
+        r = self.db.execute(f"SELECT SUM(state='{SendState.FAILED}' AND COALESCE(sending_at, next_attempt) >= ?),"
+                            f" SUM(state='{SendState.QUEUED}' AND attempts>0) FROM replies",
+                            (since.astimezone(timezone.utc).isoformat(),)).fetchone()
+        return r[0] or 0, r[1] or 0
+
+    def once_trouble(self, table: str) -> list[tuple[str, str, str | None]]:
+        """(day, state, last error) of a once-only table's mails that failed or are being retried."""
+        assert table in ("digests", "ledger_shares")
+        return [tuple(r) for r in self.db.execute(
+            f"SELECT day, state, last_error FROM {table} WHERE state='{SendState.FAILED}'"
+            f" OR (state='{SendState.QUEUED}' AND attempts>0) ORDER BY day")]
 
     def first_seen(self) -> str | None:
         """When the first mail was taken in (ISO), None before any."""

@@ -1,0 +1,1 @@
+"""Running mailbot as a service: systemd notifications (`notify`) and Prometheus metrics (`metrics`)."""
