@@ -204,6 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mailbot.service.notify import Notifier
 
     settings = _settings(args)
+    configure_logs(settings.service.log_format, verbose=True)  # a service says what it decides
     shared: dict[str, object] = {}  # the reference data, kept (and refreshed) across cycles
     notifier = Notifier.from_environment()
     metrics = None

@@ -38,11 +38,14 @@ def mail(subject: str = "USEN SPOT 器材発注依頼_988776654", *, sender: str
 
 
 @contextmanager
-def running_bot(config: Path) -> Iterator[subprocess.Popen]:
-    """`mailbot run --config F` as its own process while the block runs; then SIGTERM, and it must
-    stop cleanly (exit 0)."""
+def running_bot(config: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """`mailbot run --config F` as its own process while the block runs (with `env` added to the
+    environment); then SIGTERM, and it must stop cleanly (exit 0)."""
+    import os
+
     proc = subprocess.Popen([sys.executable, "-m", "mailbot", "run", "--config", str(config)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
     try:
         yield proc
         proc.send_signal(signal.SIGTERM)
