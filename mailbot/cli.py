@@ -69,6 +69,18 @@ def _parser() -> argparse.ArgumentParser:
     held.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
     held.add_argument("--save", type=Path, metavar="DIR", help="also write each open item's note to DIR as .eml")
 
+    replay = sub.add_parser("replay", help="decide the recorded mails again with other rules; list what changes")
+    replay.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
+    replay.add_argument("--since", help="only mails received from this day on, YYYY-MM-DD")
+    replay.add_argument("--rules", type=Path, metavar="DIR", help="the rules to try (default: those in force)")
+    replay.add_argument("--templates", type=Path, metavar="DIR", help="the templates to try")
+    replay.add_argument("--max-changes", type=int, metavar="N", help="exit 1 when more than N decisions change")
+    replay.add_argument("--json", action="store_true", help="one JSON object per changed mail")
+
+    explain = sub.add_parser("explain", help="why mailbot decided what it did, for a Message-ID or a customer code")
+    explain.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
+    explain.add_argument("key", metavar="MESSAGE-ID|CODE")
+
     health = sub.add_parser("health", help="is the bot alive and well? exit 1 with one line per problem")
     health.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
     health.add_argument("--json", action="store_true", help='one JSON object {"ok": …, "problems": […]}')
@@ -86,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"poll": cmd_poll, "run": cmd_run, "check": cmd_check, "digest": cmd_digest,
                 "history": cmd_history, "held": cmd_held, "ledger": cmd_ledger,
-                "health": cmd_health}[args.command](args)
+                "health": cmd_health, "replay": cmd_replay, "explain": cmd_explain}[args.command](args)
     except (ConfigError, RulesError, UsageError) as e:
         print(f"mailbot: {e}", file=sys.stderr)
         return 2
@@ -516,6 +528,68 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         if reference is not None:
             reference.close()
         store.close()
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import unicodedata
+
+    from mailbot.reports.explain import explain, find_mails
+
+    settings = _settings(args)
+    key = unicodedata.normalize("NFKC", args.key).strip()
+    if not key:
+        raise UsageError("MESSAGE-ID|CODE: give a Message-ID or a customer code")
+    store = _state(settings)
+    try:
+        rows = find_mails(store, key)
+        if not rows:
+            print(f"「{key}」のメールはありません。")
+            return 1
+        print("\n".join(explain(store, rows, settings.rules_dir)).rstrip())
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from dataclasses import replace as with_changes
+
+    from mailbot.reference.data import ReferenceData
+    from mailbot.reports.replay import replay
+
+    settings = _settings(args)
+    for option, path in (("--rules", args.rules), ("--templates", args.templates)):
+        if path is not None and not path.is_dir():
+            raise UsageError(f"{option}: {path} is not a directory")
+    if args.max_changes is not None and args.max_changes < 0:
+        raise UsageError(f"--max-changes: {args.max_changes} must be 0 or more")
+    trial = with_changes(settings, rules_dir=(args.rules or settings.rules_dir).resolve(),
+                         templates_dir=(args.templates or settings.templates_dir).resolve())
+    load_rules(trial.rules_dir)  # a broken rules file: one line, exit 2
+    check_templates(trial.templates_dir)
+    since = _day(args.since) if args.since else None
+    store = _state(settings)
+    reference = ReferenceData.load(settings) if settings.unis_extract is not None else None
+    try:
+        result = replay(trial, store, since=since, reference=reference)
+    finally:
+        if reference is not None:
+            reference.close()
+        store.close()
+    if args.json:
+        for c in result.changes:
+            print(json.dumps({"mail_id": c.mail_id, "received": c.received.isoformat(), "customer_code": c.code,
+                              "kind": c.kind_label, "before": c.before_action, "after": c.after_action,
+                              "reasons_before": c.codes_before, "reasons_after": c.codes_after}, ensure_ascii=False))
+    else:
+        if result.changes:
+            _print_table(("受信日時", "顧客CD", "種別", "判定（現在 → 新）", "理由（新）"),
+                         [(f"{c.received:%Y-%m-%d %H:%M}", c.code or "-", c.kind_label, f"{c.before} → {c.after}",
+                           "、".join(c.reasons_after) or "-") for c in result.changes])
+        print(f"{result.replayed}通を判定し直し、{len(result.changes)}通の判定が変わります。"
+              f"UNIS抽出データ：{result.extract}"
+              + (f"。受信時のメールが保存されていない{result.without_bytes}通は対象外です。" if result.without_bytes else ""))
+    return 1 if args.max_changes is not None and len(result.changes) > args.max_changes else 0
 
 
 def cmd_health(args: argparse.Namespace) -> int:

@@ -53,7 +53,7 @@ from mailbot.reference.data import ReferenceData
 from mailbot.reply.note import HELD_HEADER, NOTE_HISTORY, EarlierMail, NoteFacts, build_note, held_original_sha
 from mailbot.reply.render import Reply, ReplySettings, build_reply, next_steps
 from mailbot.reply.send import Outcome, SendResult, Transport
-from mailbot.rules import load_rules, reasons
+from mailbot.rules import load_rules, reasons, rules_version
 from mailbot.text import TOKYO
 
 log = logging.getLogger("mailbot")
@@ -404,7 +404,8 @@ class Bot:
             findings=[(f.code, f.detail) for f in d.findings],
             ledger=self._ledger_line(row, evaluation, d, evaluation.received) if d.action is Action.ACCEPT else None,
             bounced=self._bounced(d),
-            previews=self._previews(evaluation, raw.sha256) if d.action is Action.HOLD else None)
+            previews=self._previews(evaluation, raw.sha256) if d.action is Action.HOLD else None,
+            rules_version=rules_version(self.settings.rules_dir, self.settings.templates_dir))
         log.info("mail %s: %s %s %s %s", row.id, d.action.value, c.kind.value, c.code or "-", " ".join(d.reasons) or "-",
                  extra={"mail_id": row.id, "message_id": mail.message_id if mail else None, "kind": c.kind.value,
                         "code": c.code, "decision": d.action.value, "reasons": d.reasons})

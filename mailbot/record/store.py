@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS mails (
     branch        TEXT,
     findings      TEXT,
     previews      TEXT,                   -- a held mail: the replies staff's 受付 / 差戻 would send (JSON)
+    rules_version TEXT,                   -- the rules and templates in force when it was decided (hash)
     first_seen    TEXT NOT NULL,
     updated       TEXT NOT NULL,
     UNIQUE (folder, uidvalidity, uid)
@@ -125,6 +127,11 @@ CREATE TABLE IF NOT EXISTS digests (
     last_error    TEXT,
     created_at    TEXT NOT NULL,
     sent_at       TEXT
+);
+-- Each mail's bytes as received, zlib-compressed: `mailbot replay` decides them again.
+CREATE TABLE IF NOT EXISTS originals (
+    mail_id       INTEGER PRIMARY KEY REFERENCES mails (id),
+    data          BLOB NOT NULL
 );
 -- How the service is doing: one row per key (the last successful poll …), for `mailbot health`.
 CREATE TABLE IF NOT EXISTS status (
@@ -246,7 +253,7 @@ class Store:
         """Columns added after a database was first made."""
         have = {r["name"] for r in self.db.execute("PRAGMA table_info(mails)")}
         # received time (DOMAIN.md §5), requesting branch (§7), findings [[code, detail], ...]
-        for column in ("received", "branch", "findings", "previews"):
+        for column in ("received", "branch", "findings", "previews", "rules_version"):
             if column not in have:
                 self.db.execute(f"ALTER TABLE mails ADD COLUMN {column} TEXT")
         if "sending_at" not in {r["name"] for r in self.db.execute("PRAGMA table_info(replies)")}:
@@ -326,7 +333,14 @@ class Store:
                  _iso(raw.internaldate), MailState.RECEIVED, t, t, attempts),
             )
             self._event(db, cur.lastrowid, "received", f"{raw.ref.folder} uid {raw.ref.uid}")
+            db.execute("INSERT OR IGNORE INTO originals (mail_id, data) VALUES (?,?)",
+                       (cur.lastrowid, zlib.compress(raw.data, 6)))
         return self.get(cur.lastrowid)
+
+    def original(self, mail_id: int) -> bytes | None:
+        """The mail's bytes as received (None for a mail taken in before they were kept)."""
+        r = self.db.execute("SELECT data FROM originals WHERE mail_id=?", (mail_id,)).fetchone()
+        return zlib.decompress(r[0]) if r else None
 
     def relocate(self, mail_id: int, ref: MailRef, why: str) -> None:
         """The same mail now sits at another (folder, UIDVALIDITY, UID)."""
@@ -347,7 +361,7 @@ class Store:
                         reply: tuple[str, list[str], bytes] | None, received: datetime | None = None,
                         branch: str | None = None, findings: list[tuple[str, str]] | None = None,
                         ledger: LedgerLine | None = None, bounced: tuple[int, str] | None = None,
-                        previews: dict[str, object] | None = None) -> None:
+                        previews: dict[str, object] | None = None, rules_version: str | None = None) -> None:
         """The decision, its reply (message-id, recipients, bytes), the ledger line it writes and,
         for a bounce of one of the bot's replies, the event on the mail that reply answered
         (bounced: its id, the detail) — in one commit."""
@@ -356,12 +370,13 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "UPDATE mails SET state=?, action=?, kind=?, code=?, reasons=?, fields=?, subject=?, sender=?,"
-                " message_id=?, target=?, data_version=?, received=?, branch=?, findings=?, previews=?, updated=?"
-                " WHERE id=?",
+                " message_id=?, target=?, data_version=?, received=?, branch=?, findings=?, previews=?,"
+                " rules_version=?, updated=? WHERE id=?",
                 (state, action, kind, code, json.dumps(reasons), json.dumps(fields, ensure_ascii=False, default=str),
                  subject, sender, message_id, target, data_version, _iso(received), branch,
                  json.dumps(findings or [], ensure_ascii=False),
-                 json.dumps(previews, ensure_ascii=False) if previews is not None else None, t, mail_id),
+                 json.dumps(previews, ensure_ascii=False) if previews is not None else None, rules_version, t,
+                 mail_id),
             )
             self._event(db, mail_id, f"decided {action}", detail)
             if reply:

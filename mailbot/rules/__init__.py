@@ -48,7 +48,7 @@ from mailbot.rules.senders import SenderRules, build_sender_rules
 from mailbot.rules.unis import UnisRules
 from mailbot.text import normalise
 
-__all__ = ["Reason", "Rules", "RulesError", "check_templates", "kind_labels", "load_rules", "reasons"]
+__all__ = ["Reason", "Rules", "RulesError", "check_templates", "kind_labels", "load_rules", "reasons", "rules_version"]
 
 # The templates the bot renders whatever the rules say (the accept/ ones per kind are optional:
 # accept/default.txt.j2 stands in).
@@ -112,6 +112,18 @@ def _load(rules_dir: Path) -> Rules:
     )
     _cross_check(rules, requests, kinds)
     return rules
+
+
+@cache
+def rules_version(rules_dir: Path, templates_dir: Path) -> str:
+    """A hash of every rules file and template in force: which policy a decision was made under."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for base, pattern in ((Path(rules_dir), "*.toml"), (Path(templates_dir), "*.j2")):
+        for path in sorted(base.rglob(pattern)):
+            h.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def load_rules(rules_dir: Path) -> Rules:

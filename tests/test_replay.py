@@ -1,0 +1,169 @@
+"""Rule changes that can be explained and replayed before they go live (issue 17): `mailbot
+explain`, `mailbot replay` over the demo mailbox with a changed rule, a broken rules file stopping
+the start, and the shadow trial (decide and record, send and file nothing)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers import ROOT
+
+from mailbot.config import load
+from mailbot.record.store import Store
+
+
+def mailbot(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mailbot", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """The embedded default after its sample morning (as `make demo` leaves it)."""
+    root = tmp_path_factory.mktemp("demo")
+    assert mailbot("poll", cwd=root).returncode == 0
+    return root
+
+
+def changed_rules(root: Path, code: str, old: str, new: str) -> Path:
+    rules = root / "rules-trial"
+    shutil.rmtree(rules, ignore_errors=True)
+    shutil.copytree(ROOT / "rules", rules)
+    path = rules / "reasons.toml"
+    text = path.read_text("utf-8")
+    start = text.index(f"[{code}]")
+    at = text.index(old, start)
+    path.write_text(text[:at] + new + text[at + len(old):], encoding="utf-8")
+    return rules
+
+
+def test_replay_with_the_rules_in_force_changes_nothing(demo):
+    result = mailbot("replay", cwd=demo)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("19通を判定し直し、0通の判定が変わります。UNIS抽出データ：")
+
+
+def test_replay_lists_exactly_the_mails_a_rule_change_changes(demo):
+    """A policy turning the remand of a missing customer code into a hold: only the order without a
+    code changes (remand → hold); the table has one line, the JSON one object."""
+    rules = changed_rules(demo, "CODE_MISSING", 'decision = "remand"', 'decision = "hold"')
+    result = mailbot("replay", "--rules", str(rules), cwd=demo)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:5] == ["受信日時", "顧客CD", "種別", "判定（現在", "→"]
+    (changed,) = lines[2:-1]
+    assert changed.split()[2:] == ["-", "器材発注依頼", "差戻", "→", "保留", "顧客コードなし"]
+    assert lines[-1].startswith("19通を判定し直し、1通の判定が変わります。")
+    as_json = mailbot("replay", "--rules", str(rules), "--json", cwd=demo)
+    (obj,) = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert (obj["before"], obj["after"], obj["reasons_after"]) == ("remand", "hold", ["CODE_MISSING"])
+    # Above --max-changes: exit 1 (a gate before deploying the rules).
+    assert mailbot("replay", "--rules", str(rules), "--max-changes", "0", cwd=demo).returncode == 1
+    assert mailbot("replay", "--rules", str(rules), "--max-changes", "1", cwd=demo).returncode == 0
+    # Nothing was sent or recorded by the replay.
+    store = Store(load_demo(demo).database)
+    try:
+        assert store.db.execute("SELECT COUNT(*) FROM mails WHERE action='hold'").fetchone()[0] == 2
+    finally:
+        store.close()
+
+
+def test_replay_of_a_wording_change_changes_no_decision(demo):
+    rules = changed_rules(demo, "CANCEL_AFTER_ORDER", 'label = "受注日後のキャンセル"', 'label = "発注後キャンセル"')
+    assert '"発注後キャンセル"' in (rules / "reasons.toml").read_text("utf-8")
+    result = mailbot("replay", "--rules", str(rules), "--max-changes", "0", cwd=demo)
+    assert result.returncode == 0 and "19通を判定し直し、0通の判定が変わります。" in result.stdout
+
+
+def test_a_broken_rules_file_stops_replay_and_the_start_with_one_line(demo):
+    rules = changed_rules(demo, "CODE_MISSING", 'decision = "remand"', 'decision = "maybe"')
+    result = mailbot("replay", "--rules", str(rules), cwd=demo)
+    assert result.returncode == 2
+    assert re.fullmatch(r"mailbot: .*rules-trial/reasons\.toml:\d+: CODE_MISSING\.decision: 'maybe' is none of "
+                        r"accept, remand, hold, defer, ignore\n", result.stderr), result.stderr
+    config = demo / "trial.toml"
+    config.write_text(textwrap.dedent(f"""
+        [maildir]
+        path = "mailbot-demo/mailbox"
+        [outbox]
+        path = "mailbot-demo/outbox"
+        [state]
+        database = "mailbot-demo/state.sqlite3"
+        [paths]
+        rules = "{rules}"
+        """), encoding="utf-8")
+    for command in ("poll", "run"):
+        started = mailbot(command, "--config", str(config), cwd=demo)
+        assert started.returncode == 2 and started.stderr.count("\n") == 1, started.stderr
+        assert "reasons.toml:" in started.stderr and "'maybe'" in started.stderr
+
+
+def load_demo(root: Path):
+    from mailbot.config import embedded_default
+
+    return embedded_default((root / "mailbot-demo").resolve())
+
+
+def test_explain_says_why_in_japanese(demo):
+    result = mailbot("explain", "921098765", cwd=demo)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "キャンセル申請　顧客コード 921098765" in text
+    assert "mailbotの判定：受付" in text
+    assert "1. 受注日後のキャンセル — " in text and "根拠：UNIS受注日 " in text
+    assert "規則：この理由の判定は「受付」" in text and "判定に使った規則の版：" in text
+    assert "返信：受付　送信済" in text and "件名 【受付】USEN SPOT キャンセル申請_921098765" in text
+    assert not re.search(r"\b[A-Z]+(?:_[A-Z]+)+\b", text)  # no reason code for staff
+    store = Store(load_demo(demo).database)
+    try:
+        message_id = store.db.execute("SELECT message_id FROM mails WHERE code='944556677'").fetchone()[0]
+    finally:
+        store.close()
+    by_id = mailbot("explain", message_id.strip("<>"), cwd=demo)
+    assert "差出人が社外 ken.ishii.0815@gmail.com" in by_id.stdout and "mailbotの判定：保留" in by_id.stdout
+    missing = mailbot("explain", "123456789", cwd=demo)
+    assert missing.returncode == 1 and missing.stdout == "「123456789」のメールはありません。\n"
+
+
+def test_shadow_trial_decides_and_records_but_sends_and_files_nothing(tmp_path):
+    from demo.samples import seed_maildir
+    from mailbot.mailbox.maildir import MaildirMailbox
+    from test_loop import NOW
+
+    config = tmp_path / "shadow.toml"
+    config.write_text(textwrap.dedent("""
+        [maildir]
+        path = "mailbox"
+        [outbox]
+        path = "outbox"
+        [state]
+        database = "state.sqlite3"
+        [policy]
+        shadow = true
+        """), encoding="utf-8")
+    settings = load(config)
+    seed_maildir(MaildirMailbox(settings.maildir), NOW)
+    for _ in range(2):
+        result = mailbot("poll", "--config", str(config), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    store = Store(settings.database)
+    try:
+        actions = [r[0] for r in store.db.execute("SELECT action FROM mails ORDER BY id")]
+        assert len(actions) == 19 and set(actions) == {"accept", "remand", "hold", "ignore"}
+        assert store.db.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 0
+        assert store.db.execute("SELECT COUNT(*) FROM held").fetchone()[0] == 0
+    finally:
+        store.close()
+    assert not (settings.outbox / "new").exists() or not list((settings.outbox / "new").iterdir())
+    inbox = MaildirMailbox(settings.maildir)
+    try:
+        assert len(inbox.list_uids("INBOX")) == 19  # nothing filed
+    finally:
+        inbox.close()
