@@ -81,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
     explain.add_argument("key", metavar="MESSAGE-ID|CODE")
 
+    rules_cmd = sub.add_parser("rules", help="the rules and templates: check them before they are used")
+    rules_sub = rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rules_check = rules_sub.add_parser("check", help="load every rules file and render every template with sample data")
+    rules_check.add_argument("dir", nargs="?", type=Path, metavar="DIR", help="the rules (default: those in force)")
+    rules_check.add_argument("--templates", type=Path, metavar="DIR", help="the templates (default: those in force)")
+    rules_check.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
+
     health = sub.add_parser("health", help="is the bot alive and well? exit 1 with one line per problem")
     health.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
     health.add_argument("--json", action="store_true", help='one JSON object {"ok": …, "problems": […]}')
@@ -98,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"poll": cmd_poll, "run": cmd_run, "check": cmd_check, "digest": cmd_digest,
                 "history": cmd_history, "held": cmd_held, "ledger": cmd_ledger,
-                "health": cmd_health, "replay": cmd_replay, "explain": cmd_explain}[args.command](args)
+                "health": cmd_health, "replay": cmd_replay, "explain": cmd_explain,
+                "rules": cmd_rules}[args.command](args)
     except (ConfigError, RulesError, UsageError) as e:
         print(f"mailbot: {e}", file=sys.stderr)
         return 2
@@ -119,6 +127,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     configure_logs(settings.service.log_format, getattr(args, "verbose", False))
     load_rules(settings.rules_dir)
     check_templates(settings.templates_dir)
+    if getattr(args, "command", None) in ("poll", "run"):  # before any mail is touched
+        from mailbot.reports.rulecheck import check_rules
+
+        problems = check_rules(settings.rules_dir, settings.templates_dir)
+        if problems:
+            raise RulesError(problems[0] + (f" (and {len(problems) - 1} more: mailbot rules check)"
+                                            if len(problems) > 1 else ""))
     return settings
 
 
@@ -528,6 +543,24 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         if reference is not None:
             reference.close()
         store.close()
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    """`mailbot rules check [DIR]`: one line `file:line: problem` each; exit 1 on any."""
+    from mailbot.reports.rulecheck import check_rules
+
+    settings = load(args.config) if args.config else embedded_default(DEMO_DIR.resolve())
+    rules_dir = (args.dir or settings.rules_dir).resolve()
+    templates_dir = (args.templates or settings.templates_dir).resolve()
+    for option, path in (("DIR", rules_dir), ("--templates", templates_dir)):
+        if not path.is_dir():
+            raise UsageError(f"{option}: {path} is not a directory")
+    problems = check_rules(rules_dir, templates_dir)
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print(f"OK: {rules_dir} and {templates_dir}")
+    return 1 if problems else 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

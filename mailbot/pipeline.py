@@ -50,7 +50,14 @@ from mailbot.record.states import MailState, SendState
 from mailbot.record.store import HeldRow, MailRow, ReplyRow, Store
 from mailbot.reference.calendar import business_calendar
 from mailbot.reference.data import ReferenceData
-from mailbot.reply.note import HELD_HEADER, NOTE_HISTORY, EarlierMail, NoteFacts, build_note, held_original_sha
+from mailbot.reply.note import (
+    HELD_HEADER,
+    NOTE_HISTORY,
+    EarlierMail,
+    NoteFacts,
+    build_note,
+    held_original_sha,
+)
 from mailbot.reply.render import Reply, ReplySettings, build_reply, next_steps
 from mailbot.reply.send import Outcome, SendResult, Transport
 from mailbot.rules import load_rules, reasons, rules_version

@@ -133,9 +133,10 @@ def test_explain_says_why_in_japanese(demo):
 
 
 def test_shadow_trial_decides_and_records_but_sends_and_files_nothing(tmp_path):
+    from test_loop import NOW
+
     from demo.samples import seed_maildir
     from mailbot.mailbox.maildir import MaildirMailbox
-    from test_loop import NOW
 
     config = tmp_path / "shadow.toml"
     config.write_text(textwrap.dedent("""
@@ -167,3 +168,33 @@ def test_shadow_trial_decides_and_records_but_sends_and_files_nothing(tmp_path):
         assert len(inbox.list_uids("INBOX")) == 19  # nothing filed
     finally:
         inbox.close()
+
+
+def test_rules_check_loads_every_file_and_renders_every_template(tmp_path):
+    ok = mailbot("rules", "check", cwd=tmp_path)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK: "), ok.stdout + ok.stderr
+    rules = changed_rules(tmp_path, "CODE_MISSING", 'decision = "remand"', 'decision = "maybe"')
+    broken = mailbot("rules", "check", str(rules), cwd=tmp_path)
+    assert broken.returncode == 1
+    assert re.fullmatch(r".*rules-trial/reasons\.toml:\d+: CODE_MISSING\.decision: 'maybe' is none of .*\n",
+                        broken.stdout), broken.stdout
+    # A template naming a value that does not exist: found by rendering it, with its file and line.
+    templates = tmp_path / "templates-trial"
+    shutil.copytree(ROOT / "templates", templates)
+    note = templates / "accept" / "termination.txt.j2"
+    text = note.read_text("utf-8")
+    note.write_text(text.replace("{{ termination_date", "{{ termination_day", 1), encoding="utf-8")
+    assert "termination_day" in note.read_text("utf-8")
+    bad = mailbot("rules", "check", "--templates", str(templates), cwd=tmp_path)
+    assert bad.returncode == 1
+    (line,) = bad.stdout.splitlines()
+    assert re.fullmatch(r".*templates-trial/accept/termination\.txt\.j2:\d+: UndefinedError: .*termination_day.*"
+                        r"\(accept reply of termination\)", line), line
+    # poll and run refuse to start with it: one line, exit 2, nothing touched.
+    config = tmp_path / "bad.toml"
+    config.write_text(f'[maildir]\npath = "mailbox"\n[outbox]\npath = "outbox"\n[state]\ndatabase = "s.sqlite3"\n'
+                      f'[paths]\ntemplates = "{templates}"\n', encoding="utf-8")
+    for command in ("poll", "run"):
+        refused = mailbot(command, "--config", str(config), cwd=tmp_path)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "termination_day" in refused.stderr
+    assert not (tmp_path / "s.sqlite3").exists()

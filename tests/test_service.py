@@ -190,10 +190,11 @@ def free_port() -> int:
 
 
 def test_metrics_and_json_logs_of_a_running_bot(tmp_path):
-    from demo.samples import sample_mails, seed_maildir
-    from mailbot.mailbox.maildir import MaildirMailbox
     from test_loop import NOW
     from test_reference_checks import sample_directory, sample_extract
+
+    from demo.samples import sample_mails, seed_maildir
+    from mailbot.mailbox.maildir import MaildirMailbox
 
     sample_extract(tmp_path)
     sample_directory(tmp_path)
@@ -245,9 +246,10 @@ def test_metrics_and_json_logs_of_a_running_bot(tmp_path):
 
 def test_text_logs_carry_japan_time_and_the_decision(tmp_path):
     config = local_config(tmp_path)
+    from test_loop import NOW
+
     from demo.samples import seed_maildir
     from mailbot.mailbox.maildir import MaildirMailbox
-    from test_loop import NOW
 
     seed_maildir(MaildirMailbox(load(config).maildir), NOW)
     result = subprocess.run([sys.executable, "-m", "mailbot", "-v", "poll", "--config", str(config)],

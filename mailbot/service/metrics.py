@@ -23,7 +23,13 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
 from mailbot.pipeline import CycleReport
 from mailbot.record.store import Store
