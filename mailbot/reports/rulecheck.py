@@ -17,7 +17,8 @@ from pathlib import Path
 
 from mailbot.config import Settings, embedded_default
 from mailbot.message import parse_mail
-from mailbot.model import Action, Classification, Decision, Finding, Kind
+from mailbot.decide import decide
+from mailbot.model import Action, Classification, Finding, Kind
 from mailbot.record.ledger import LedgerLine
 from mailbot.record.store import Store
 from mailbot.reference.calendar import BusinessCalendar
@@ -96,8 +97,7 @@ def _renderings(settings: Settings, rules, tmp: Path):
                     rules.kind_labels.get(kind.value, kind.value))
         mail = _sample_mail(f"USEN SPOT {word}_{SAMPLE_CODE}")
         classification = Classification(kind, SAMPLE_CODE, mail.subject)
-        decisions = [Decision(Action.ACCEPT, ()), Decision(Action.REMAND, remand_findings),
-                     Decision(Action.HOLD, hold_findings)]
+        decisions = [decide(list(findings), settings.rules_dir) for findings in ((), remand_findings, hold_findings)]
         for decision in decisions:
             for fields in _FIELDS.get(kind, [{}]):
                 def render(decision=decision, fields=fields, mail=mail, classification=classification):
