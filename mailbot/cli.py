@@ -16,6 +16,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from mailbot import __version__
+from mailbot.auth import AuthError
 from mailbot.config import ConfigError, Settings, embedded_default, load
 from mailbot.logs import configure as configure_logs
 from mailbot.logs import log_failure
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "history": cmd_history, "held": cmd_held, "ledger": cmd_ledger,
                 "health": cmd_health, "replay": cmd_replay, "explain": cmd_explain,
                 "rules": cmd_rules}[args.command](args)
-    except (ConfigError, RulesError, UsageError) as e:
+    except (ConfigError, RulesError, UsageError, AuthError) as e:
         print(f"mailbot: {e}", file=sys.stderr)
         return 2
     except MailboxError as e:
@@ -134,6 +135,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         if problems:
             raise RulesError(problems[0] + (f" (and {len(problems) - 1} more: mailbot rules check)"
                                             if len(problems) > 1 else ""))
+        source = token_source(settings)
+        if source is not None:
+            source.check()  # a wrong tenant, client, secret or certificate: one line, before any mail
     return settings
 
 
@@ -145,7 +149,8 @@ def _open(settings: Settings):
         from mailbot.mailbox.imap import ImapMailbox
 
         i = settings.imap
-        mailbox = ImapMailbox(i.host, i.port, i.ssl, i.username, i.password, timeout=i.timeout)
+        mailbox = ImapMailbox(i.host, i.port, i.ssl, i.username, i.password, timeout=i.timeout,
+                              token_source=token_source(settings))
     else:
         from mailbot.mailbox.maildir import MaildirMailbox
 
@@ -156,7 +161,20 @@ def _open(settings: Settings):
 def _transport(settings: Settings):
     from mailbot.reply.send import MaildirOutbox, SmtpTransport
 
-    return SmtpTransport(settings.smtp) if settings.smtp else MaildirOutbox(settings.outbox)
+    return SmtpTransport(settings.smtp, token_source(settings)) if settings.smtp else MaildirOutbox(settings.outbox)
+
+
+_token_sources: dict[object, object] = {}
+
+
+def token_source(settings: Settings):
+    """The process's one token source for [auth] oauth2 (IMAP, IDLE and SMTP share its token); None
+    with passwords."""
+    if settings.oauth is None:
+        return None
+    from mailbot.auth import TokenSource
+
+    return _token_sources.setdefault(settings.oauth, TokenSource(settings.oauth))
 
 
 def record_unreachable(settings: Settings, error: Exception) -> None:
@@ -304,7 +322,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if not stopping.is_set():
                 scheduler.modify_job("poll", next_run_time=datetime.now().astimezone())
 
-        IdleWatcher(settings.imap, wake, stopping).start()
+        IdleWatcher(settings.imap, wake, stopping, token_source=token_source(settings)).start()
     stopping.wait()
     notifier.stopping()
     # The mail in hand is finished first: poll() checks `stopping` only between mails.

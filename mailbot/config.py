@@ -8,10 +8,14 @@ and a local outbox under one directory, no servers.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
+
+from mailbot.auth import OAuthSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = PROJECT_ROOT / "rules"
@@ -124,6 +128,7 @@ class Settings:
     forms: FormSettings = FormSettings()
     ledger: LedgerSettings = LedgerSettings(out_dir=Path("ledger"))  # from_dict: relative to the config file
     service: ServiceSettings = ServiceSettings()
+    oauth: OAuthSettings | None = None  # [auth] method = "oauth2": IMAP and SMTP log in with XOAUTH2
     shadow: bool = False  # decide and record, but send, file and share nothing (a trial beside staff)
     max_send_attempts: int = 8
     max_processing_attempts: int = 3  # a mail whose processing failed this often is held (poison)
@@ -237,6 +242,56 @@ def _addresses(table: _Table, k: str, internal_domains: tuple[str, ...] | None =
     return tuple(out)
 
 
+def _oauth(t: _Table, base: Path) -> OAuthSettings | None:
+    """[auth]: password (default) or oauth2 (Microsoft 365: an app registration's certificate or secret)."""
+    t.unknown({"method", "tenant_id", "client_id", "certificate_path", "certificate_thumbprint",
+               "client_secret_env", "client_secret_file", "secret_expires", "authority", "ca_file"})
+    method = t.get("method", str, "password")
+    if method not in ("password", "oauth2"):
+        raise ConfigError(f"{t.key('method')}: {method!r} is neither \"password\" nor \"oauth2\"")
+    if method == "password":
+        return None
+    if t.has("client_secret"):
+        raise ConfigError(f"{t.key('client_secret')}: never the secret itself here: give client_secret_env or "
+                          "client_secret_file")
+    cert = t.path("certificate_path", base, None, must_exist=True)
+    secret = None
+    if cert is not None:
+        thumbprint = t.get("certificate_thumbprint", str, "").replace(":", "").strip()
+        if not re.fullmatch(r"[0-9A-Fa-f]{40}", thumbprint):
+            raise ConfigError(f"{t.key('certificate_thumbprint')}: expected the certificate's SHA-1 thumbprint "
+                              "(40 hex digits)")
+    elif t.has("client_secret_env"):
+        var = t.get("client_secret_env", str)
+        if not os.environ.get(var):
+            raise ConfigError(f"{t.key('client_secret_env')}: environment variable {var} is not set")
+        secret = os.environ[var]
+    elif t.has("client_secret_file"):
+        path = t.path("client_secret_file", base, None, must_exist=True)
+        try:
+            secret = path.read_text("utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{t.key('client_secret_file')}: {path} cannot be read ({e})") from None
+        if not secret:
+            raise ConfigError(f"{t.key('client_secret_file')}: {path} is empty")
+    else:
+        raise ConfigError(f"{t.key('method')}: oauth2 needs certificate_path (preferred), client_secret_env "
+                          "or client_secret_file")
+    expires = t.get("secret_expires", (str, date), None)
+    if isinstance(expires, str):
+        try:
+            expires = date.fromisoformat(expires)
+        except ValueError:
+            raise ConfigError(f"{t.key('secret_expires')}: {expires!r} is not a date YYYY-MM-DD") from None
+    authority = t.get("authority", str, None)
+    if authority is not None and not authority.startswith("https://"):
+        raise ConfigError(f"{t.key('authority')}: {authority!r} must be an https:// URL")
+    return OAuthSettings(tenant_id=t.get("tenant_id", str), client_id=t.get("client_id", str), certificate_path=cert,
+                         certificate_thumbprint=t.get("certificate_thumbprint", str, None) if cert else None,
+                         client_secret=secret, secret_expires=expires, authority=authority.rstrip("/") if authority else None,
+                         ca_file=t.path("ca_file", base, None, must_exist=True))
+
+
 def _service(top: _Table) -> ServiceSettings:
     health = top.table("health")
     health.unknown({"max_poll_age", "max_held_age"})
@@ -277,7 +332,7 @@ def _time_of_day(table: _Table, k: str, default: str) -> str:
 
 # ---------------------------------------------------------------- loading
 
-_TOP_LEVEL = {"imap", "maildir", "folders", "smtp", "outbox", "unis", "branches", "digest",
+_TOP_LEVEL = {"auth", "imap", "maildir", "folders", "smtp", "outbox", "unis", "branches", "digest",
               "scheduler", "state", "policy", "paths", "forms", "ledger", "health", "metrics", "logging"}
 
 
@@ -309,6 +364,7 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
     top = _Table(data, "")
     top.unknown(_TOP_LEVEL)
 
+    oauth = _oauth(top.table("auth"), base)
     imap = None
     maildir = None
     if top.has("imap"):
@@ -316,7 +372,8 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
         t.unknown({"host", "port", "ssl", "username", "password", "password_env", "inbox", "timeout"})
         ssl = t.get("ssl", bool, True)
         imap = ImapSettings(host=t.get("host", str), port=t.port("port", 993 if ssl else 143), ssl=ssl,
-                            username=t.get("username", str), password=t.secret("password", required=True) or "",
+                            username=t.get("username", str),
+                            password=t.secret("password", required=oauth is None) or "",
                             inbox=t.get("inbox", str, "INBOX"),
                             timeout=float(t.get("timeout", (int, float), 30.0)))
     else:
@@ -434,7 +491,7 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
         digest_recipients=tuple(recipients), digest_time=_time_of_day(digest, "time", "18:00"),
         poll_interval=poll_interval,
         database=state.path("database", base, "mailbot-state.sqlite3"),
-        internal_domains=internal_domains, ledger=ledger, service=service,
+        internal_domains=internal_domains, ledger=ledger, service=service, oauth=oauth,
         shadow=policy.get("shadow", bool, False),
         acknowledge_held=policy.get("acknowledge_held", bool, False),
         rules_dir=paths.path("rules", base, str(DEFAULT_RULES), must_exist=True),

@@ -13,7 +13,7 @@ PACKAGE = ROOT / "mailbot"
 
 # Lowest first; a module may import from its own floor or a lower one (ARCHITECTURE.md).
 FLOORS = [
-    ("mailbot.model", "mailbot.text", "mailbot.files", "mailbot.logs", "mailbot.config"),
+    ("mailbot.model", "mailbot.text", "mailbot.files", "mailbot.logs", "mailbot.auth", "mailbot.config"),
     ("mailbot.rules",),
     ("mailbot.message", "mailbot.mailbox", "mailbot.forms"),
     ("mailbot.classify",),

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from mailbot.auth import TokenSource
 from mailbot.config import ImapSettings
 from mailbot.mailbox import MailboxError
 from mailbot.mailbox.imap import IdleUnsupported, ImapMailbox
@@ -24,15 +25,18 @@ _BACKOFF_MAX_S = 60.0
 class IdleWatcher(threading.Thread):
     """Calls `wake()` whenever the server announces a change in `settings.inbox`."""
 
-    def __init__(self, settings: ImapSettings, wake: Callable[[], None], stopping: threading.Event):
+    def __init__(self, settings: ImapSettings, wake: Callable[[], None], stopping: threading.Event,
+                 token_source: TokenSource | None = None):
         super().__init__(name="imap-idle", daemon=True)
         self.settings = settings
+        self.token_source = token_source
         self.wake = wake
         self.stopping = stopping
 
     def run(self) -> None:
         i = self.settings
-        mailbox = ImapMailbox(i.host, i.port, i.ssl, i.username, i.password, timeout=i.timeout)
+        mailbox = ImapMailbox(i.host, i.port, i.ssl, i.username, i.password, timeout=i.timeout,
+                              token_source=self.token_source)
         backoff = 1.0
         try:
             while not self.stopping.is_set():

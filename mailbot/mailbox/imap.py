@@ -18,6 +18,7 @@ import hashlib
 import logging
 import socket
 import ssl as ssl_lib
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -25,11 +26,14 @@ from datetime import datetime
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from mailbot.auth import RENEW_BEFORE, AuthError, TokenSource
 from mailbot.mailbox import MailboxError, MailboxUnreachable
 from mailbot.model import MailRef, RawMail
 
 log = logging.getLogger(__name__)
 
+# What Exchange says when the session's token expired (BYE, or a NO on the next command).
+_TOKEN_EXPIRED = ("AccessTokenExpired", "[AUTHENTICATIONFAILED]", "[EXPIRED]")
 _BODY = b"BODY[]"
 _MSGID_ITEM = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
 _MSGID_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
@@ -89,6 +93,7 @@ class ImapMailbox:
         ssl_context: ssl_lib.SSLContext | None = None,
         batch_size: int = 100,
         batch_bytes: int = 16 * 2**20,
+        token_source: TokenSource | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -100,6 +105,8 @@ class ImapMailbox:
         self.ssl_context = ssl_context
         self.batch_size = max(1, int(batch_size))
         self.batch_bytes = max(1, int(batch_bytes))
+        self.token_source = token_source  # OAuth 2.0 (XOAUTH2) instead of the password
+        self._session_ends = float("inf")  # when the session's token expires: reconnect before
         self._client: IMAPClient | None = None
         self._selected: tuple[str, bool, int] | None = None  # (server name, readonly, uidvalidity)
         self._prefix = ""
@@ -141,6 +148,8 @@ class ImapMailbox:
                 pass
 
     def _connect(self) -> IMAPClient:
+        if self._client is not None and time.time() >= self._session_ends - RENEW_BEFORE:
+            self.close()  # its token is about to expire: a new session with a new token, between commands
         if self._client is not None:
             return self._client
         client = IMAPClient(
@@ -152,7 +161,10 @@ class ImapMailbox:
         )
         try:
             client.normalise_times = False  # aware INTERNALDATEs
-            client.login(self.username, self._password)
+            if self.token_source is not None:
+                self._oauth2_login(client)
+            else:
+                client.login(self.username, self._password)
             self._learn_namespace(client)
         except BaseException:
             try:
@@ -163,6 +175,15 @@ class ImapMailbox:
         self._client = client
         self._selected = None
         return client
+
+    def _oauth2_login(self, client: IMAPClient) -> None:
+        """SASL XOAUTH2 for the shared mailbox with the app's token; a token the server refuses
+        (expired early, revoked) is replaced once by a fresh one."""
+        try:
+            client.oauth2_login(self.username, self.token_source.token())
+        except LoginError:
+            client.oauth2_login(self.username, self.token_source.refresh())
+        self._session_ends = self.token_source.expires_at
 
     def _learn_namespace(self, client: IMAPClient) -> None:
         prefix, delimiter = "", None
@@ -186,6 +207,9 @@ class ImapMailbox:
         connection could be made)."""
         try:
             client = self._connect()
+        except AuthError as exc:  # the token could not be had: no session
+            self._drop()
+            raise MailboxUnreachable(f"IMAP {what}: {exc}") from exc
         except (IMAPClientError, OSError) as exc:  # refused, timed out, TLS, login, greeting
             self._drop()
             raise MailboxUnreachable(self._message(what, exc)) from exc
@@ -198,8 +222,10 @@ class ImapMailbox:
             raise MailboxError(self._message(what, exc)) from exc
         except IMAPClientError as exc:
             self._selected = None  # a failed SELECT leaves no folder selected
-            if any(code in str(exc) for code in ("[SERVERBUG]", "[UNAVAILABLE]", "[LIMIT]")):
-                self._drop()  # start the next call on a fresh session
+            if any(code in str(exc) for code in ("[SERVERBUG]", "[UNAVAILABLE]", "[LIMIT]", *_TOKEN_EXPIRED)):
+                self._drop()  # start the next call on a fresh session (with a fresh token)
+                if self.token_source is not None and any(c in str(exc) for c in _TOKEN_EXPIRED):
+                    self._session_ends = 0.0
             raise MailboxError(self._message(what, exc)) from exc
 
     def _message(self, what: str, exc: BaseException) -> str:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+
+from mailbot.auth import AuthError, TokenSource
 from aiosmtplib.email import flatten_message
 
 from mailbot.config import SmtpSettings
@@ -66,14 +68,23 @@ def _reporter(results: list[SendResult], on_result: OnResult | None) -> Callable
 
 
 class SmtpTransport:
-    def __init__(self, settings: SmtpSettings):
+    def __init__(self, settings: SmtpSettings, token_source: TokenSource | None = None):
         self.settings = settings
+        self.token_source = token_source  # OAuth 2.0: XOAUTH2 as [smtp] username (else from) instead of a password
 
     def send(self, messages: list[tuple[Outgoing, list[str]]],
              on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
         if not messages:
             return []
         return asyncio.run(self._send_all(messages, on_result, on_start))
+
+    async def _xoauth2(self, client: aiosmtplib.SMTP) -> None:
+        """SASL XOAUTH2 with the app's token; refused once (expired early), once more with a fresh one."""
+        user = self.settings.username or self.settings.sender
+        try:
+            await client.auth_xoauth2(user, await asyncio.to_thread(self.token_source.token))
+        except aiosmtplib.SMTPAuthenticationError:
+            await client.auth_xoauth2(user, await asyncio.to_thread(self.token_source.refresh))
 
     async def _send_all(self, messages: list[tuple[Outgoing, list[str]]],
                         on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
@@ -84,9 +95,11 @@ class SmtpTransport:
         done = _reporter(results, on_result)
         try:
             await client.connect()
-            if s.username:
+            if self.token_source is not None:
+                await self._xoauth2(client)
+            elif s.username:
                 await client.login(s.username, s.password or "")
-        except (aiosmtplib.SMTPException, OSError) as e:
+        except (aiosmtplib.SMTPException, OSError, AuthError) as e:
             client.close()  # e.g. after a refused login the connection is still open
             # Nothing was said about any message yet: a refused greeting or login (a wrong
             # password, a locked account) is the relay's or the setup's fault, retried with backoff,
