@@ -97,13 +97,11 @@ class TokenSource:
             import requests
 
             s = self.settings
-            http = requests.Session()
-            if s.ca_file is not None:
-                http.verify = str(s.ca_file)
             try:
                 self._app = msal.ConfidentialClientApplication(
                     s.client_id, client_credential=self._credential(), authority=s.authority_url,
-                    instance_discovery=False if s.authority else None, http_client=http, timeout=30)
+                    instance_discovery=False if s.authority else None,
+                    http_client=_trusting_session(str(s.ca_file)) if s.ca_file is not None else None, timeout=30)
             except ValueError as e:  # the authority's discovery failed: a wrong tenant, or no answer
                 raise AuthError(f"auth: {_first_line(str(e))} (tenant {s.tenant_id}, authority {s.authority_url})") \
                     from None
@@ -145,6 +143,19 @@ class TokenSource:
         self.expires_at = time.time() + float(result.get("expires_in", 3600))
         log.info("auth: new access token for %s, valid %d s", self.settings.client_id, int(result.get("expires_in", 0)))
         return self._token
+
+
+def _trusting_session(ca_file: str):
+    """A requests session that trusts `ca_file` on every request (a Session's own `verify` loses to
+    $REQUESTS_CA_BUNDLE); requests is imported only when OAuth is used."""
+    import requests
+
+    class Session(requests.Session):
+        def request(self, method, url, **kwargs):  # noqa: ANN001, ANN003 - requests' signature
+            kwargs.setdefault("verify", ca_file)
+            return super().request(method, url, **kwargs)
+
+    return Session()
 
 
 def _first_line(text: str) -> str:

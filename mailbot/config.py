@@ -244,6 +244,9 @@ def _addresses(table: _Table, k: str, internal_domains: tuple[str, ...] | None =
 
 def _oauth(t: _Table, base: Path) -> OAuthSettings | None:
     """[auth]: password (default) or oauth2 (Microsoft 365: an app registration's certificate or secret)."""
+    if t.has("client_secret"):
+        raise ConfigError(f"{t.key('client_secret')}: never the secret itself here: give client_secret_env or "
+                          "client_secret_file")
     t.unknown({"method", "tenant_id", "client_id", "certificate_path", "certificate_thumbprint",
                "client_secret_env", "client_secret_file", "secret_expires", "authority", "ca_file"})
     method = t.get("method", str, "password")
@@ -251,9 +254,6 @@ def _oauth(t: _Table, base: Path) -> OAuthSettings | None:
         raise ConfigError(f"{t.key('method')}: {method!r} is neither \"password\" nor \"oauth2\"")
     if method == "password":
         return None
-    if t.has("client_secret"):
-        raise ConfigError(f"{t.key('client_secret')}: never the secret itself here: give client_secret_env or "
-                          "client_secret_file")
     cert = t.path("certificate_path", base, None, must_exist=True)
     secret = None
     if cert is not None:

@@ -1,0 +1,141 @@
+"""Microsoft 365 sign-in as an app (issue 18), against local stand-ins: tests/oauth_server.py for
+the identity platform (HTTPS, self-signed), Dovecot with an oauth2 passdb that asks it to introspect
+each token, and the SMTP sink accepting XOAUTH2 with a token it checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from helpers import ROOT
+from oauth_server import TokenServer
+
+from mailbot.auth import AuthError, OAuthSettings, TokenSource, credential_expiry
+from mailbot.config import ConfigError, load
+
+
+@pytest.fixture
+def idp(tmp_path):
+    with TokenServer(tmp_path / "idp") as server:
+        yield server
+
+
+def settings_for(idp: TokenServer, app, **kw) -> OAuthSettings:
+    base = dict(tenant_id=idp.tenant, client_id=app.client_id, authority=idp.authority, ca_file=idp.ca_file)
+    if app.pem_path is not None:
+        base.update(certificate_path=app.pem_path, certificate_thumbprint=app.thumbprint)
+    else:
+        base.update(client_secret=app.secret)
+    return OAuthSettings(**(base | kw))
+
+
+def test_a_token_by_client_secret_is_cached_and_renewed_before_it_expires(idp):
+    app = idp.register(secret="s3cret-value", mailbox="user1")
+    source = TokenSource(settings_for(idp, app))
+    first = source.token()
+    assert idp.check(first)["appid"] == app.client_id
+    assert source.token() == first and len(app.issued) == 1  # cached
+    assert not any("instance" in r for r in idp.requests)  # no instance discovery with an authority
+    idp.lifetime = 200  # shorter than the renewal margin: every call renews
+    source.refresh()
+    assert len(app.issued) == 2
+    source.token()
+    assert len(app.issued) == 3
+
+
+def test_a_token_by_certificate(idp):
+    app = idp.register(certificate=True, mailbox="user1")
+    source = TokenSource(settings_for(idp, app))
+    assert idp.check(source.token())["mailbox"] == "user1"
+    kind, when = credential_expiry(settings_for(idp, app))
+    assert kind == "certificate" and timedelta(days=364) < when - when.now(when.tzinfo) < timedelta(days=366)
+
+
+@pytest.mark.parametrize("change, message", [
+    ("secret", "auth: invalid_client: AADSTS7000215: Invalid client secret provided."),
+    ("client", "auth: unauthorized_client: AADSTS700016: Application with identifier"),
+    ("tenant", "auth: Unable to get authority configuration for"),
+    ("certificate", "auth: invalid_client: AADSTS700027: Client assertion contains an invalid signature."),
+])
+def test_a_wrong_tenant_client_secret_or_certificate_is_one_line(idp, change, message):
+    secret_app = idp.register(secret="right", mailbox="user1")
+    cert_app = idp.register(certificate=True, mailbox="user1")
+    other = idp.register(certificate=True, mailbox="user1")
+    s = {"secret": settings_for(idp, secret_app, client_secret="wrong"),
+         "client": settings_for(idp, secret_app, client_id="00000000-0000-0000-0000-000000000000"),
+         "tenant": settings_for(idp, secret_app, authority=idp.authority.rsplit("/", 1)[0] + "/other-tenant"),
+         "certificate": settings_for(idp, cert_app, certificate_path=other.pem_path,
+                                     certificate_thumbprint=other.thumbprint)}[change]
+    with pytest.raises(AuthError) as e:
+        TokenSource(s).check()
+    assert str(e.value).startswith(message), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_auth_config_names_the_key(tmp_path, idp, monkeypatch):
+    app = idp.register(secret="s3cret", mailbox="user1")
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("s3cret\n")
+    good = textwrap.dedent(f"""
+        [auth]
+        method = "oauth2"
+        tenant_id = "{idp.tenant}"
+        client_id = "{app.client_id}"
+        client_secret_file = "{secret_file}"
+        secret_expires = "2027-03-31"
+        authority = "{idp.authority}"
+        ca_file = "{idp.ca_file}"
+        [imap]
+        host = "outlook.office365.com"
+        username = "usen_spot@usen.co.jp"
+        """)
+    path = tmp_path / "c.toml"
+    path.write_text(good)
+    settings = load(path)
+    assert settings.oauth.client_secret == "s3cret" and settings.imap.password == ""  # no IMAP password needed
+    assert settings.oauth.secret_expires == date(2027, 3, 31)
+    for old, new, error in (
+            ('client_secret_file = "', 'client_secret = "x"\n#', "auth.client_secret: never the secret itself here"),
+            ('method = "oauth2"', 'method = "token"', "auth.method: 'token' is neither"),
+            (f'authority = "{idp.authority}"', 'authority = "http://login"', "auth.authority: 'http://login' must be"),
+            ('client_secret_file = "', 'client_secret_env = "NO_SUCH_VAR"\n#',
+             "auth.client_secret_env: environment variable NO_SUCH_VAR is not set"),
+            ('secret_expires = "2027-03-31"', 'secret_expires = "soon"', "auth.secret_expires: 'soon' is not a date")):
+        path.write_text(good.replace(old, new, 1))
+        with pytest.raises(ConfigError) as e:
+            load(path)
+        assert str(e.value).startswith(error), str(e.value)
+
+
+def test_a_wrong_secret_stops_poll_with_one_line(tmp_path, idp):
+    app = idp.register(secret="right", mailbox="user1")
+    (tmp_path / "secret").write_text("wrong\n")
+    config = tmp_path / "m.toml"
+    config.write_text(textwrap.dedent(f"""
+        [auth]
+        method = "oauth2"
+        tenant_id = "{idp.tenant}"
+        client_id = "{app.client_id}"
+        client_secret_file = "secret"
+        authority = "{idp.authority}"
+        ca_file = "{idp.ca_file}"
+        [imap]
+        host = "127.0.0.1"
+        port = 1
+        ssl = false
+        username = "user1"
+        [outbox]
+        path = "outbox"
+        [state]
+        database = "state.sqlite3"
+        """))
+    result = subprocess.run([sys.executable, "-m", "mailbot", "poll", "--config", str(config)], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr == "mailbot: auth: invalid_client: AADSTS7000215: Invalid client secret provided.\n"
+    assert not (tmp_path / "state.sqlite3").exists()
