@@ -23,7 +23,7 @@ from pathlib import Path
 
 log = logging.getLogger("mailbot")
 SCOPE = "https://outlook.office365.com/.default"
-RENEW_BEFORE = 300.0  # seconds before expiry a token is renewed (and an IMAP session reconnected)
+RENEW_BEFORE = 300.0  # seconds before expiry a token is renewed (an IMAP session reconnected); at most a tenth of its life
 
 
 class AuthError(Exception):
@@ -77,6 +77,7 @@ class TokenSource:
         self._app = None
         self._token: str | None = None
         self.expires_at = 0.0
+        self.renew_at = 0.0  # from then on a new token is fetched (and sessions started with the old one end)
 
     def _credential(self) -> object:
         s = self.settings
@@ -115,7 +116,7 @@ class TokenSource:
     def token(self) -> str:
         """An access token valid for at least RENEW_BEFORE seconds more."""
         with self._lock:
-            if self._token is not None and time.time() < self.expires_at - RENEW_BEFORE:
+            if self._token is not None and time.time() < self.renew_at:
                 return self._token
             return self._acquire()
 
@@ -140,7 +141,9 @@ class TokenSource:
             raise AuthError(f"auth: {result.get('error', 'error')}: "
                             f"{_first_line(result.get('error_description', ''))}")
         self._token = result["access_token"]
-        self.expires_at = time.time() + float(result.get("expires_in", 3600))
+        life = float(result.get("expires_in", 3600))
+        self.expires_at = time.time() + life
+        self.renew_at = self.expires_at - min(RENEW_BEFORE, life / 10)
         log.info("auth: new access token for %s, valid %d s", self.settings.client_id, int(result.get("expires_in", 0)))
         return self._token
 

@@ -226,6 +226,7 @@ class Dovecot:
         separator: str = "/",
         prefix: str = "",
         start: bool = True,
+        oauth2_introspection: str | None = None,
     ) -> None:
         if not os.path.exists(DOVECOT_BIN):
             raise FileNotFoundError(f"{DOVECOT_BIN} not found (apt-get install dovecot-imapd)")
@@ -234,6 +235,9 @@ class Dovecot:
         self.without = tuple(c.upper() for c in without)
         self.separator = separator
         self.prefix = prefix
+        # SASL XOAUTH2 too: each token is checked by POSTing it to this introspection URL (the
+        # local identity platform of tests/oauth_server.py), which names the mailbox it may open.
+        self.oauth2_introspection = oauth2_introspection
         self.root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-"))
         os.chmod(self.root, 0o711)  # the mail user (nobody) must reach root/mail
         self.proc: subprocess.Popen | None = None
@@ -351,6 +355,20 @@ service auth-worker {{
             if not_root
             else ""
         )
+        oauth2 = ""
+        mechanisms = "plain login"
+        if self.oauth2_introspection:
+            (r / "dovecot-oauth2.conf.ext").write_text(
+                f"introspection_mode = post\nintrospection_url = {self.oauth2_introspection}\n"
+                "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+                "force_introspection = yes\n")
+            oauth2 = f"""passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {r}/dovecot-oauth2.conf.ext
+}}
+"""
+            mechanisms = "plain login xoauth2 oauthbearer"
         conf = f"""# written by tests/servers.py
 base_dir = {r}/run
 state_dir = {r}/state
@@ -359,7 +377,7 @@ protocols = imap
 listen = {LOOPBACK}
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 default_internal_user = {self.internal_user}
 default_login_user = {self.login_user}
@@ -372,8 +390,9 @@ namespace inbox {{
   separator = {self.separator}
   prefix = {self.prefix}
 }}
-passdb {{
+{oauth2}passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN {r}/users/%u
 }}
 userdb {{
@@ -476,6 +495,7 @@ class SmtpSink:
         mode: str = "accept",
         auth: tuple[str, str] | None = None,
         auth_required: bool = False,
+        oauth_key: str | None = None,
         start: bool = True,
     ) -> None:
         self.host = LOOPBACK
@@ -483,6 +503,7 @@ class SmtpSink:
         self.mode = mode
         self.auth = auth
         self.auth_required = auth_required
+        self.oauth_key = oauth_key  # AUTH XOAUTH2 with tokens signed by this HS256 key (tests/oauth_server.py)
         self.root = Path(tempfile.mkdtemp(prefix="mailbot-smtp-"))
         self.proc: subprocess.Popen | None = None
         self.set_control(mode=mode, reject_rcpt=(), tempfail_rcpt=())
@@ -522,6 +543,8 @@ class SmtpSink:
             cmd += ["--auth", f"{self.auth[0]}:{self.auth[1]}"]
         if self.auth_required:
             cmd.append("--auth-required")
+        if self.oauth_key:
+            cmd += ["--oauth-key", self.oauth_key]
         with open(self.root / "sink.log", "ab") as err:
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True

@@ -18,6 +18,8 @@ The bound port is written to DIR/port once the server listens.
 from __future__ import annotations
 
 import argparse
+import collections
+import base64
 import asyncio
 import imaplib
 import json
@@ -125,20 +127,52 @@ def make_authenticator(user: str, password: str):
     return authenticator
 
 
+class LongLineSMTP(SMTP):
+    """Command lines as long as real servers take them (AUTH XOAUTH2 carries a whole token)."""
+
+    command_size_limit = 8192
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # aiosmtpd's per-command limits default to SMTP's own class attribute (512).
+        self.command_size_limits = collections.defaultdict(lambda: LongLineSMTP.command_size_limit)
+
+
+class OAuthSinkHandler(SinkHandler):
+    """AUTH XOAUTH2 as Exchange Online takes it: user=…^Aauth=Bearer <token>^A^A, the token an
+    HS256 JWT for outlook.office365.com signed with the key the local identity platform uses."""
+
+    def __init__(self, root: Path, default_mode: str, key: str) -> None:
+        super().__init__(root, default_mode)
+        self.key = key
+
+    async def auth_XOAUTH2(self, server, args):  # noqa: N802 - aiosmtpd finds mechanisms by name
+        import jwt
+
+        try:
+            raw = base64.b64decode(args[1]).decode("utf-8")
+            fields = dict(p.split("=", 1) for p in raw.split("\x01") if "=" in p)
+            token = fields["auth"].removeprefix("Bearer ")
+            jwt.decode(token, self.key, algorithms=["HS256"], audience="https://outlook.office365.com")
+        except Exception:  # noqa: BLE001 - anything wrong: 535
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, auth_data=LoginPassword(fields["user"].encode(), b""))
+
+
 async def serve(args: argparse.Namespace) -> None:
     root = Path(args.dir)
-    handler = SinkHandler(root, args.mode)
+    handler = OAuthSinkHandler(root, args.mode, args.oauth_key) if args.oauth_key else SinkHandler(root, args.mode)
     kwargs: dict = {"hostname": "sink.test", "data_size_limit": 50 * 1024 * 1024}
-    if args.auth:
-        user, _, password = args.auth.partition(":")
+    if args.auth or args.oauth_key:
+        user, _, password = (args.auth or "").partition(":")
         kwargs.update(
-            authenticator=make_authenticator(user, password),
+            authenticator=make_authenticator(user, password) if args.auth else (lambda *a: AuthResult(success=False)),
             auth_require_tls=False,
             auth_required=args.auth_required,
         )
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(handler, **kwargs), host=args.host, port=args.port, reuse_address=True
+        lambda: LongLineSMTP(handler, **kwargs), host=args.host, port=args.port, reuse_address=True
     )
     port = server.sockets[0].getsockname()[1]
     _write_atomic(root / "port", str(port).encode())
@@ -157,6 +191,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--auth", default=None, help="USER:PASSWORD to accept with AUTH PLAIN/LOGIN")
     parser.add_argument("--auth-required", action="store_true")
+    parser.add_argument("--oauth-key", default=None, help="accept AUTH XOAUTH2 with JWTs signed with this key")
     parser.add_argument("--mode", choices=MODES, default="accept")
     import warnings
 

@@ -139,3 +139,104 @@ def test_a_wrong_secret_stops_poll_with_one_line(tmp_path, idp):
     assert result.returncode == 2
     assert result.stderr == "mailbot: auth: invalid_client: AADSTS7000215: Invalid client secret provided.\n"
     assert not (tmp_path / "state.sqlite3").exists()
+
+
+# ---------------------------------------------------------------- the whole pipeline over OAuth
+
+
+def oauth_config(root: Path, idp: TokenServer, app, account, sink, poll_interval: int = 1) -> Path:
+    (root / "client-secret").write_text(app.secret + "\n")
+    path = root / "mailbot.toml"
+    path.write_text(textwrap.dedent(f"""
+        [auth]
+        method = "oauth2"
+        tenant_id = "{idp.tenant}"
+        client_id = "{app.client_id}"
+        client_secret_file = "client-secret"
+        authority = "{idp.authority}"
+        ca_file = "{idp.ca_file}"
+        [imap]
+        host = "{account.host}"
+        port = {account.port}
+        ssl = false
+        username = "{account.username}"
+        timeout = 5
+        [folders]
+        processed = "処理済"
+        held = "保留/要確認"
+        ignored = "対象外"
+        [smtp]
+        host = "{sink.host}"
+        port = {sink.port}
+        from = "usen_spot@usen.co.jp"
+        username = "usen_spot@usen.co.jp"
+        timeout = 5
+        [state]
+        database = "state.sqlite3"
+        [scheduler]
+        poll_interval = {poll_interval}
+        """), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def oauth_servers(tmp_path, dovecot_factory, smtp_sink_factory):
+    with TokenServer(tmp_path / "idp") as idp:
+        dovecot = dovecot_factory(oauth2_introspection=idp.introspection)
+        account = dovecot.add_user()
+        sink = smtp_sink_factory(oauth_key=idp.key)
+        app = idp.register(secret="s3cret-" + account.username, mailbox=account.username)
+        yield idp, app, account, sink
+
+
+def poll(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mailbot", "poll", "--config", str(config)], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+
+
+def test_the_whole_pipeline_runs_with_oauth_and_no_password(oauth_servers, tmp_path):
+    from demo.samples import sample_mails
+    from test_loop import EXPECTED, NOW
+
+    idp, app, account, sink = oauth_servers
+    for _name, data in sample_mails(NOW):
+        account.append("INBOX", data)
+    config = oauth_config(tmp_path, idp, app, account, sink)
+    assert "password" not in config.read_text()
+    result = poll(config)
+    assert result.returncode == 0, result.stderr
+    assert "19 mails decided, 15 replies sent, 19 mails filed" in result.stdout
+    replies = sink.messages()
+    assert len(replies) == sum(1 for e in EXPECTED.values() if e[2]) == 15
+    assert {r.auth_user for r in replies} == {"usen_spot@usen.co.jp"}  # XOAUTH2 as the shared mailbox
+    assert account.messages("INBOX") == {}
+    assert len(app.issued) == 1  # one token served IMAP and SMTP
+    assert poll(config).stdout.startswith("0 mails decided")
+
+
+def test_token_expiry_mid_cycle_loses_and_repeats_nothing(oauth_servers, tmp_path):
+    """Tokens live 4 s: sessions end and start again with new tokens while 19 mails are decided,
+    replied to and filed over several polls of `mailbot run`; every mail is filed once and every
+    reply sent once."""
+    from demo.samples import sample_mails
+    from helpers import running_bot
+    from test_loop import NOW
+
+    idp, app, account, sink = oauth_servers
+    idp.lifetime = 4
+    config = oauth_config(tmp_path, idp, app, account, sink)
+    mails = sample_mails(NOW)
+    with running_bot(config):
+        for i, (_name, data) in enumerate(mails):
+            account.append("INBOX", data)
+            if i % 5 == 4:
+                time.sleep(2.5)  # across a token's life
+        end = time.monotonic() + 90
+        while time.monotonic() < end and (account.messages("INBOX") or len(sink.messages()) < 15):
+            time.sleep(0.5)
+        time.sleep(5)  # another expiry or two: nothing more may happen
+    replies = sink.messages()
+    assert len(replies) == 15 and len({str(r.message["Message-ID"]) for r in replies}) == 15
+    filed = sum(len(account.messages(f)) for f in ("処理済", "保留/要確認/原本", "対象外"))
+    assert account.messages("INBOX") == {} and filed == 19
+    assert len(app.issued) >= 3  # tokens were renewed along the way

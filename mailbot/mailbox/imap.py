@@ -26,7 +26,7 @@ from datetime import datetime
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
-from mailbot.auth import RENEW_BEFORE, AuthError, TokenSource
+from mailbot.auth import AuthError, TokenSource
 from mailbot.mailbox import MailboxError, MailboxUnreachable
 from mailbot.model import MailRef, RawMail
 
@@ -148,7 +148,7 @@ class ImapMailbox:
                 pass
 
     def _connect(self) -> IMAPClient:
-        if self._client is not None and time.time() >= self._session_ends - RENEW_BEFORE:
+        if self._client is not None and time.time() >= self._session_ends:
             self.close()  # its token is about to expire: a new session with a new token, between commands
         if self._client is not None:
             return self._client
@@ -183,7 +183,7 @@ class ImapMailbox:
             client.oauth2_login(self.username, self.token_source.token())
         except LoginError:
             client.oauth2_login(self.username, self.token_source.refresh())
-        self._session_ends = self.token_source.expires_at
+        self._session_ends = self.token_source.renew_at
 
     def _learn_namespace(self, client: IMAPClient) -> None:
         prefix, delimiter = "", None
