@@ -41,9 +41,12 @@ def test_a_token_by_client_secret_is_cached_and_renewed_before_it_expires(idp):
     assert idp.check(first)["appid"] == app.client_id
     assert source.token() == first and len(app.issued) == 1  # cached
     assert not any("instance" in r for r in idp.requests)  # no instance discovery with an authority
-    idp.lifetime = 200  # shorter than the renewal margin: every call renews
+    idp.lifetime = 2  # renewed a tenth of its life (at most 5 minutes) before it expires
     source.refresh()
     assert len(app.issued) == 2
+    source.token()
+    assert len(app.issued) == 2
+    time.sleep(1.85)
     source.token()
     assert len(app.issued) == 3
 
