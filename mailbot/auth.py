@@ -70,6 +70,22 @@ def credential_expiry(settings: OAuthSettings) -> tuple[str, datetime] | None:
     return None
 
 
+def expiry_warning(settings: OAuthSettings | None, now: datetime, days: int) -> str | None:
+    """A Japanese line when the certificate or secret expires within `days` (or has expired)."""
+    found = credential_expiry(settings) if settings is not None else None
+    if found is None:
+        return None
+    what, when = found
+    left = (when - now).total_seconds() / 86400
+    if left > days:
+        return None
+    name = "証明書" if what == "certificate" else "クライアントシークレット"
+    if left <= 0:
+        return f"Microsoft 365 アプリの{name}が {when:%Y-%m-%d} に期限切れになっています。ログインできません。すぐに更新してください。"
+    return (f"Microsoft 365 アプリの{name}が {when:%Y-%m-%d} に期限切れになります（あと{int(left)}日）。"
+            "期限までに新しいものを登録し、設定を更新してください。")
+
+
 class TokenSource:
     def __init__(self, settings: OAuthSettings):
         self.settings = settings

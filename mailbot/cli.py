@@ -138,6 +138,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         source = token_source(settings)
         if source is not None:
             source.check()  # a wrong tenant, client, secret or certificate: one line, before any mail
+            from mailbot.auth import expiry_warning
+
+            warning = expiry_warning(settings.oauth, datetime.now(TOKYO),
+                                     load_rules(settings.rules_dir).digest.credential_warning_days)
+            if warning:
+                log.warning("auth: %s", warning)
     return settings
 
 

@@ -243,3 +243,41 @@ def test_token_expiry_mid_cycle_loses_and_repeats_nothing(oauth_servers, tmp_pat
     filed = sum(len(account.messages(f)) for f in ("処理済", "保留/要確認/原本", "対象外"))
     assert account.messages("INBOX") == {} and filed == 19
     assert len(app.issued) >= 3  # tokens were renewed along the way
+
+
+def test_operators_are_warned_30_days_before_the_certificate_or_secret_expires(idp, tmp_path):
+    from datetime import datetime, timezone
+
+    from mailbot.auth import expiry_warning
+    from mailbot.record.store import Store
+    from mailbot.reports.health import health
+
+    now = datetime.now(timezone.utc)
+    soon = idp.register(certificate=True, mailbox="user1", cert_days=20)
+    later = idp.register(certificate=True, mailbox="user1", cert_days=90)
+    assert "証明書が" in expiry_warning(settings_for(idp, soon), now, 30) and "あと19日" in expiry_warning(
+        settings_for(idp, soon), now, 30)
+    assert expiry_warning(settings_for(idp, later), now, 30) is None
+    secret = idp.register(secret="x", mailbox="user1")
+    in_ten_days = (now + timedelta(days=10, hours=1)).date()
+    assert "クライアントシークレットが" in expiry_warning(settings_for(idp, secret, secret_expires=in_ten_days), now, 30)
+    assert "期限切れになっています" in expiry_warning(
+        settings_for(idp, secret, secret_expires=(now - timedelta(days=1)).date()), now, 30)
+
+    # `mailbot health` and the digest say it too.
+    from mailbot.config import embedded_default
+    from mailbot.reports.digest import collect_for
+
+    settings = embedded_default(tmp_path / "root")
+    from dataclasses import replace
+
+    settings = replace(settings, oauth=settings_for(idp, soon), unis_extract=None)
+    store = Store(tmp_path / "state.sqlite3")
+    try:
+        store.set_status("poll ok", "ok")
+        problems = health(settings, store, datetime.now(timezone.utc))
+        assert [p.code for p in problems] == ["CREDENTIAL_EXPIRING"]
+        data = collect_for(settings, store, date.today(), datetime.now(timezone.utc))
+        assert any("証明書が" in a for a in data.problems.alerts)
+    finally:
+        store.close()

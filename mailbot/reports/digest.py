@@ -96,7 +96,8 @@ def collect_for(settings: Settings, store: Store, day: date, now: datetime, *, r
         unis = ref.unis if ref is not None and ref.unis is not None and ref.unis.info is not None else None
         return collect(store, day, now, rules_dir=settings.rules_dir,
                        calendar=calendar or BusinessCalendar.load(settings.rules_dir),
-                       extract=_extract_status(settings, ref), unis=unis, digest_time=settings.digest_time)
+                       extract=_extract_status(settings, ref), unis=unis, digest_time=settings.digest_time,
+                       oauth=settings.oauth)
 
 
 # ---------------------------------------------------------------- rendering

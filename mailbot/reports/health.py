@@ -7,6 +7,7 @@ health check.)  Each problem is a stable code and a Japanese detail; none means 
     REPLY_FAILING    replies given up in the last 24 hours, or being retried
     DIGEST_FAILING   a digest or a 管理台帳 share that failed, or is being retried
     HELD_STALE       held items waiting longer than [health] max_held_age business days
+    CREDENTIAL_EXPIRING  the Microsoft 365 app's certificate or secret expires within 30 days
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mailbot.auth import expiry_warning
 from mailbot.config import Settings
 from mailbot.pipeline import POLL_OK
 from mailbot.record.store import Store
@@ -57,6 +59,9 @@ def health(settings: Settings, store: Store, now: datetime, *, reference=None) -
     for table, name in (("digests", "日次レポート"), ("ledger_shares", "管理台帳の共有")):
         for day, state, error in store.once_trouble(table):
             problems.append(Problem("DIGEST_FAILING", f"{day} の{name}が送信できていません（{state}：{error or '－'}）。"))
+    warning = expiry_warning(settings.oauth, now, load_rules(settings.rules_dir).digest.credential_warning_days)
+    if warning:
+        problems.append(Problem("CREDENTIAL_EXPIRING", warning))
     today = calendar.day_n(now)
     stale = [(m, h) for m, h in store.open_held_items()
              if calendar.business_days_between(calendar.day_n(h.opened_at), today) > settings.service.max_held_age]

@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
+from mailbot.auth import OAuthSettings, expiry_warning
 from mailbot.model import Action, Kind
 from mailbot.record.states import SendState
 from mailbot.record.store import Store
@@ -537,7 +538,8 @@ class StateReader:
 
 
 def collect(store: Store, day: date, now: datetime, *, rules_dir, calendar: BusinessCalendar,
-            extract: ExtractStatus, unis: UnisData | None = None, digest_time: str | time = "18:00") -> DigestData:
+            extract: ExtractStatus, unis: UnisData | None = None, digest_time: str | time = "18:00",
+            oauth: OAuthSettings | None = None) -> DigestData:
     """Everything the digest of `day` says, from the state database as it is at `now` (and the
     UNIS extract in use, `unis`, for what needs it: unregistered terminations, deadlines)."""
     q = StateReader(store, rules_dir)
@@ -549,7 +551,9 @@ def collect(store: Store, day: date, now: datetime, *, rules_dir, calendar: Busi
     held = q.held(day, end, calendar)
     deferred = q.deferred(day, end, calendar)
     problems = Problems(
-        alerts=_alerts(q, start, end, day, calendar, extract), bounced=q.bounces(start, end), failed=failed,
+        alerts=_alerts(q, start, end, day, calendar, extract) + [
+            w for w in [expiry_warning(oauth, now, q.rules.credential_warning_days)] if w],
+        bounced=q.bounces(start, end), failed=failed,
         retried=retried, processing=q.processing(start, end, mails),
         unreadable=[m for m in mails if "MAIL_UNREADABLE" in m.reasons],
         stale_held=[h for h in held if h.age > q.rules.held_max_age],

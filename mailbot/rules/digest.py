@@ -19,6 +19,7 @@ class DigestRules:
     unregistered_termination_after: int  # business days
     unregistered_termination_lookback: int  # calendar days
     held_max_age: int  # business days
+    credential_warning_days: int  # days before the OAuth certificate / secret expires
     left_out: frozenset[str] = frozenset()  # reason codes of mails that are no request received
     counted_apart: frozenset[str] = frozenset()  # reason codes of automatic mail: counted apart
     staff_labels: dict[str, str] = field(default_factory=dict)  # staff outcome → name
@@ -30,7 +31,7 @@ def build_digest_rules(file: RulesFile, kind_labels: dict[str, str]) -> DigestRu
     data = file.data
     decisions = data.get("decisions", {})
     days = ("catch_up_days", "unis_max_age", "unregistered_termination_after", "unregistered_termination_lookback",
-            "held_max_age")
+            "held_max_age", "credential_warning_days")
     for key in days:
         value = data.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
