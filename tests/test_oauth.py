@@ -281,3 +281,55 @@ def test_operators_are_warned_30_days_before_the_certificate_or_secret_expires(i
         assert any("証明書が" in a for a in data.problems.alerts)
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- Exchange's IMAP, not Dovecot's
+
+# What Exchange Online advertises after login (no CONDSTORE/QRESYNC, ESEARCH, SORT, THREAD,
+# LIST-EXTENDED, SPECIAL-USE, BINARY, NOTIFY …).
+EXCHANGE = {"IMAP4REV1", "SASL-IR", "UIDPLUS", "MOVE", "ID", "UNSELECT", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+"}
+
+
+def test_the_pipeline_over_exchanges_capabilities(tmp_path, dovecot_factory, smtp_sink_factory):
+    """Only what Exchange offers: the bot relies on nothing more (no CONDSTORE, ESEARCH, LIST
+    extensions); Japanese folder names travel as modified UTF-7."""
+    from demo.samples import sample_mails
+    from servers import DOVECOT_CAPABILITIES
+    from test_loop import NOW
+
+    with TokenServer(tmp_path / "idp") as idp:
+        lacking = tuple(c for c in DOVECOT_CAPABILITIES if c.upper() not in EXCHANGE)
+        dovecot = dovecot_factory(without=lacking, oauth2_introspection=idp.introspection)
+        account = dovecot.add_user()
+        sink = smtp_sink_factory(oauth_key=idp.key)
+        app = idp.register(secret="s3cret", mailbox=account.username)
+        for _name, data in sample_mails(NOW):
+            account.append("INBOX", data)
+        result = poll(oauth_config(tmp_path, idp, app, account, sink))
+        assert result.returncode == 0, result.stderr
+        assert "19 mails decided, 15 replies sent, 19 mails filed" in result.stdout
+        assert len(account.messages("保留/要確認/原本")) == 2 and account.messages("INBOX") == {}
+
+
+def test_without_namespace_and_idle_the_bot_polls(tmp_path, dovecot_factory, smtp_sink_factory):
+    """A server without NAMESPACE (the delimiter from LIST) and without IDLE (new mail noticed by
+    polling only, said once in the log)."""
+    from demo.samples import sample_mails
+    from helpers import running_bot
+    from test_loop import NOW
+
+    with TokenServer(tmp_path / "idp") as idp:
+        dovecot = dovecot_factory(without=("NAMESPACE", "IDLE"), oauth2_introspection=idp.introspection)
+        account = dovecot.add_user()
+        sink = smtp_sink_factory(oauth_key=idp.key)
+        app = idp.register(secret="s3cret", mailbox=account.username)
+        config = oauth_config(tmp_path, idp, app, account, sink)
+        with running_bot(config) as proc:
+            for _name, data in sample_mails(NOW)[:3]:
+                account.append("INBOX", data)
+            end = time.monotonic() + 60
+            while time.monotonic() < end and account.messages("INBOX"):
+                time.sleep(0.5)
+        _out, err = proc.communicate()
+        assert account.messages("INBOX") == {}
+        assert err.count("does not offer IDLE") == 1 and "new mail is noticed by polling only" in err
