@@ -89,6 +89,8 @@ class TokenServer:
         self._https.socket = context.wrap_socket(self._https.socket, server_side=True)
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.requests: list[str] = []
+        self.serial = 0  # tokens are numbered
+        self.valid_from = 0  # tokens numbered below this are refused: "expired"
         for server in (self._https, self._http):
             threading.Thread(target=server.serve_forever, daemon=True).start()
 
@@ -114,7 +116,8 @@ class TokenServer:
 
     def token_for(self, app: App, lifetime: int | None = None) -> str:
         now = int(time.time())
-        claims = {"aud": RESOURCE, "iss": f"https://sts.windows.net/{self.tenant}/", "tid": self.tenant,
+        self.serial += 1
+        claims = {"n": self.serial, "aud": RESOURCE, "iss": f"https://sts.windows.net/{self.tenant}/", "tid": self.tenant,
                   "appid": app.client_id, "roles": ["IMAP.AccessAsApp", "SMTP.SendAsApp"], "iat": now,
                   "exp": now + (self.lifetime if lifetime is None else lifetime), "mailbox": app.mailbox,
                   "jti": secrets.token_hex(8)}
@@ -122,9 +125,14 @@ class TokenServer:
 
     def check(self, token: str) -> dict | None:
         try:
-            return jwt.decode(token, self.key, algorithms=["HS256"], audience=RESOURCE)
+            claims = jwt.decode(token, self.key, algorithms=["HS256"], audience=RESOURCE)
         except jwt.PyJWTError:
             return None
+        return claims if claims["n"] >= self.valid_from else None
+
+    def expire_all(self) -> None:
+        """Every token issued so far counts as expired from now on (the server ends such sessions)."""
+        self.valid_from = self.serial + 1
 
     def close(self) -> None:
         for server in (self._https, self._http):

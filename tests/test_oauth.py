@@ -333,3 +333,47 @@ def test_without_namespace_and_idle_the_bot_polls(tmp_path, dovecot_factory, smt
         _out, err = proc.communicate()
         assert account.messages("INBOX") == {}
         assert err.count("does not offer IDLE") == 1 and "new mail is noticed by polling only" in err
+
+
+def test_a_session_ended_for_an_expired_token_mid_poll_and_mid_idle(tmp_path, dovecot_factory, smtp_sink_factory):
+    """The server ends every session because their token expired (as Exchange does with
+    BYE … AccessTokenExpired) while `mailbot run` polls and IDLEs: the bot's cached token is
+    refused at the next login, it fetches a fresh one and carries on — the IDLE connection too,
+    so new mail is still noticed at once — with nothing lost or repeated."""
+    from demo.samples import sample_mails
+    from faults import FaultProxy
+    from helpers import running_bot
+    from test_loop import NOW
+
+    with TokenServer(tmp_path / "idp") as idp:
+        dovecot = dovecot_factory(oauth2_introspection=idp.introspection)
+        account = dovecot.add_user()
+        sink = smtp_sink_factory(oauth_key=idp.key)
+        app = idp.register(secret="s3cret", mailbox=account.username)
+        mails = sample_mails(NOW)
+        with FaultProxy(dovecot.port, "imap") as proxy:
+            proxied = type("Account", (), {"host": account.host, "port": proxy.port, "username": account.username})
+            config = oauth_config(tmp_path, idp, app, proxied, sink, poll_interval=30)  # IDLE wakes it
+            with running_bot(config):
+                for _name, data in mails[:8]:
+                    account.append("INBOX", data)
+                end = time.monotonic() + 60
+                while time.monotonic() < end and account.messages("INBOX"):
+                    time.sleep(0.3)
+                assert account.messages("INBOX") == {}
+                time.sleep(1)
+                idp.expire_all()
+                proxy.cut()  # every open session ends (the poll's and the IDLE's)
+                time.sleep(1.5)  # the IDLE watcher logs in again (refused, then a fresh token)
+                started = time.monotonic()
+                for _name, data in mails[8:]:
+                    account.append("INBOX", data)
+                while time.monotonic() < started + 25 and account.messages("INBOX"):
+                    time.sleep(0.3)
+                noticed = time.monotonic() - started
+            assert account.messages("INBOX") == {} and noticed < 25  # well before the 30 s poll
+        replies = sink.messages()
+        assert len(replies) == 15 and len({str(r.message["Message-ID"]) for r in replies}) == 15
+        filed = sum(len(account.messages(f)) for f in ("処理済", "保留/要確認/原本", "対象外"))
+        assert filed == 19
+        assert len(app.issued) >= 2  # the expired token was replaced

@@ -152,6 +152,20 @@ class ImapMailbox:
             self.close()  # its token is about to expire: a new session with a new token, between commands
         if self._client is not None:
             return self._client
+        try:
+            client = self._login(self.token_source.token() if self.token_source is not None else None)
+        except LoginError:
+            if self.token_source is None:
+                raise
+            # The server refused the app's token (it expired early, or was revoked): once more, on
+            # a new connection, with a fresh one.
+            client = self._login(self.token_source.refresh())
+        self._client = client
+        self._selected = None
+        return client
+
+    def _login(self, token: str | None) -> IMAPClient:
+        """A new connection, logged in (SASL XOAUTH2 with `token`, else the password)."""
         client = IMAPClient(
             self.host,
             port=self.port,
@@ -161,8 +175,9 @@ class ImapMailbox:
         )
         try:
             client.normalise_times = False  # aware INTERNALDATEs
-            if self.token_source is not None:
-                self._oauth2_login(client)
+            if token is not None:
+                client.oauth2_login(self.username, token)
+                self._session_ends = self.token_source.renew_at
             else:
                 client.login(self.username, self._password)
             self._learn_namespace(client)
@@ -172,18 +187,7 @@ class ImapMailbox:
             except Exception:  # noqa: BLE001
                 pass
             raise
-        self._client = client
-        self._selected = None
         return client
-
-    def _oauth2_login(self, client: IMAPClient) -> None:
-        """SASL XOAUTH2 for the shared mailbox with the app's token; a token the server refuses
-        (expired early, revoked) is replaced once by a fresh one."""
-        try:
-            client.oauth2_login(self.username, self.token_source.token())
-        except LoginError:
-            client.oauth2_login(self.username, self.token_source.refresh())
-        self._session_ends = self.token_source.renew_at
 
     def _learn_namespace(self, client: IMAPClient) -> None:
         prefix, delimiter = "", None
