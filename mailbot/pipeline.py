@@ -64,6 +64,9 @@ from mailbot.rules import load_rules, reasons, rules_version
 from mailbot.text import TOKYO
 
 log = logging.getLogger("mailbot")
+# What a server says when a message is bigger than it takes (RFC 7889 TOOBIG, Dovecot's and
+# Exchange's wording).
+_TOO_BIG = ("[TOOBIG]", "[LIMIT]", "too large", "too big", "exceeds the maximum")
 POLL_OK = "poll ok"  # the status key of the last successful poll (`mailbot health`, the watchdog)
 
 # Mails are decided in chunks (at most this many, or this many bytes); each chunk's forms are read
@@ -638,14 +641,24 @@ class Bot:
         if raw is None or raw.ref.uidvalidity != row.ref.uidvalidity:
             return False
         unis = self.reference.unis if self.reference is not None else None
-        note = build_note(raw.data, NoteFacts(
+        facts = NoteFacts(
             raw.sha256, row.kind, row.code, row.findings or [(code, "") for code in row.reasons], row.received,
             datetime.now(TOKYO), self._earlier(row),
             unis_lines=tuple(unis.lines(row.code)) if row.code and unis is not None and unis.info is not None else (),
-            fields=row.fields, previews=row.previews), self.settings)
+            fields=row.fields, previews=row.previews)
+        note = build_note(raw.data, facts, self.settings)
         # Found by its derived Message-ID: a crash after the APPEND never makes a second note.
         if not self.mailbox.search_header(f.held, "Message-ID", note.message_id):
-            self.mailbox.append(f.held, note.data, datetime.now(timezone.utc))
+            try:
+                self.mailbox.append(f.held, note.data, datetime.now(timezone.utc))
+            except MailboxError as e:
+                if not any(word in str(e) for word in _TOO_BIG):
+                    raise
+                # The server's message size limit (Exchange: 35 MB by default): the note without
+                # the original, which waits untouched in the held originals folder.
+                log.warning("held note of mail %s too big for the server: filed without the original", row.id)
+                note = build_note(raw.data, facts, self.settings, attach=False)
+                self.mailbox.append(f.held, note.data, datetime.now(timezone.utc))
         self.store.open_held(row.id, note.message_id, raw.data)
         return True
 

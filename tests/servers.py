@@ -227,6 +227,7 @@ class Dovecot:
         prefix: str = "",
         start: bool = True,
         oauth2_introspection: str | None = None,
+        max_mail_size: str | None = None,
     ) -> None:
         if not os.path.exists(DOVECOT_BIN):
             raise FileNotFoundError(f"{DOVECOT_BIN} not found (apt-get install dovecot-imapd)")
@@ -238,6 +239,7 @@ class Dovecot:
         # SASL XOAUTH2 too: each token is checked by POSTing it to this introspection URL (the
         # local identity platform of tests/oauth_server.py), which names the mailbox it may open.
         self.oauth2_introspection = oauth2_introspection
+        self.max_mail_size = max_mail_size  # e.g. "1M": a bigger APPEND is refused (as Exchange's 35 MB limit)
         self.root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-"))
         os.chmod(self.root, 0o711)  # the mail user (nobody) must reach root/mail
         self.proc: subprocess.Popen | None = None
@@ -369,6 +371,15 @@ service auth-worker {{
 }}
 """
             mechanisms = "plain login xoauth2 oauthbearer"
+        size_limit = ""
+        if self.max_mail_size:
+            size_limit = f"""mail_plugins = $mail_plugins quota
+plugin {{
+  quota = maildir:User quota
+  quota_rule = *:storage=0
+  quota_max_mail_size = {self.max_mail_size}
+}}
+"""
         conf = f"""# written by tests/servers.py
 base_dir = {r}/run
 state_dir = {r}/state
@@ -419,7 +430,7 @@ service anvil {{
 protocol imap {{
 {capability_line}  mail_max_userip_connections = 100
 }}
-{services_as_me}"""
+{services_as_me}{size_limit}"""
         (r / "dovecot.conf").write_text(conf)
 
     # -- users ----------------------------------------------------------------------------

@@ -377,3 +377,35 @@ def test_a_session_ended_for_an_expired_token_mid_poll_and_mid_idle(tmp_path, do
         filed = sum(len(account.messages(f)) for f in ("処理済", "保留/要確認/原本", "対象外"))
         assert filed == 19
         assert len(app.issued) >= 2  # the expired token was replaced
+
+
+def test_a_note_too_big_for_the_server_is_filed_without_the_original(tmp_path, dovecot_factory, smtp_sink):
+    """Exchange refuses messages over its size limit: the held note of a big mail goes in without
+    the original attached, saying the original waits in the held originals folder."""
+    import email
+    from email import policy
+
+    from test_loop import HELD, ORIGINALS, write_config
+
+    dovecot = dovecot_factory()
+    account = dovecot.add_user()
+    big = email.message.EmailMessage()
+    big["From"] = "鈴木 一郎 <i-suzuki@usen.co.jp>"
+    big["To"] = "usen_spot@usen.co.jp"
+    big["Subject"] = "USEN SPOT 店舗の写真について（ご相談）"
+    big["Date"] = "Fri, 20 Nov 2026 10:00:00 +0900"
+    big["Message-ID"] = "<big.1@usen.co.jp>"
+    big.set_content("店舗の写真を送ります。設置場所のご相談です。")
+    big.add_attachment(b"\xff\xd8" + bytes(900_000), "image", "jpeg", filename="shop.jpg")  # ~1.2 MB encoded
+    account.append("INBOX", big.as_bytes())  # delivered (the limit is for what clients APPEND)
+    dovecot.max_mail_size = "1M"
+    dovecot.restart()
+    config = write_config(tmp_path, account, smtp_sink)
+    result = poll(config)
+    assert result.returncode == 0, result.stderr
+    (original,) = account.messages(ORIGINALS).values()
+    assert len(original) > 1_000_000
+    (note,) = account.messages(HELD).values()
+    assert len(note) < 200_000
+    text = email.message_from_bytes(note, policy=policy.default).get_body(("plain",)).get_content()
+    assert f"大きすぎて添付できないため「{ORIGINALS}」フォルダにあります" in text

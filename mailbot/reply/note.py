@@ -72,7 +72,9 @@ def note_message_id(sha256: str, sender: str) -> str:
     return f"<held.{sha256[:32]}.mailbot@{sender.rpartition('@')[2]}>"
 
 
-def build_note(original: bytes, facts: NoteFacts, settings: Settings) -> HeldNote:
+def build_note(original: bytes, facts: NoteFacts, settings: Settings, attach: bool = True) -> HeldNote:
+    """The note; `attach=False` when the server refuses a message as big as the original (the
+    original stays in the held originals folder, which the note names)."""
     try:
         mail = parse_mail(original)
     except UnreadableMail:
@@ -100,7 +102,7 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings) -> HeldNot
         read=_read_fields(facts.fields or {}, rules),
         previews=facts.previews or {},
         accept_folder=folders.held_accept, remand_folder=folders.held_remand,
-        processed_folder=folders.processed,
+        processed_folder=folders.processed, attached=attach, originals_folder=folders.held_originals,
     )
     text = environment(settings.templates_dir, trim_blocks=True).get_template("held/note.txt.j2").render(**context)
     html = environment(settings.templates_dir).get_template("held/note.html.j2").render(**context)
@@ -130,7 +132,7 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings) -> HeldNot
         boundary += "_"
     head["MIME-Version"] = "1.0"
     head["Content-Type"] = f'multipart/mixed; boundary="{boundary}"'
-    parts = [summary.as_bytes(policy=SMTP), _attachment(original)]
+    parts = [summary.as_bytes(policy=SMTP)] + ([_attachment(original)] if attach else [])
     b = boundary.encode()
     body = b"".join(b"--" + b + b"\r\n" + p + b"\r\n" for p in parts) + b"--" + b + b"--\r\n"
     header_block = head.as_bytes(policy=SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
