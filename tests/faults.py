@@ -21,6 +21,9 @@ an SMTP message, ``.`` (the data lines themselves are not commands) — and, on 
     action="drop"   then both connections are closed (the client sees EOF)
     action="stall"  then the client's connection stays open and silent (the client times out)
 
+`answer_on(pattern, "NO [UNAVAILABLE] …")` answers the matching IMAP command itself (the server
+never sees it), as a throttling Exchange does.
+
 `on(pattern, hook)` calls hook(command) on the matching command and then forwards it as usual.
 
 `skip` lets that many matching commands through first; `times` is how often the rule fires
@@ -47,10 +50,11 @@ _SMTP_FINAL = re.compile(rb"^(\d{3})(?: |\r\n)")
 class Rule:
     pattern: re.Pattern[bytes]
     when: str = "before"
-    action: str = "drop"  # drop | stall | call (run hook, then forward the command as usual)
+    action: str = "drop"  # drop | stall | call (run hook, then forward the command as usual) | answer
     skip: int = 0
     times: int | None = 1
     hook: Callable[[str], object] | None = None
+    answer: bytes = b""  # action "answer": the tagged IMAP response the server "gives" instead
     seen: int = 0
     fired: int = 0
 
@@ -200,6 +204,10 @@ class _Connection(threading.Thread):
                     rule.hook(text.decode("utf-8", "replace"))
                     if self.state != "relay":  # e.g. the hook froze the proxy
                         return False
+                elif rule is not None and rule.action == "answer":
+                    # never forwarded: the client gets the server's "answer" (e.g. throttling)
+                    self.client.sendall(tag + b" " + rule.answer + b"\r\n")
+                    continue
                 elif rule is not None:
                     self.then = rule.action
                     if rule.when == "before":
@@ -283,6 +291,16 @@ class FaultProxy:
         if isinstance(pattern, str):
             pattern = pattern.encode()
         rule = Rule(re.compile(pattern, re.IGNORECASE), when, action, skip, times)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def answer_on(self, pattern: str | bytes, answer: str, *, skip: int = 0, times: int | None = 1) -> Rule:
+        """Answer the matching IMAP command with `answer` (e.g. "NO [UNAVAILABLE] Server Unavailable.
+        15", Exchange's throttling) instead of forwarding it."""
+        if isinstance(pattern, str):
+            pattern = pattern.encode()
+        rule = Rule(re.compile(pattern, re.IGNORECASE), "before", "answer", skip, times, answer=answer.encode())
         with self._lock:
             self.rules.append(rule)
         return rule

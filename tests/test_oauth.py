@@ -409,3 +409,28 @@ def test_a_note_too_big_for_the_server_is_filed_without_the_original(tmp_path, d
     assert len(note) < 200_000
     text = email.message_from_bytes(note, policy=policy.default).get_body(("plain",)).get_content()
     assert f"大きすぎて添付できないため「{ORIGINALS}」フォルダにあります" in text
+
+
+def test_exchange_throttling_ends_the_cycle_and_the_next_one_carries_on(imap_account, smtp_sink, tmp_path):
+    """Exchange answers a busy client "NO [UNAVAILABLE] Server Unavailable. 15": the session is
+    dropped, the move is tried again on a fresh one (or in the next cycle), and every mail is filed
+    once, every reply sent once."""
+    from demo.samples import sample_mails
+    from faults import FaultProxy
+    from test_faults import config as faults_config
+    from test_loop import NOW
+
+    for _name, data in sample_mails(NOW)[:8]:
+        imap_account.append("INBOX", data)
+    with FaultProxy(imap_account.port, "imap") as proxy:
+        proxy.answer_on(r"^UID MOVE|^UID COPY", "NO [UNAVAILABLE] Server Unavailable. 15")
+        config = faults_config(tmp_path, imap_account, smtp_sink, imap=proxy)
+        first = poll(config)
+        assert first.returncode == 0, first.stderr
+        assert "8 mails decided, 5 replies sent" in first.stdout and proxy.hits[0].startswith("UID")
+        second = poll(config)
+        assert second.returncode == 0 and second.stdout.startswith("0 mails decided"), second.stdout
+    assert imap_account.messages("INBOX") == {}
+    assert sum(len(imap_account.messages(f)) for f in ("処理済", "保留/要確認/原本", "対象外")) == 8
+    replies = smtp_sink.messages()
+    assert len(replies) == len({str(r.message["Message-ID"]) for r in replies}) == 5
