@@ -107,6 +107,7 @@ class ImapMailbox:
         self.batch_bytes = max(1, int(batch_bytes))
         self.token_source = token_source  # OAuth 2.0 (XOAUTH2) instead of the password
         self._session_ends = float("inf")  # when the session's token expires: reconnect before
+        self._idle_uidnext: int | None = None  # the watched folder's UIDNEXT when IDLE last began
         self._client: IMAPClient | None = None
         self._selected: tuple[str, bool, int] | None = None  # (server name, readonly, uidvalidity)
         self._prefix = ""
@@ -248,7 +249,15 @@ class ImapMailbox:
         with self._op(f"IDLE on {folder!r}") as client:
             if not client.has_capability("IDLE"):
                 raise IdleUnsupported(f"IMAP server {self.host}:{self.port} does not offer IDLE")
-            self._select(client, self._server_name(folder), readonly=True)
+            name = self._server_name(folder)
+            self._select(client, name, readonly=True, fresh=True)
+            # Mail that came while no IDLE listened (a reconnect: an expired token, a cut) is
+            # announced by no EXISTS: a UIDNEXT that moved since the last IDLE says so.
+            uidnext = client.folder_status(name, [b"UIDNEXT"]).get(b"UIDNEXT")
+            missed = self._idle_uidnext is not None and uidnext != self._idle_uidnext
+            self._idle_uidnext = uidnext
+            if missed:
+                return True
             client.idle()
             try:
                 responses = client.idle_check(timeout=timeout)
