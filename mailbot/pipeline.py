@@ -415,7 +415,8 @@ class Bot:
             ledger=self._ledger_line(row, evaluation, d, evaluation.received) if d.action is Action.ACCEPT else None,
             bounced=self._bounced(d),
             previews=self._previews(evaluation, raw.sha256) if d.action is Action.HOLD else None,
-            rules_version=rules_version(self.settings.rules_dir, self.settings.templates_dir))
+            rules_version=rules_version(self.settings.rules_dir, self.settings.templates_dir),
+            sender_name=mail.sender.name if mail and mail.sender else "")
         log.info("mail %s: %s %s %s %s", row.id, d.action.value, c.kind.value, c.code or "-", " ".join(d.reasons) or "-",
                  extra={"mail_id": row.id, "message_id": mail.message_id if mail else None, "kind": c.kind.value,
                         "code": c.code, "decision": d.action.value, "reasons": d.reasons})
@@ -645,7 +646,10 @@ class Bot:
             raw.sha256, row.kind, row.code, row.findings or [(code, "") for code in row.reasons], row.received,
             datetime.now(TOKYO), self._earlier(row),
             unis_lines=tuple(unis.lines(row.code)) if row.code and unis is not None and unis.info is not None else (),
-            fields=row.fields, previews=row.previews)
+            fields=row.fields, previews=row.previews,
+            # What the pipeline read of the original: the note does not parse it again.
+            subject=row.subject, sender=f"{row.sender_name} <{row.sender}>" if row.sender else "",
+            message_id=row.message_id)
         note = build_note(raw.data, facts, self.settings)
         # Found by its derived Message-ID: a crash after the APPEND never makes a second note.
         if not self.mailbox.search_header(f.held, "Message-ID", note.message_id):

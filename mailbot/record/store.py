@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS mails (
     fields        TEXT,
     subject       TEXT,
     sender        TEXT,
+    sender_name   TEXT,                   -- the From's display name (a held note shows it)
     target        TEXT,
     data_version  TEXT,
     received      TEXT,
@@ -187,6 +188,7 @@ class MailRow:
     subject: str = ""
     sender: str = ""
     received: datetime | None = None
+    sender_name: str = ""
     fields: dict = field(default_factory=dict)  # as the pipeline reported them (body, form …)
     previews: dict = field(default_factory=dict)  # a held mail: {"accept"|"remand": {"subject", "body"} | None}
 
@@ -200,7 +202,7 @@ class MailRow:
             reasons=json.loads(r["reasons"]) if r["reasons"] else [], target=r["target"],
             data_version=r["data_version"],
             findings=[tuple(f) for f in json.loads(r["findings"])] if r["findings"] else [],
-            subject=r["subject"] or "", sender=r["sender"] or "",
+            subject=r["subject"] or "", sender=r["sender"] or "", sender_name=r["sender_name"] or "",
             received=datetime.fromisoformat(r["received"]) if r["received"] else None,
             fields=json.loads(r["fields"]) if r["fields"] else {},
             previews=json.loads(r["previews"]) if r["previews"] else {},
@@ -253,7 +255,7 @@ class Store:
         """Columns added after a database was first made."""
         have = {r["name"] for r in self.db.execute("PRAGMA table_info(mails)")}
         # received time (DOMAIN.md §5), requesting branch (§7), findings [[code, detail], ...]
-        for column in ("received", "branch", "findings", "previews", "rules_version"):
+        for column in ("received", "branch", "findings", "previews", "rules_version", "sender_name"):
             if column not in have:
                 self.db.execute(f"ALTER TABLE mails ADD COLUMN {column} TEXT")
         if "sending_at" not in {r["name"] for r in self.db.execute("PRAGMA table_info(replies)")}:
@@ -361,7 +363,8 @@ class Store:
                         reply: tuple[str, list[str], bytes] | None, received: datetime | None = None,
                         branch: str | None = None, findings: list[tuple[str, str]] | None = None,
                         ledger: LedgerLine | None = None, bounced: tuple[int, str] | None = None,
-                        previews: dict[str, object] | None = None, rules_version: str | None = None) -> None:
+                        previews: dict[str, object] | None = None, rules_version: str | None = None,
+                        sender_name: str = "") -> None:
         """The decision, its reply (message-id, recipients, bytes), the ledger line it writes and,
         for a bounce of one of the bot's replies, the event on the mail that reply answered
         (bounced: its id, the detail) — in one commit."""
@@ -371,12 +374,12 @@ class Store:
             db.execute(
                 "UPDATE mails SET state=?, action=?, kind=?, code=?, reasons=?, fields=?, subject=?, sender=?,"
                 " message_id=?, target=?, data_version=?, received=?, branch=?, findings=?, previews=?,"
-                " rules_version=?, updated=? WHERE id=?",
+                " rules_version=?, sender_name=?, updated=? WHERE id=?",
                 (state, action, kind, code, json.dumps(reasons), json.dumps(fields, ensure_ascii=False, default=str),
                  subject, sender, message_id, target, data_version, _iso(received), branch,
                  json.dumps(findings or [], ensure_ascii=False),
-                 json.dumps(previews, ensure_ascii=False) if previews is not None else None, rules_version, t,
-                 mail_id),
+                 json.dumps(previews, ensure_ascii=False) if previews is not None else None, rules_version,
+                 sender_name, t, mail_id),
             )
             self._event(db, mail_id, f"decided {action}", detail)
             if reply:

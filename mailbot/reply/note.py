@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes
-from email.message import EmailMessage
+from email.header import Header
 from email.parser import BytesHeaderParser
-from email.policy import SMTP, compat32
+from email.policy import compat32
 from email.utils import format_datetime
 
 from mailbot.config import Settings
@@ -66,6 +66,11 @@ class NoteFacts:
     unis_lines: tuple[OrderLine, ...] = ()  # the code's lines in the UNIS extract in use
     fields: dict | None = None  # what was read: {"body": {...}, "form": {...}, …}
     previews: dict | None = None  # {"accept"|"remand": {"subject", "to", "body"} | None}
+    # The original's subject, sender ("name <addr>") and Message-ID, as the pipeline read them; when
+    # not given, the original is parsed for them.
+    subject: str | None = None
+    sender: str | None = None
+    message_id: str | None = None
 
 
 def note_message_id(sha256: str, sender: str) -> str:
@@ -75,10 +80,15 @@ def note_message_id(sha256: str, sender: str) -> str:
 def build_note(original: bytes, facts: NoteFacts, settings: Settings, attach: bool = True) -> HeldNote:
     """The note; `attach=False` when the server refuses a message as big as the original (the
     original stays in the held originals folder, which the note names)."""
-    try:
-        mail = parse_mail(original)
-    except UnreadableMail:
-        mail = None
+    subject, sender, original_id = facts.subject, facts.sender, facts.message_id
+    if subject is None or sender is None:
+        try:
+            mail = parse_mail(original)
+        except UnreadableMail:
+            mail = None
+        subject = mail.subject if mail else ""
+        sender = f"{mail.sender.name} <{mail.sender.addr}>" if mail and mail.sender else ""
+        original_id = mail.message_id if mail else None
     table = reasons(settings.rules_dir)
     findings = []
     for code, detail in facts.findings:
@@ -90,8 +100,7 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings, attach: bo
     rules = load_rules(settings.rules_dir)
     labels, decisions = rules.kind_labels, rules.digest.decision_labels
     context = dict(
-        subject=header_text(mail.subject if mail else "", 200),
-        sender=header_text(f"{mail.sender.name} <{mail.sender.addr}>" if mail and mail.sender else "", 200),
+        subject=header_text(subject, 200), sender=header_text(sender, 200),
         received=facts.received, code=facts.code or "", findings=findings,
         kind=kind_labels(settings.rules_dir).get(facts.kind or "unknown", facts.kind or "unknown"),
         earlier=[{"received": e.received, "kind": labels.get(e.kind, e.kind),
@@ -107,36 +116,42 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings, attach: bo
     text = environment(settings.templates_dir, trim_blocks=True).get_template("held/note.txt.j2").render(**context)
     html = environment(settings.templates_dir).get_template("held/note.html.j2").render(**context)
 
-    head = EmailMessage(policy=SMTP)
     message_id = note_message_id(facts.sha256, settings.reply_from)
-    head["From"] = settings.reply_from
-    head["To"] = settings.reply_from
     replies = load_rules(settings.rules_dir).replies
-    head["Subject"] = replies.held_note_prefix + (context["subject"] or replies.no_subject)
-    head["Date"] = format_datetime(facts.held_at)
-    head["Message-ID"] = message_id
-    if mail and mail.message_id:
-        head["In-Reply-To"] = header_text(mail.message_id, 250)
-        head["References"] = header_text(mail.message_id, 250)
-    head["Auto-Submitted"] = "auto-generated"
-    head[HELD_HEADER] = facts.sha256
-    head["X-Mailbot-Reasons"] = " ".join(code for code, _ in facts.findings)
-
-    summary = EmailMessage(policy=SMTP)
-    summary.set_content(text, charset="utf-8")
-    summary.add_alternative(html, subtype="html", charset="utf-8")
-    del summary["MIME-Version"]
-
+    # Written byte by byte (no MIME round trip): the headers, the two renderings as base64
+    # alternatives, then the original untouched.
+    head = [("From", settings.reply_from), ("To", settings.reply_from),
+            ("Subject", replies.held_note_prefix + (context["subject"] or replies.no_subject)),
+            ("Date", format_datetime(facts.held_at)), ("Message-ID", message_id)]
+    if original_id:
+        head += [("In-Reply-To", header_text(original_id, 250)), ("References", header_text(original_id, 250))]
+    head += [("Auto-Submitted", "auto-generated"), (HELD_HEADER, facts.sha256),
+             ("X-Mailbot-Reasons", " ".join(code for code, _ in facts.findings))]
     boundary = f"=_mailbot_held_{facts.sha256[:24]}"
     while boundary.encode() in original:
         boundary += "_"
-    head["MIME-Version"] = "1.0"
-    head["Content-Type"] = f'multipart/mixed; boundary="{boundary}"'
-    parts = [summary.as_bytes(policy=SMTP)] + ([_attachment(original)] if attach else [])
+    alternative = f"=_mailbot_alt_{facts.sha256[:24]}"
+    head += [("MIME-Version", "1.0"), ("Content-Type", f'multipart/mixed; boundary="{boundary}"')]
+    summary = (f'Content-Type: multipart/alternative; boundary="{alternative}"\r\n\r\n'.encode()
+               + _text_part(alternative, "plain", text) + _text_part(alternative, "html", html)
+               + f"--{alternative}--\r\n".encode())
+    parts = [summary] + ([_attachment(original)] if attach else [])
     b = boundary.encode()
     body = b"".join(b"--" + b + b"\r\n" + p + b"\r\n" for p in parts) + b"--" + b + b"--\r\n"
-    header_block = head.as_bytes(policy=SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-    return HeldNote(message_id, header_block + body)
+    return HeldNote(message_id, b"".join(_header_line(n, v) for n, v in head) + b"\r\n" + body)
+
+
+def _header_line(name: str, value: str) -> bytes:
+    """One header field: ASCII as it is, anything else as RFC 2047 UTF-8 words, folded."""
+    if value.isascii():
+        return f"{name}: {value}\r\n".encode("ascii")
+    return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=chr(13) + chr(10))}\r\n".encode("ascii")
+
+
+def _text_part(boundary: str, subtype: str, text: str) -> bytes:
+    encoded = base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+    return (f"--{boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n").encode("ascii") + encoded
 
 
 def _unis_row(line: OrderLine, rules) -> dict[str, str]:
