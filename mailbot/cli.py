@@ -129,12 +129,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     load_rules(settings.rules_dir)
     check_templates(settings.templates_dir)
     if getattr(args, "command", None) in ("poll", "run"):  # before any mail is touched
-        from mailbot.reports.rulecheck import check_rules
-
-        problems = check_rules(settings.rules_dir, settings.templates_dir)
-        if problems:
-            raise RulesError(problems[0] + (f" (and {len(problems) - 1} more: mailbot rules check)"
-                                            if len(problems) > 1 else ""))
+        _check_rules_once(settings)
         source = token_source(settings)
         if source is not None:
             source.check()  # a wrong tenant, client, secret or certificate: one line, before any mail
@@ -145,6 +140,35 @@ def _settings(args: argparse.Namespace) -> Settings:
             if warning:
                 log.warning("auth: %s", warning)
     return settings
+
+
+def _check_rules_once(settings: Settings) -> None:
+    """Render every template with sample data (reports/rulecheck.py) — once per version of the
+    rules, templates and mailbot: the version that passed is remembered beside the database."""
+    from mailbot.reports.rulecheck import check_rules
+    from mailbot.rules import rules_version
+
+    import hashlib
+
+    code = hashlib.sha256()  # the program too: an update that renders differently is checked again
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        st = path.stat()
+        code.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    key = f"{__version__} {code.hexdigest()[:16]} {rules_version(settings.rules_dir, settings.templates_dir)}"
+    mark = settings.database.with_name(settings.database.name + ".rules-checked")
+    try:
+        if mark.read_text("utf-8") == key:
+            return
+    except OSError:
+        pass
+    problems = check_rules(settings.rules_dir, settings.templates_dir)
+    if problems:
+        raise RulesError(problems[0] + (f" (and {len(problems) - 1} more: mailbot rules check)"
+                                        if len(problems) > 1 else ""))
+    try:
+        mark.write_text(key, encoding="utf-8")
+    except OSError:
+        pass  # a read-only place: checked again next time
 
 
 def _open(settings: Settings):

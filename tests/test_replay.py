@@ -197,4 +197,14 @@ def test_rules_check_loads_every_file_and_renders_every_template(tmp_path):
     for command in ("poll", "run"):
         refused = mailbot(command, "--config", str(config), cwd=tmp_path)
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "termination_day" in refused.stderr
-    assert not (tmp_path / "s.sqlite3").exists()
+    assert not (tmp_path / "s.sqlite3").exists() and not (tmp_path / "s.sqlite3.rules-checked").exists()
+    # The rules and templates in force are checked once per version, then remembered.
+    good = tmp_path / "good.toml"
+    good.write_text('[maildir]\npath = "mailbox"\n[outbox]\npath = "outbox"\n[state]\ndatabase = "s.sqlite3"\n',
+                    encoding="utf-8")
+    assert mailbot("poll", "--config", str(good), cwd=tmp_path).returncode == 0
+    mark = tmp_path / "s.sqlite3.rules-checked"
+    assert mark.exists()
+    # …and a changed template is checked again before the next poll (refused, the mark kept).
+    refused = mailbot("poll", "--config", str(config), cwd=tmp_path)
+    assert refused.returncode == 2 and "termination_day" in refused.stderr
