@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -217,6 +218,36 @@ class _Chunk:
     def size(self) -> int:
         return sum(len(raw.data) for raw in self.mails)
 
+    def ready(self, raw: RawMail) -> bool:
+        """Whether deciding `raw` now waits on no reader (no form, or its form already read)."""
+        assessment = self.assessed.get(raw.sha256)
+        if assessment is None or assessment.form is None:
+            return True
+        ahead = self.readings.get(_sha256(assessment.form[0]))
+        return ahead is None or ahead.done()
+
+    def code(self, raw: RawMail) -> str | None:
+        assessment = self.assessed.get(raw.sha256)
+        request = assessment.request if assessment is not None else None
+        return request.classification.code if request is not None else None
+
+    def order(self) -> Iterator[RawMail]:
+        """The chunk's mails in the order to decide them: arrival order, except that a mail whose
+        form is still being read does not hold up later mails of other customer codes (a
+        decision consults only its own code's history; two mails of one code keep their order)."""
+        pending = list(self.mails)
+        while pending:
+            waiting_codes: set[str | None] = set()
+            for raw in pending:
+                code = self.code(raw)
+                if self.ready(raw) and (code is None or code not in waiting_codes):
+                    break
+                waiting_codes.add(code if code is not None else f"?{raw.sha256}")
+            else:  # nothing can go without waiting: wait for the first form due, in order
+                raw = pending[0]
+            pending.remove(raw)
+            yield raw
+
     def reading(self, assessment: Assessment, settings: Settings) -> PdfReading | None:
         """The mail's form as read ahead (or now, for a mail assessed late), None without one."""
         if assessment.form is None:
@@ -344,7 +375,7 @@ class Bot:
     def _finish_chunk(self, c: _Chunk, report: CycleReport, stop: callable) -> bool:
         """Decide the chunk's mails once their forms are read, then send their replies and file
         them while the readers work on the next chunk's forms; True when asked to stop."""
-        for raw in c.mails:
+        for raw in c.order():
             self._take(raw, report, c)
             if stop():
                 return True

@@ -301,3 +301,36 @@ def test_whole_loop_on_a_server_without_move(nomove_account, smtp_sink, tmp_path
     assert len(smtp_sink.messages()) == 2
     assert poll_cli(config).returncode == 0
     assert len(smtp_sink.messages()) == 2
+
+
+def test_a_form_being_read_holds_up_only_the_mails_of_its_own_customer_code():
+    """Issue 19: the main process decides the mails whose forms are read (or that have none) while
+    a reader is still busy, but never a mail before an earlier one of the same customer code (the
+    cancellation after its order, the resubmission after its remand)."""
+    from concurrent.futures import Future
+
+    from mailbot.config import embedded_default
+    from mailbot.model import MailRef, RawMail
+    from mailbot.pipeline import _Chunk, _sha256, assess
+
+    settings = embedded_default(Path("/tmp/mailbot-order-test"))
+    samples = dict(sample_mails(NOW))
+    names = ["order_shibuya", "cancellation", "order_multi_units", "unknown_subject"]
+    raws = [RawMail(MailRef("INBOX", 1, i + 1), samples[n]) for i, n in enumerate(names)]
+    # The cancellation names the order's customer code here: it must wait for the order.
+    from test_check_situations import Draft
+
+    raws[1] = RawMail(MailRef("INBOX", 1, 2), Draft("cancellation").code("988776654").bytes())
+    assessed = {r.sha256: assess(r.data, None, settings) for r in raws}
+    busy, done = Future(), Future()
+    done.set_result(None)
+    readings = {_sha256(assessed[raws[0].sha256].form[0]): busy, _sha256(assessed[raws[2].sha256].form[0]): done}
+    chunk = _Chunk(raws, assessed, readings)
+    order = chunk.order()
+    # The order's form is being read: the other code's order (form read) and the mail without a
+    # code go first; the cancellation of the busy order's code waits for it.
+    assert [next(order).ref.uid for _ in range(2)] == [3, 4]
+    busy.set_result(None)
+    assert [r.ref.uid for r in order] == [1, 2]
+    # All read: arrival order.
+    assert [r.ref.uid for r in _Chunk(raws, assessed, {k: done for k in readings}).order()] == [1, 2, 3, 4]
