@@ -126,9 +126,15 @@ def rules_version(rules_dir: Path, templates_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
+_by_argument: dict[object, Rules] = {}  # as asked for: resolving the path at every call costs syscalls
+
+
 def load_rules(rules_dir: Path) -> Rules:
     """Every rules file of `rules_dir`, validated; loaded once per process and directory."""
-    return _load(Path(rules_dir).resolve())
+    rules = _by_argument.get(rules_dir)
+    if rules is None:
+        rules = _by_argument[rules_dir] = _load(Path(rules_dir).resolve())
+    return rules
 
 
 def _cross_check(rules: Rules, requests: RulesFile, kinds_file: RulesFile) -> None:
