@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import re
 import signal
@@ -116,6 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "poll":
             record_unreachable(_settings(args), e)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`mailbot held | head -1`): stop quietly, as Unix tools do; what is
+        # still buffered goes nowhere instead of raising again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, the status a shell reports for a tool its pipe stopped
 
 
 # ---------------------------------------------------------------- wiring

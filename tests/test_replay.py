@@ -208,3 +208,16 @@ def test_rules_check_loads_every_file_and_renders_every_template(tmp_path):
     # …and a changed template is checked again before the next poll (refused, the mark kept).
     refused = mailbot("poll", "--config", str(config), cwd=tmp_path)
     assert refused.returncode == 2 and "termination_day" in refused.stderr
+
+
+@pytest.mark.parametrize("command", [("history", "921098765"), ("held",), ("explain", "921098765"),
+                                     ("digest",), ("rules", "check")])
+def test_a_reader_going_away_is_no_traceback(demo, command):
+    """`mailbot held | head -1` through a real pipe: the reader closes it, the command stops
+    quietly (issue 20), whatever it was printing."""
+    args = " ".join(command)
+    result = subprocess.run(["bash", "-c", f"{sys.executable} -m mailbot {args} 2>err.txt | head -c 1 >/dev/null;"
+                                           " echo ${PIPESTATUS[0]}"],
+                            capture_output=True, text=True, cwd=demo, timeout=120)
+    assert (demo / "err.txt").read_text() == "", (demo / "err.txt").read_text()
+    assert result.stdout.strip() in ("0", "141")
