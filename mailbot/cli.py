@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="where the embedded default keeps its mailbox, outbox and state (without --config)")
 
     run = sub.add_parser("run", help="poll every [scheduler] poll_interval seconds until SIGTERM/SIGINT")
-    run.add_argument("--config", type=Path, required=True, help="configuration file")
+    run.add_argument("--config", type=Path, help="configuration file (default: the embedded local demo)")
+    run.add_argument("--demo-dir", type=Path, default=DEMO_DIR,
+                     help="where the embedded default keeps its mailbox, outbox and state (without --config)")
 
     check = sub.add_parser("check", help="run the pipeline on mail files, without side effects")
     check.add_argument("--config", type=Path, help="configuration file (for rules and reference data)")
@@ -286,6 +288,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logs(settings.service.log_format, verbose=True)  # a service says what it decides
+    if not args.config and _seed_demo(settings):
+        log.info("embedded default: seeded the local mailbox %s with sample mails", settings.maildir)
+    log.info("%s", _startup_line(settings, args.config))
     shared: dict[str, object] = {}  # the reference data, kept (and refreshed) across cycles
     notifier = Notifier.from_environment()
     metrics = None
@@ -329,9 +334,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             bot = Bot(settings, mailbox, transport, store, reference=shared.get("reference"))
             report = bot.poll(stop=stopping.is_set)
             shared["reference"] = bot.reference
-            if report.handled or report.sent or report.errors:
-                log.info("cycle: %d decided, %d sent, %d filed, %d errors",
-                         len(report.handled), report.sent, report.filed, len(report.errors))
+            log.info("cycle: %d decided, %d sent, %d filed, %d errors (%.1f s)", len(report.handled), report.sent,
+                     report.filed, len(report.errors), time.monotonic() - started)
             if metrics is not None:
                 metrics.cycle(report, time.monotonic() - started, store, bot.reference)
             return True
@@ -366,6 +370,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if metrics is not None:
         metrics.close()
     return 0
+
+
+def _startup_line(settings: Settings, config: Path | None) -> str:
+    """What `run` is about to do, in one line: the configuration, the mailbox, the rhythm, the
+    UNIS extract and its 抽出日時."""
+    mailbox = (f"IMAP {settings.imap.username}@{settings.imap.host}:{settings.imap.port}"
+               + (" (OAuth 2.0)" if settings.oauth else "") if settings.imap else f"Maildir {settings.maildir}")
+    extract = "no UNIS extract configured"
+    if settings.unis_extract is not None:
+        from mailbot.reports.digest import extract_status
+
+        status = extract_status(settings)
+        extract = (f"UNIS extract {settings.unis_extract} (抽出日時 {status.extracted_at.astimezone(TOKYO):%Y-%m-%d %H:%M})"
+                   if status.extracted_at else f"UNIS extract {settings.unis_extract}: none usable yet")
+    return (f"mailbot {__version__} starting: config {config or 'embedded default'}; {mailbox}; "
+            f"poll every {settings.poll_interval} s; IDLE {'on' if settings.imap else 'off (local Maildir)'}; "
+            f"{extract}" + ("; SHADOW trial: nothing is sent or filed" if settings.shadow else ""))
 
 
 def send_due_mails(settings: Settings, reference=None) -> None:
@@ -478,6 +499,17 @@ def _state(settings: Settings):
     return Store(settings.database)
 
 
+def _when(iso: str | None) -> str:
+    """A recorded UTC time as people read it: 12月4日（金）9:34 (Japan time)."""
+    if not iso:
+        return "-"
+    try:
+        t = datetime.fromisoformat(iso).astimezone(TOKYO)
+    except ValueError:
+        return iso
+    return f"{t.month}月{t.day}日（{'月火水木金土日'[t.weekday()]}）{t.hour}:{t.minute:02d}"
+
+
 def _day(text: str) -> date:
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
@@ -526,7 +558,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
             return 0
         row = digest_row(store, day)
         if row is not None and row["state"] == SendState.SENT:
-            print(f"The digest of {day} was already sent ({row['message_id']}, {row['sent_at']}): not sent again.")
+            print(f"The digest of {day} was already sent ({row['message_id']}, {_when(row['sent_at'])}): "
+                  "not sent again.")
             return 0
         result = send_digest(settings, store, _transport(settings), day, now, calendar=calendar)
         if result.state != SendState.SENT:
@@ -572,7 +605,8 @@ def cmd_ledger(args: argparse.Namespace) -> int:
             if result.state == "no recipients":
                 print("No [ledger] fibergate_to is configured: the share is not sent.")
             elif result.state == "already sent":
-                print(f"The share of {day} was already sent ({result.message_id}, {result.detail}): not sent again.")
+                print(f"The share of {day} was already sent ({result.message_id}, {_when(result.detail)}): "
+                      "not sent again.")
             elif result.state == "sent":
                 print(f"The share of {day} was sent to {', '.join(settings.ledger.fibergate_to)} "
                       f"({result.lines} lines, {result.message_id}).")

@@ -221,3 +221,38 @@ def test_a_reader_going_away_is_no_traceback(demo, command):
                             capture_output=True, text=True, cwd=demo, timeout=120)
     assert (demo / "err.txt").read_text() == "", (demo / "err.txt").read_text()
     assert result.stdout.strip() in ("0", "141")
+
+
+def test_run_on_the_embedded_default_says_what_it_does(tmp_path):
+    """Issue 20: `mailbot run` without --config uses the embedded default, as `poll` does, and
+    says at start what it runs on, then one line per cycle — in Japan time."""
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "run"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (tmp_path / "mailbot-demo" / "outbox" / "new").exists():
+            time.sleep(0.3)
+        time.sleep(2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines = err.splitlines()
+    start = next(line for line in lines if "starting:" in line)
+    assert "+09:00 INFO mailbot: mailbot " in start and "config embedded default; Maildir " in start
+    assert "poll every 60 s; IDLE off (local Maildir); UNIS extract " in start and "抽出日時 " in start
+    assert any("cycle: 19 decided, 15 sent, 19 filed, 0 errors" in line for line in lines)
+    assert "apscheduler" not in err and os.path.exists(tmp_path / "mailbot-demo" / "state.sqlite3")
+
+
+def test_already_sent_says_when_in_japan_time(demo):
+    from mailbot.reports.digest import first_mail_day  # noqa: F401 - the demo's state is there
+
+    when = subprocess.run([sys.executable, "-c", "from mailbot.cli import _when; "
+                           "print(_when('2026-12-04T00:34:55.942654+00:00'))"], capture_output=True, text=True,
+                          cwd=ROOT).stdout.strip()
+    assert when == "12月4日（金）9:34"
