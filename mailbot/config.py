@@ -218,10 +218,16 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+def _is_address(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    local, at, domain = value.rpartition("@")
+    return bool(at and local) and "." in domain and not any(c.isspace() for c in value)
+
+
 def _address(table: _Table, k: str, default: Any = ...) -> str:
     value = table.get(k, str, default)
-    local, at, domain = value.rpartition("@")
-    if not at or not local or "." not in domain or any(c.isspace() for c in value):
+    if not _is_address(value):
         raise ConfigError(f"{table.key(k)}: {value!r} is not a mail address")
     return value
 
@@ -230,16 +236,13 @@ def _addresses(table: _Table, k: str, internal_domains: tuple[str, ...] | None =
     """A list of mail addresses (or one); with `internal_domains`, each must be inside them."""
     value = table.get(k, (list, str), [])
     values = [value] if isinstance(value, str) else value
-    out = []
     for i, v in enumerate(values):
-        local, at, domain = v.rpartition("@") if isinstance(v, str) else ("", "", "")
-        if not at or not local or "." not in domain or any(c.isspace() for c in v):
+        if not _is_address(v):
             raise ConfigError(f"{table.key(k)}[{i}]: {v!r} is not a mail address")
-        domain = domain.lower()
+        domain = v.rpartition("@")[2].lower()
         if internal_domains is not None and not any(domain == d or domain.endswith("." + d) for d in internal_domains):
             raise ConfigError(f"{table.key(k)}[{i}]: {v!r} is outside policy.internal_domains")
-        out.append(v)
-    return tuple(out)
+    return tuple(values)
 
 
 def _oauth(t: _Table, base: Path) -> OAuthSettings | None:

@@ -486,13 +486,12 @@ class Bot:
         """The 管理台帳 line an acceptance writes (DOMAIN.md §8), None when it changes no router."""
         if evaluation.mail is None or accepted_at is None:
             return None
-        unis = self.reference.unis if self.reference is not None else None
         accepted = AcceptedRequest(
             kind=evaluation.classification.kind, code=evaluation.classification.code, fields=evaluation.fields,
             reasons=tuple(decision.reasons), branch=evaluation.branch, message_id=evaluation.mail.message_id,
             accepted_at=accepted_at)
         return ledger_line(accepted, f"mail:{row.id}", load_rules(self.settings.rules_dir).ledger,
-                           unis if unis is not None and unis.info is not None else None,
+                           self.reference.extract if self.reference is not None else None,
                            self.reference.calendar if self.reference is not None
                            else business_calendar(self.settings.rules_dir))
 
@@ -672,11 +671,11 @@ class Bot:
         raw = next(iter(self.mailbox.fetch(row.ref.folder, [row.ref.uid])), None)
         if raw is None or raw.ref.uidvalidity != row.ref.uidvalidity:
             return False
-        unis = self.reference.unis if self.reference is not None else None
+        unis = self.reference.extract if self.reference is not None else None
         facts = NoteFacts(
             raw.sha256, row.kind, row.code, row.findings or [(code, "") for code in row.reasons], row.received,
             datetime.now(TOKYO), self._earlier(row),
-            unis_lines=tuple(unis.lines(row.code)) if row.code and unis is not None and unis.info is not None else (),
+            unis_lines=tuple(unis.lines(row.code)) if row.code and unis is not None else (),
             fields=row.fields, previews=row.previews,
             # What the pipeline read of the original: the note does not parse it again.
             subject=row.subject, sender=f"{row.sender_name} <{row.sender}>" if row.sender else "",

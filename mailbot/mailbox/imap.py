@@ -229,8 +229,6 @@ class ImapMailbox:
             self._selected = None  # a failed SELECT leaves no folder selected
             if any(code in str(exc) for code in ("[SERVERBUG]", "[UNAVAILABLE]", "[LIMIT]", *_TOKEN_EXPIRED)):
                 self._drop()  # start the next call on a fresh session (with a fresh token)
-                if self.token_source is not None and any(c in str(exc) for c in _TOKEN_EXPIRED):
-                    self._session_ends = 0.0
             raise MailboxError(self._message(what, exc)) from exc
 
     def _message(self, what: str, exc: BaseException) -> str:

@@ -40,9 +40,14 @@ class ReferenceData:
     _branches_stamp: tuple[int, int] | None = None
 
     @property
+    def extract(self) -> UnisData | None:
+        """The UNIS extract if one is usable (imported), else None."""
+        return self.unis if self.unis is not None and self.unis.info is not None else None
+
+    @property
     def version(self) -> str | None:
         """The UNIS extract in use (recorded with each decision), None without one."""
-        return self.unis.version if self.unis is not None and self.unis.info is not None else None
+        return self.extract.version if self.extract is not None else None
 
     @classmethod
     def load(cls, settings: Settings, *, unis_extract: Path | None = None, branch_directory: Path | None = None,

@@ -93,7 +93,7 @@ def collect_for(settings: Settings, store: Store, day: date, now: datetime, *, r
                 calendar: BusinessCalendar | None = None) -> DigestData:
     """`collect` with the settings' rules, calendar and UNIS extract."""
     with _reference(settings, reference) as ref:
-        unis = ref.unis if ref is not None and ref.unis is not None and ref.unis.info is not None else None
+        unis = ref.extract if ref is not None else None
         return collect(store, day, now, rules_dir=settings.rules_dir,
                        calendar=calendar or BusinessCalendar.load(settings.rules_dir),
                        extract=_extract_status(settings, ref), unis=unis, digest_time=settings.digest_time,

@@ -83,8 +83,8 @@ def share_of(settings: Settings, store: Store, day: date, now: datetime, *,
                      row["message_id"])
     until = min(send_moment(settings, day), now.astimezone(TOKYO))
     lines = store.ledger_lines_unshared(until.astimezone(timezone.utc).isoformat())
-    unis = reference.unis if reference is not None and reference.unis is not None else None
-    if unis is not None and unis.info is not None:
+    unis = reference.extract if reference is not None else None
+    if unis is not None:
         calendar = calendar or BusinessCalendar.load(settings.rules_dir)
         forced = forced_terminations(unis, rules, calendar, day, lambda code: _termination_requested(store, code))
         lines += [x for x in forced if not store.ledger_has_key(x.key)]

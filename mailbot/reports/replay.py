@@ -80,7 +80,8 @@ def replay(settings: Settings, store: Store, *, since: date | None = None,
                               decisions.get(before, before or "-"), decisions.get(after, after),
                               names(row.reasons), names(codes_after), before or "", after, list(row.reasons),
                               list(codes_after)))
-    info = reference.unis.info if reference is not None and reference.unis is not None else None
-    extract = (f"{reference.unis_extract}（抽出日時 {info.extracted_at:%Y-%m-%d %H:%M}）"
-               if info is not None and info.extracted_at else "なし（UNISとの突合は行っていません）")
-    return ReplayResult(changes, replayed, missing, extract)
+    extract = reference.extract if reference is not None else None
+    info = extract.info if extract is not None else None
+    named = (f"{reference.unis_extract}（抽出日時 {info.extracted_at:%Y-%m-%d %H:%M}）"
+             if info is not None and info.extracted_at else "なし（UNISとの突合は行っていません）")
+    return ReplayResult(changes, replayed, missing, named)

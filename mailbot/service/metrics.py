@@ -75,7 +75,8 @@ class Metrics:
         self.last_poll.set(time.time())
         self.reachable.set(1)
         self.held_open.set(store.open_held_count())
-        info = reference.unis.info if reference is not None and reference.unis is not None else None
+        extract = reference.extract if reference is not None else None
+        info = extract.info if extract is not None else None
         if info is not None and info.extracted_at is not None:
             self.unis_age.set(max(0.0, datetime.now(info.extracted_at.tzinfo).timestamp()
                                   - info.extracted_at.timestamp()))
