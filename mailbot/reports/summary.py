@@ -37,6 +37,12 @@ UNREACHABLE = "mailbox unreachable"  # the event recorded (mail_id NULL) when th
 # ---------------------------------------------------------------- the content
 
 
+def remand_rate(counts: dict[str, int]) -> float:
+    """Remanded share of the requests answered (accepted or remanded), 0 when none."""
+    answered = counts.get("accept", 0) + counts.get("remand", 0)
+    return counts.get("remand", 0) / answered if answered else 0.0
+
+
 @dataclass(frozen=True)
 class Row:
     """One line of a count table: a kind or a branch, its count per decision."""
@@ -52,9 +58,7 @@ class Row:
 
     @property
     def remand_rate(self) -> float:
-        """Remanded share of the requests answered (accepted or remanded), 0 when none."""
-        answered = self.counts.get("accept", 0) + self.counts.get("remand", 0)
-        return self.counts.get("remand", 0) / answered if answered else 0.0
+        return remand_rate(self.counts)
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class Tally:
 
     @property
     def remand_rate(self) -> float:
-        return Row("", "", self.totals).remand_rate
+        return remand_rate(self.totals)
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ class Week:
 
     @property
     def remand_rate(self) -> float:
-        return Row("", "", self.counts).remand_rate
+        return remand_rate(self.counts)
 
 
 @dataclass(frozen=True)
@@ -263,9 +267,9 @@ class DigestData:
     @property
     def staff_counts(self) -> list[tuple[str, int]]:
         """(outcome label, count) of the staff's decisions, in the order accepted, remanded, handled."""
-        counts = Counter(s.outcome_label for s in self.staff)
-        order = list(dict.fromkeys(s.outcome_label for s in sorted(self.staff, key=lambda s: _OUTCOMES.index(s.outcome))))
-        return [(label, counts[label]) for label in order]
+        counts = Counter(s.outcome for s in self.staff)
+        labels = {s.outcome: s.outcome_label for s in self.staff}
+        return [(labels[o], counts[o]) for o in _OUTCOMES if counts[o]]
 
 
 _OUTCOMES = ("accepted", "remanded", "handled")
@@ -345,8 +349,9 @@ class StateReader:
         out = [(r["mail_id"], local_time(r["at"]), r["detail"] or "") for r in rows]
         return [e for e in out if lo <= e[1] < hi]
 
-    def tally(self, lo: datetime, hi: datetime) -> Tally:
-        every = self.decided(lo, hi)
+    def tally(self, lo: datetime, hi: datetime, every: list[MailItem] | None = None) -> Tally:
+        """The mails decided in [lo, hi) counted (`every`: those mails when already read)."""
+        every = self.decided(lo, hi) if every is None else every
         mails = [m for m in every if not self.is_auto_reply(m)]
         labels = self.rules.kind_labels
         by_kind = {k: Counter() for k in labels}
@@ -559,7 +564,7 @@ def collect(store: Store, day: date, now: datetime, *, rules_dir, calendar: Busi
         stale_held=[h for h in held if h.age > q.rules.held_max_age],
         deadlines=q.deadlines(day, [h.mail for h in held] + [x.mail for x in deferred], calendar, unis))
     return DigestData(
-        day=day, generated=now, start=start, end=end, today=q.tally(start, end),
+        day=day, generated=now, start=start, end=end, today=q.tally(start, end, mails),
         month=q.tally(datetime.combine(day.replace(day=1), time(0), tzinfo=TOKYO), end),
         weeks=q.weeks(end), held=held, staff=q.staff(start, end, calendar),
         resubmissions=q.resubmissions(mails, calendar),
