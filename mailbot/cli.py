@@ -510,6 +510,14 @@ def _when(iso: str | None) -> str:
     return f"{t.month}月{t.day}日（{'月火水木金土日'[t.weekday()]}）{t.hour}:{t.minute:02d}"
 
 
+def _date_option(text: str | None, now: datetime, no_future: str | None) -> date:
+    """--date (default: today); with `no_future`, a later day is refused with that reason."""
+    day = _day(text) if text is not None else now.date()
+    if no_future and day > now.date():
+        raise UsageError(f"--date: {day} is in the future; {no_future}")
+    return day
+
+
 def _day(text: str) -> date:
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
@@ -532,9 +540,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     now = datetime.now(TOKYO)
-    day = _day(args.date) if args.date is not None else now.date()
-    if args.send and day > now.date():
-        raise UsageError(f"--date: {day} is in the future; its digest is sent on the day")
+    day = _date_option(args.date, now, "its digest is sent on the day" if args.send else None)
     store = _state(settings)
     try:
         if args.html is not None:
@@ -583,9 +589,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     now = datetime.now(TOKYO)
-    day = _day(args.date) if args.date is not None else now.date()
-    if day > now.date():
-        raise UsageError(f"--date: {day} is in the future; its share is made on the day")
+    day = _date_option(args.date, now, "its share is made on the day")
     calendar = BusinessCalendar.load(settings.rules_dir)
     closed = calendar.closed_reason(day)
     if closed and args.date is None:  # today is closed: what waits goes out on the next business day

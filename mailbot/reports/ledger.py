@@ -132,15 +132,18 @@ def _safe(text: str, rules: LedgerRules) -> str:
 def _cp932(text: str, replacement: str) -> tuple[str, int]:
     """The text as CP932 can carry it (JIS variants mapped first), each character it lacks replaced."""
     text = jis_to_cp932(text)
-    try:
-        text.encode("cp932")
+    fitted = text.encode("cp932", errors="replace").decode("cp932")  # "?" where it has no character
+    if fitted == text:
         return text, 0
-    except UnicodeEncodeError:
-        out = [ch if _encodes(ch) else replacement for ch in text]
-        return "".join(out), sum(1 for ch in text if not _encodes(ch))
+    # A mismatch is a character CP932 lacks, or one it writes and reads back as another (kept).
+    missing = [i for i, (a, b) in enumerate(zip(text, fitted)) if a != b and b == "?" and not _fits(a)]
+    chars = list(text)
+    for i in missing:
+        chars[i] = replacement
+    return "".join(chars), len(missing)
 
 
-def _encodes(ch: str) -> bool:
+def _fits(ch: str) -> bool:
     try:
         ch.encode("cp932")
         return True
