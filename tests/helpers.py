@@ -75,3 +75,14 @@ def local_bot(settings) -> Iterator[tuple]:
             bot.reference.close()
         mailbox.close()
         store.close()
+
+
+def local_config(root: Path, extra: str = "", *, name: str = "mailbot.toml", base: str = "",
+                 database: str = "state.sqlite3", poll_interval: int | None = 1) -> Path:
+    """A configuration of a local Maildir and outbox (under `base`, relative to `root`), plus
+    `extra` TOML; written to root/name."""
+    scheduler = f"[scheduler]\npoll_interval = {poll_interval}\n" if poll_interval is not None else ""
+    path = root / name
+    path.write_text(f'[maildir]\npath = "{base}mailbox"\n[outbox]\npath = "{base}outbox"\n'
+                    f'[state]\ndatabase = "{base}{database}"\n{scheduler}{extra}', encoding="utf-8")
+    return path

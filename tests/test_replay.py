@@ -9,11 +9,10 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, local_config
 
 from mailbot.config import load
 from mailbot.record.store import Store
@@ -88,17 +87,8 @@ def test_a_broken_rules_file_stops_replay_and_the_start_with_one_line(demo):
     assert result.returncode == 2
     assert re.fullmatch(r"mailbot: .*rules-trial/reasons\.toml:\d+: CODE_MISSING\.decision: 'maybe' is none of "
                         r"accept, remand, hold, defer, ignore\n", result.stderr), result.stderr
-    config = demo / "trial.toml"
-    config.write_text(textwrap.dedent(f"""
-        [maildir]
-        path = "mailbot-demo/mailbox"
-        [outbox]
-        path = "mailbot-demo/outbox"
-        [state]
-        database = "mailbot-demo/state.sqlite3"
-        [paths]
-        rules = "{rules}"
-        """), encoding="utf-8")
+    config = local_config(demo, f'[paths]\nrules = "{rules}"\n', name="trial.toml", base="mailbot-demo/",
+                          poll_interval=None)
     for command in ("poll", "run"):
         started = mailbot(command, "--config", str(config), cwd=demo)
         assert started.returncode == 2 and started.stderr.count("\n") == 1, started.stderr
@@ -138,17 +128,7 @@ def test_shadow_trial_decides_and_records_but_sends_and_files_nothing(tmp_path):
     from demo.samples import seed_maildir
     from mailbot.mailbox.maildir import MaildirMailbox
 
-    config = tmp_path / "shadow.toml"
-    config.write_text(textwrap.dedent("""
-        [maildir]
-        path = "mailbox"
-        [outbox]
-        path = "outbox"
-        [state]
-        database = "state.sqlite3"
-        [policy]
-        shadow = true
-        """), encoding="utf-8")
+    config = local_config(tmp_path, "[policy]\nshadow = true\n", name="shadow.toml", poll_interval=None)
     settings = load(config)
     seed_maildir(MaildirMailbox(settings.maildir), NOW)
     for _ in range(2):
@@ -191,17 +171,14 @@ def test_rules_check_loads_every_file_and_renders_every_template(tmp_path):
     assert re.fullmatch(r".*templates-trial/accept/termination\.txt\.j2:\d+: UndefinedError: .*termination_day.*"
                         r"\(accept reply of termination\)", line), line
     # poll and run refuse to start with it: one line, exit 2, nothing touched.
-    config = tmp_path / "bad.toml"
-    config.write_text(f'[maildir]\npath = "mailbox"\n[outbox]\npath = "outbox"\n[state]\ndatabase = "s.sqlite3"\n'
-                      f'[paths]\ntemplates = "{templates}"\n', encoding="utf-8")
+    config = local_config(tmp_path, f'[paths]\ntemplates = "{templates}"\n', name="bad.toml", database="s.sqlite3",
+                          poll_interval=None)
     for command in ("poll", "run"):
         refused = mailbot(command, "--config", str(config), cwd=tmp_path)
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "termination_day" in refused.stderr
     assert not (tmp_path / "s.sqlite3").exists() and not (tmp_path / "s.sqlite3.rules-checked").exists()
     # The rules and templates in force are checked once per version, then remembered.
-    good = tmp_path / "good.toml"
-    good.write_text('[maildir]\npath = "mailbox"\n[outbox]\npath = "outbox"\n[state]\ndatabase = "s.sqlite3"\n',
-                    encoding="utf-8")
+    good = local_config(tmp_path, name="good.toml", database="s.sqlite3", poll_interval=None)
     assert mailbot("poll", "--config", str(good), cwd=tmp_path).returncode == 0
     mark = tmp_path / "s.sqlite3.rules-checked"
     assert mark.exists()
@@ -249,10 +226,8 @@ def test_run_on_the_embedded_default_says_what_it_does(tmp_path):
     assert "apscheduler" not in err and os.path.exists(tmp_path / "mailbot-demo" / "state.sqlite3")
 
 
-def test_already_sent_says_when_in_japan_time(demo):
-    from mailbot.reports.digest import first_mail_day  # noqa: F401 - the demo's state is there
+def test_already_sent_says_when_in_japan_time():
+    from mailbot.cli import _when
 
-    when = subprocess.run([sys.executable, "-c", "from mailbot.cli import _when; "
-                           "print(_when('2026-12-04T00:34:55.942654+00:00'))"], capture_output=True, text=True,
-                          cwd=ROOT).stdout.strip()
+    when = _when("2026-12-04T00:34:55.942654+00:00")
     assert when == "12月4日（金）9:34"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from faults import FaultProxy
-from helpers import ROOT, TOKYO, running_bot
+from helpers import ROOT, TOKYO, local_config, running_bot
 from test_faults import config as faults_config
 from test_loop import appended
 
@@ -59,21 +59,6 @@ def notify_socket(tmp_path):
     s = NotifySocket(tmp_path / "notify")
     yield s
     s.close()
-
-
-def local_config(root: Path, extra: str = "", poll_interval: int = 1) -> Path:
-    path = root / "mailbot.toml"
-    path.write_text(textwrap.dedent(f"""
-        [maildir]
-        path = "mailbox"
-        [outbox]
-        path = "outbox"
-        [state]
-        database = "state.sqlite3"
-        [scheduler]
-        poll_interval = {poll_interval}
-        """) + extra, encoding="utf-8")
-    return path
 
 
 def lines(messages: list[list[str]]) -> list[str]:
