@@ -300,6 +300,12 @@ def test_forced_terminations_on_the_fifth_business_day(state):
 # ---------------------------------------------------------------- sending, once
 
 
+def record_line(store: Store, line: LedgerLine, at: datetime) -> None:
+    """A ledger line recorded at `at`, as a decision then would have (the store's own insert)."""
+    with store.transaction() as db:
+        store._add_ledger_line(db, None, line, at.astimezone(timezone.utc).isoformat())
+
+
 def attachments(message) -> dict[str, bytes]:
     return {p.get_filename(): p.get_payload(decode=True) for p in message.iter_attachments()}
 
@@ -336,10 +342,7 @@ def test_the_share_is_mailed_once_and_a_later_change_goes_out_next_time(state, s
         # corporate order staff accepted that morning; Friday's lines are not shared again.
         cancel = replace(share_of(settings, store, D, evening).lines[0], key="mail:9001", category="cancellation",
                          day=date(2026, 11, 24), note="受注日後のキャンセル（費用発生）")
-        with store.transaction() as db:
-            db.execute("INSERT INTO ledger (key, category, data, created_at) VALUES (?,?,?,?)",
-                       (cancel.key, cancel.category, cancel.to_json(),
-                        jst(2026, 11, 24, 11, 0).astimezone(timezone.utc).isoformat()))
+        record_line(store, cancel, jst(2026, 11, 24, 11, 0))
         tuesday = send_share(settings, store, transport, date(2026, 11, 24), jst(2026, 11, 24, 17, 45),
                              reference=reference)
         assert (tuesday.state, tuesday.lines) == ("sent", 2)
@@ -370,10 +373,8 @@ def test_a_failed_send_keeps_the_same_share_and_a_person_retries_it(state, smtp_
         first = send_share(settings, store, transport, D, jst(2026, 11, 20, 17, 31))
         assert first.state == "queued" and "451" in first.detail
         # Recorded later, this line is not slipped into the queued share.
-        with store.transaction() as db:
-            db.execute("INSERT INTO ledger (key, category, data, created_at) VALUES ('mail:9002', 'new', ?, ?)",
-                       (replace(share_of(settings, store, D, jst(2026, 11, 20, 18)).lines[0], key="mail:9002")
-                        .to_json(), jst(2026, 11, 20, 17, 40).astimezone(timezone.utc).isoformat()))
+        record_line(store, replace(share_of(settings, store, D, jst(2026, 11, 20, 18)).lines[0], key="mail:9002"),
+                    jst(2026, 11, 20, 17, 40))
         smtp_sink.set_mode("accept")
         again = send_share(settings, store, transport, D, jst(2026, 11, 20, 18, 0))
         assert again.state == "sent" and again.message_id == first.message_id and again.lines == 12
