@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import logging
+import os
 import re
 import signal
 import sys
@@ -153,10 +153,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _check_rules_once(settings: Settings) -> None:
     """Render every template with sample data (reports/rulecheck.py) — once per version of the
     rules, templates and mailbot: the version that passed is remembered beside the database."""
+    import hashlib
+
     from mailbot.reports.rulecheck import check_rules
     from mailbot.rules import rules_version
-
-    import hashlib
 
     code = hashlib.sha256()  # the program too: an update that renders differently is checked again
     for path in sorted(Path(__file__).parent.rglob("*.py")):

@@ -440,7 +440,7 @@ class Bot:
             message_id=mail.message_id if mail else None,
             target=target_folder(d, self.settings), data_version=evaluation.data_version,
             detail=" ".join(f"{f.code}({f.detail})" if f.detail else f.code for f in d.findings),
-            reply=(reply.message_id, reply.recipients, reply.message.as_bytes()) if reply else None,
+            reply=(reply.message_id, reply.recipients, reply.data) if reply else None,
             received=evaluation.received, branch=evaluation.branch,
             findings=[(f.code, f.detail) for f in d.findings],
             ledger=self._ledger_line(row, evaluation, d, evaluation.received) if d.action is Action.ACCEPT else None,
@@ -469,8 +469,7 @@ class Bot:
                                 next_steps(evaluation.classification, decision, now, self.settings.rules_dir,
                                            evaluation.fields))
             out[name] = None if reply is None else {
-                "subject": str(reply.message["Subject"]), "to": ", ".join(reply.recipients),
-                "body": reply.message.get_body(("plain",)).get_content()}
+                "subject": reply.subject, "to": ", ".join(reply.recipients), "body": reply.text}
         return out
 
     def _bounced(self, decision: Decision) -> tuple[int, str] | None:
@@ -758,7 +757,7 @@ class Bot:
                                        evaluation.fields))
         if reply is None:
             return None, line
-        return (reply.message_id, decision.action.value, reply.recipients, reply.message.as_bytes()), line
+        return (reply.message_id, decision.action.value, reply.recipients, reply.data), line
 
 
 

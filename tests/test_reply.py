@@ -23,7 +23,7 @@ def reply_for(m, action, findings=(), reply_settings=SETTINGS):
 
 
 def parsed(reply):
-    return message_from_bytes(reply.message.as_bytes(), policy=default)
+    return message_from_bytes(reply.data, policy=default)
 
 
 def test_remand_lists_every_finding_with_its_fix():
@@ -136,7 +136,7 @@ def test_nothing_from_the_mail_adds_a_header(subject, name, message_id):
     m = mail("USEN SPOT 器材発注依頼_988776654 " + subject, name=name)
     m = m.__class__(**{**m.__dict__, "message_id": message_id, "references": (message_id,)})
     r = reply_for(m, Action.ACCEPT)
-    raw = r.message.as_bytes()
+    raw = r.data
     head = raw.split(b"\r\n\r\n", 1)[0]
     names = [line.split(b":", 1)[0] for line in head.split(b"\r\n") if line and not line[:1].isspace()]
     allowed = {b"From", b"To", b"Cc", b"Subject", b"Date", b"Message-ID", b"In-Reply-To", b"References",
@@ -179,7 +179,7 @@ def test_encoded_words_from_the_wire_never_add_a_header_or_an_invisible_characte
     if reply is None:  # a From whose name hides a line break is no usable internal address: never answered
         assert m.sender is None or not is_internal(m.sender, ("usen.co.jp",))
         return
-    out = reply.message.as_bytes()
+    out = reply.data
     head = out.split(b"\r\n\r\n", 1)[0]
     names = [line.split(b":", 1)[0] for line in head.split(b"\r\n") if line and not line[:1].isspace()]
     assert set(names) <= {b"From", b"To", b"Cc", b"Subject", b"Date", b"Message-ID", b"In-Reply-To", b"References",
@@ -219,7 +219,7 @@ def test_a_subject_that_spells_an_encoded_word_stays_text():
     """A subject whose decoded text is itself "=?utf-8?Q?=00=0D=0ABcc:_x?=" must not be decoded a
     second time on the way out (that would put a NUL and a line break into the reply's header)."""
     m = mail("USEN SPOT 器材発注依頼_988776654 =?utf-8?Q?=00=0D=0ABcc:_x@evil.example?=")
-    out = reply_for(m, Action.ACCEPT).message.as_bytes()
+    out = reply_for(m, Action.ACCEPT).data
     head = out.split(b"\r\n\r\n", 1)[0]
     assert b"\x00" not in head and b"Bcc" not in head.replace(b"Bcc:_x", b"")
     subject = str(message_from_bytes(out, policy=default)["Subject"])

@@ -17,13 +17,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes
-from email.header import Header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import format_datetime
 
 from mailbot.config import Settings
 from mailbot.message import UnreadableMail, parse_mail
+from mailbot.message.compose import base64_text, header_field
 from mailbot.reference.unis import OrderLine
 from mailbot.reply.render import environment, header_text
 from mailbot.rules import kind_labels, load_rules, reasons
@@ -138,20 +138,12 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings, attach: bo
     parts = [summary] + ([_attachment(original)] if attach else [])
     b = boundary.encode()
     body = b"".join(b"--" + b + b"\r\n" + p + b"\r\n" for p in parts) + b"--" + b + b"--\r\n"
-    return HeldNote(message_id, b"".join(_header_line(n, v) for n, v in head) + b"\r\n" + body)
-
-
-def _header_line(name: str, value: str) -> bytes:
-    """One header field: ASCII as it is, anything else as RFC 2047 UTF-8 words, folded."""
-    if value.isascii():
-        return f"{name}: {value}\r\n".encode("ascii")
-    return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=chr(13) + chr(10))}\r\n".encode("ascii")
+    return HeldNote(message_id, b"".join(header_field(n, v) for n, v in head) + b"\r\n" + body)
 
 
 def _text_part(boundary: str, subtype: str, text: str) -> bytes:
-    encoded = base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
     return (f"--{boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
-            "Content-Transfer-Encoding: base64\r\n\r\n").encode("ascii") + encoded
+            "Content-Transfer-Encoding: base64\r\n\r\n").encode("ascii") + base64_text(text)
 
 
 def _unis_row(line: OrderLine, rules) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Decision → reply mail, rendered from templates/ and built with EmailMessage + policy.SMTP.
+"""Decision → reply mail, rendered from templates/ and written byte by byte (message.compose).
 
 Header values taken from the incoming mail pass through `header_text`, so nothing in them can
 add a header to the reply.
@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.headerregistry import Address as HeaderAddress
+from email import message_from_bytes
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import default
 from email.utils import format_datetime
 from functools import cache
 from pathlib import Path
@@ -20,6 +20,7 @@ import jinja2
 
 from mailbot.checks.sender import is_internal
 from mailbot.classify import bot_reply_id
+from mailbot.message.compose import address_field, base64_text, header_field
 from mailbot.model import Action, Address, Classification, Decision, Kind, Mail
 from mailbot.reference.calendar import business_calendar
 from mailbot.rules import load_rules, reasons
@@ -49,9 +50,16 @@ class ReplySettings:
 
 @dataclass(frozen=True)
 class Reply:
-    message: EmailMessage
+    data: bytes  # the mail as sent
     message_id: str
     recipients: list[str]
+    subject: str
+    text: str  # the body
+
+    @property
+    def message(self) -> EmailMessage:
+        """The mail parsed back, for reading it (tests, `explain`)."""
+        return message_from_bytes(self.data, policy=default)  # type: ignore[return-value]
 
 
 @cache
@@ -124,9 +132,8 @@ def _recipients(mail: Mail, settings: ReplySettings) -> tuple[list[Address], lis
     return to, cc
 
 
-def _header_address(a: Address) -> HeaderAddress:
-    local, _, domain = a.addr.rpartition("@")
-    return HeaderAddress(display_name=header_text(a.name, 80), username=local, domain=domain)
+def _header_address(a: Address) -> tuple[str, str]:
+    return header_text(a.name, 80), a.addr
 
 
 def build_reply(mail: Mail, sha256: str, classification: Classification, decision: Decision,
@@ -149,24 +156,24 @@ def build_reply(mail: Mail, sha256: str, classification: Classification, decisio
         **(context or {}),
     )
 
-    msg = EmailMessage(policy=SMTP)
     message_id = bot_reply_id(sha256, decision.action, settings.sender)
-    local, _, domain = settings.sender.rpartition("@")
-    msg["From"] = HeaderAddress(display_name=settings.sender_name, username=local, domain=domain)
-    msg["To"] = [_header_address(a) for a in to]
-    if cc:
-        msg["Cc"] = [_header_address(a) for a in cc]
-    msg["Subject"] = load_rules(settings.rules_dir).replies.subject_prefix[decision.action] + header_text(
+    subject = load_rules(settings.rules_dir).replies.subject_prefix[decision.action] + header_text(
         classification.subject)
-    msg["Date"] = format_datetime(datetime.now(TOKYO))
-    msg["Message-ID"] = message_id
+    # Written byte by byte (mailbot.message.compose): the stdlib's header registry was most of a
+    # reply's cost.
+    head = [address_field("From", [(settings.sender_name, settings.sender)]),
+            address_field("To", [_header_address(a) for a in to])]
+    if cc:
+        head.append(address_field("Cc", [_header_address(a) for a in cc]))
+    fields = [("Subject", subject), ("Date", format_datetime(datetime.now(TOKYO))), ("Message-ID", message_id)]
     original = header_text(mail.message_id or "", 250)
     if original:
-        msg["In-Reply-To"] = original
         refs = [header_text(r, 250) for r in mail.references[-10:]] + [original]
-        msg["References"] = " ".join(dict.fromkeys(r for r in refs if r))
-    msg["Auto-Submitted"] = "auto-replied"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg["X-Mailbot-Decision"] = " ".join([decision.action.value, *decision.reasons])
-    msg.set_content(body, charset="utf-8")
-    return Reply(msg, message_id, [a.addr for a in (*to, *cc)])
+        fields += [("In-Reply-To", original), ("References", " ".join(dict.fromkeys(r for r in refs if r)))]
+    fields += [("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All"),
+               ("X-Mailbot-Decision", " ".join([decision.action.value, *decision.reasons])),
+               ("MIME-Version", "1.0"), ("Content-Type", 'text/plain; charset="utf-8"'),
+               ("Content-Transfer-Encoding", "base64")]
+    head += [header_field(name, value) for name, value in fields]
+    data = b"".join(head) + b"\r\n" + base64_text(body)
+    return Reply(data, message_id, [a.addr for a in (*to, *cc)], subject, body)

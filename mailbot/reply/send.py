@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
-
-from mailbot.auth import AuthError, TokenSource
 from aiosmtplib.email import flatten_message
 
+from mailbot.auth import AuthError, TokenSource
 from mailbot.config import SmtpSettings
 
 

@@ -16,8 +16,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from mailbot.config import Settings, embedded_default
-from mailbot.message import parse_mail
 from mailbot.decide import decide
+from mailbot.message import parse_mail
 from mailbot.model import Action, Classification, Finding, Kind
 from mailbot.record.ledger import LedgerLine
 from mailbot.record.store import Store
