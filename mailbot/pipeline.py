@@ -150,7 +150,8 @@ def conclude(assessment: Assessment, reading: PdfReading | None, settings: Setti
         request = extract(request, settings.rules_dir, reading)
         findings += run_checks(request, ctx, content_checks())
     decision = decide(findings, settings.rules_dir)
-    branch = branch_name(request, ctx) if request.classification.kind is not Kind.UNKNOWN else None
+    # Every mail, whatever its kind: one sender's mail is one branch's in the digest (DOMAIN.md §7).
+    branch = branch_name(request, ctx)
     fields = reported_fields(request, settings.rules_dir)
     if not assessment.stopped:  # what the reply states beyond the findings: the cost, the UNIS step
         for name, more in (("cancellation", cancellation_fields(request, ctx)),

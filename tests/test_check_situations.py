@@ -940,3 +940,39 @@ def test_a_termination_acceptance_says_plainly_whether_unis_shows_it_scheduled(r
     for text in (registered, unregistered):
         assert "紛失手数料 30,000円（税抜、お客様起因の紛失・破損の場合）" in text and "南港の物流センター" in text
         assert "\n\n\n" not in text.replace("\r\n", "\n")
+
+
+def test_one_sender_is_one_branch_whatever_the_mail(tmp_path):
+    """DOMAIN.md §7, every time: a sender in the directory whose mail names no 送付支店名 counts for
+    the sender's branch, whether the mail is an order, a question no kind matches, an answer to
+    the bot or an automatic reply; the digest never splits one branch's mail (issue 20)."""
+    from mailbot.config import embedded_default
+    from mailbot.message import parse_mail
+    from mailbot.pipeline import evaluate
+    from mailbot.reference.branches import BranchDirectory
+    from mailbot.reference.data import ReferenceData
+
+    extract, directory = tmp_path / "usen_spot_orders.csv", tmp_path / "branches.csv"
+    write_extract(extract, [row for s in SITUATIONS for row in s.unis])
+    directory.write_bytes(sample_directory())
+    settings = embedded_default(tmp_path)
+    members = BranchDirectory.from_text(sample_directory().decode("utf-8"))
+    reference = ReferenceData.load(settings, unis_extract=extract, branch_directory=directory)
+    by_sender: dict[str, set] = {}
+    kinds: dict[str, set] = {}
+    try:
+        for s in SITUATIONS:
+            data = s.build()
+            mail = parse_mail(data)
+            branches = members.branches_of(mail.sender.addr if mail.sender else None)
+            if len(branches) != 1 or "送付支店名" in mail.body or any(b.corporate for b in branches):
+                continue
+            e = evaluate(data, None, settings, reference=reference)
+            by_sender.setdefault(mail.sender.addr, set()).add(e.branch)
+            kinds.setdefault(mail.sender.addr, set()).add(e.classification.kind.value)
+    finally:
+        reference.close()
+    assert any("unknown" in k and len(k) > 1 for k in kinds.values())  # the case of the issue is among them
+    split = {sender: names for sender, names in by_sender.items() if len(names) != 1}
+    assert split == {}
+    assert all(names == {members.branches_of(sender)[0].name} for sender, names in by_sender.items())
