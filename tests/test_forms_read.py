@@ -171,6 +171,41 @@ def test_owner_password_only_counts_as_not_encrypted() -> None:
     assert r.fields["customer_code"] == CODE
 
 
+@pytest.mark.parametrize("user, owner, revision, fast", [
+    ("uspot", "usen-spot-owner", 6, True),  # the agreed password, as branches' forms come
+    ("uspot", "usen-spot-owner", 5, True),  # Adobe's extension level 3 (Acrobat 9)
+    ("other", "uspot", 6, False),  # the agreed password is the owner's
+    ("", "uspot", 6, False),  # opens for anyone
+    ("uspot", "usen-spot-owner", 4, False),  # AES-128: qpdf's own key derivation is cheap there
+])
+@pytest.mark.filterwarnings("ignore:Encryption R=5 is deprecated")
+def test_aes256_key_derived_here_opens_the_file_as_qpdf_does(user, owner, revision, fast) -> None:
+    """The AES-256 file key is derived with OpenSSL (issue 19: qpdf's own derivation was half a
+    form's reading time), and only for the agreed user password; the file then opens exactly as
+    qpdf opens it with the password, and every other case takes qpdf's own path."""
+    import pikepdf
+
+    from mailbot.forms.pdf import _open_with_aes256_user_key, unlock
+
+    plain = g.application_pdf(g.sample_application(CODE), layout="excel_grid", encryption=None)
+    with pikepdf.open(io.BytesIO(plain)) as pdf:
+        buf = io.BytesIO()
+        pdf.save(buf, encryption=pikepdf.Encryption(user=user, owner=owner, R=revision), static_id=True)
+    data = buf.getvalue()
+    opened = _open_with_aes256_user_key(data, "uspot")
+    assert (opened is not None) is fast
+    if opened is None:
+        return
+    assert opened.status is PdfStatus.READ
+    with opened.pdf, pikepdf.open(io.BytesIO(data), password="uspot") as reference:
+        ours, theirs = io.BytesIO(), io.BytesIO()
+        opened.pdf.save(ours, encryption=False, static_id=True)
+        reference.save(theirs, encryption=False, static_id=True)
+    assert ours.getvalue() == theirs.getvalue()
+    assert _open_with_aes256_user_key(data, "uspot2") is None  # a wrong password is qpdf's to report
+    assert unlock(data, "uspot").status is PdfStatus.READ
+
+
 def test_fullwidth_password_opens_via_nfkc() -> None:
     form = g.sample_application(CODE)
     # the branch typed ｕｓｐｏｔ with the IME in full-width mode

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 # Imported once in the forkserver, so every child starts with them loaded.  "__main__" makes the
 # forkserver import the program's main script once (children then skip re-running it); it is
 # ignored when the program was started with `python -m`.
-PRELOAD = ["__main__", "pikepdf", "pypdfium2", "pdfplumber.table", "pdfplumber.utils.text", "mailbot.forms.model",
+PRELOAD = ["__main__", "pikepdf", "pypdfium2", "cryptography.hazmat.primitives.ciphers", "pdfplumber.table", "pdfplumber.utils.text", "mailbot.forms.model",
            "mailbot.forms.pdf", "mailbot.forms.layout", "mailbot.forms.application", "mailbot.forms.termination",
            "mailbot.forms.read"]
 _KILL_GRACE_S = 5.0  # how long the parent waits for a killed child to be reaped
