@@ -10,6 +10,7 @@ import enum
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ class RawMail:
     data: bytes
     internaldate: datetime | None = None  # when the server received it (timezone-aware)
 
-    @property
-    def sha256(self) -> str:
+    @cached_property
+    def sha256(self) -> str:  # asked for many times per mail: hashed once
         return hashlib.sha256(self.data).hexdigest()
 
 

@@ -293,6 +293,9 @@ def test_wrong_password_is_a_mailbox_error_without_the_password(imap_account):
     with pytest.raises(MailboxError, match="(?i)authentication") as info:
         mb.list_uids("INBOX")
     assert "wrong-Pw-77" not in str(info.value)
+    # What the operator can act on, not what the bot was doing (issue 20)
+    assert "refused the login of" in str(info.value) and "check [imap] username and the password" in str(info.value)
+    assert "UID SEARCH" not in str(info.value)
     mb.close()
 
 
@@ -300,8 +303,11 @@ def test_unreachable_port_is_a_mailbox_error():
     from servers import free_port
 
     with ImapMailbox("127.0.0.1", free_port(), False, "u", "p", timeout=2) as mb:
-        with pytest.raises(MailboxError, match="refused"):
+        with pytest.raises(MailboxError, match="refused") as info:
             mb.ensure_folders([PROCESSED])
+    assert str(info.value).startswith("cannot connect to the IMAP server 127.0.0.1:")
+    assert "(check [imap] host and port, and that the server is running" in str(info.value)
+    assert "ensure_folders" not in str(info.value) and "folders" not in str(info.value)
 
 
 def test_silent_server_times_out_as_mailbox_error():

@@ -214,10 +214,10 @@ class ImapMailbox:
             client = self._connect()
         except AuthError as exc:  # the token could not be had: no session
             self._drop()
-            raise MailboxUnreachable(f"IMAP {what}: {exc}") from exc
+            raise MailboxUnreachable(f"cannot sign in to the IMAP server {self.host}:{self.port}: {exc}") from exc
         except (IMAPClientError, OSError) as exc:  # refused, timed out, TLS, login, greeting
             self._drop()
-            raise MailboxUnreachable(self._message(what, exc)) from exc
+            raise MailboxUnreachable(self._unreachable(exc)) from exc
         try:
             yield client
         except MailboxError:
@@ -231,11 +231,23 @@ class ImapMailbox:
                 self._drop()  # start the next call on a fresh session (with a fresh token)
             raise MailboxError(self._message(what, exc)) from exc
 
+    def _unreachable(self, exc: BaseException) -> str:
+        """No session: what went wrong, and the settings to look at (not the operation tried)."""
+        where = f"{self.host}:{self.port}"
+        if isinstance(exc, LoginError):
+            return (f"the IMAP server {where} refused the login of {self.username!r}: {self._describe(exc)} "
+                    "(check [imap] username and the password)")
+        hint = "[imap] ssl and port" if isinstance(exc, ssl_lib.SSLError) else \
+            "[imap] host and port, and that the server is running and reachable from here"
+        return f"cannot connect to the IMAP server {where}: {self._describe(exc)} (check {hint})"
+
     def _message(self, what: str, exc: BaseException) -> str:
-        text = f"IMAP {what} failed on {self.host}:{self.port} as {self.username!r}: {_describe(exc)}"
-        if self._password:
-            text = text.replace(self._password, "***")
-        return text
+        return f"IMAP {what} failed on {self.host}:{self.port} as {self.username!r}: {self._describe(exc)}"
+
+    def _describe(self, exc: BaseException) -> str:
+        """The error as the server or the network put it, never with the password in it."""
+        text = _describe(exc)
+        return text.replace(self._password, "***") if self._password else text
 
     # -- waiting for mail -------------------------------------------------------------------
 
@@ -296,7 +308,7 @@ class ImapMailbox:
 
     def ensure_folders(self, names: Iterable[str]) -> None:
         names = list(names)
-        with self._op("ensure_folders") as client:
+        with self._op("creating the folders") as client:
             existing = {
                 name
                 for flags, _delim, name in client.list_folders()

@@ -129,7 +129,8 @@ CREATE TABLE IF NOT EXISTS digests (
     created_at    TEXT NOT NULL,
     sent_at       TEXT
 );
--- Each mail's bytes as received, zlib-compressed: `mailbot replay` decides them again.
+-- Each mail's bytes as received, zlib-compressed (level 1: a form's base64 gains little from more,
+-- and the bot compresses every mail): `mailbot replay` decides them again.
 CREATE TABLE IF NOT EXISTS originals (
     mail_id       INTEGER PRIMARY KEY REFERENCES mails (id),
     data          BLOB NOT NULL
@@ -336,7 +337,7 @@ class Store:
             )
             self._event(db, cur.lastrowid, "received", f"{raw.ref.folder} uid {raw.ref.uid}")
             db.execute("INSERT OR IGNORE INTO originals (mail_id, data) VALUES (?,?)",
-                       (cur.lastrowid, zlib.compress(raw.data, 6)))
+                       (cur.lastrowid, zlib.compress(raw.data, 1)))
         return self.get(cur.lastrowid)
 
     def original(self, mail_id: int) -> bytes | None:
