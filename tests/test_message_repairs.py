@@ -140,3 +140,18 @@ def test_shift_jis_and_iso_2022_jp_text_is_folded_to_windows_forms():
     assert decode_bytes("〜".encode("iso2022_jp"), "iso-2022-jp") == "～"
     assert decode_bytes("〜".encode("euc_jp"), "euc-jp") == "～"
     assert decode_bytes("～".encode("cp932"), "shift_jis") == "～"
+
+
+def test_plain_iso2022jp_reads_the_same_through_the_stdlib_codec():
+    """The fast path (the stdlib's codec for plain ISO-2022-JP) gives what the CP50220 reader
+    gives, cell by cell; what only the reader handles still reaches it (issue 19)."""
+    from mailbot.message.charsets import _decode_iso2022jp, _decode_iso2022jp_ms, cp932_forms
+
+    for c1 in range(0x21, 0x7F):
+        for c2 in range(0x21, 0x7F):
+            line = b"a\x1b$B" + bytes((c1, c2)) + b"\x1b(Bz\r\n"
+            assert cp932_forms(_decode_iso2022jp(line)) == cp932_forms(_decode_iso2022jp_ms(line)), hex(c1 << 8 | c2)
+    # NEC row 13, a line a sender left in JIS X 0208, half-width kana: the reader's cases
+    assert _decode_iso2022jp(b"\x1b$B-!\x1b(B") == "①"
+    assert _decode_iso2022jp(b"\x1b$B$\"\r\nabc\r\n") == "あ\r\nabc\r\n"
+    assert _decode_iso2022jp(b"\x1b(I1\x1b(B") == "ｱ"
