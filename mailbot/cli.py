@@ -23,7 +23,7 @@ from mailbot.logs import configure as configure_logs
 from mailbot.logs import log_failure
 from mailbot.mailbox import MailboxError
 from mailbot.rules import RulesError, check_templates, load_rules
-from mailbot.text import TOKYO
+from mailbot.text import TOKYO, japanese_time
 
 log = logging.getLogger("mailbot")
 DEMO_DIR = Path("mailbot-demo")
@@ -504,10 +504,9 @@ def _when(iso: str | None) -> str:
     if not iso:
         return "-"
     try:
-        t = datetime.fromisoformat(iso).astimezone(TOKYO)
+        return japanese_time(datetime.fromisoformat(iso))
     except ValueError:
         return iso
-    return f"{t.month}月{t.day}日（{'月火水木金土日'[t.weekday()]}）{t.hour}:{t.minute:02d}"
 
 
 def _date_option(text: str | None, now: datetime, no_future: str | None) -> date:
@@ -766,7 +765,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
 
     def when(t: datetime | None) -> str:
-        return t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+        return japanese_time(t) if t else "-"
 
     print(f"顧客コード {code}：メール {len(mails)}件")
     print()
@@ -793,7 +792,7 @@ def cmd_held(args: argparse.Namespace) -> int:
     if not settings.database.exists():
         print("未処理の保留はありません（0件）。")
         return 0
-    rows = [(f"{h.held_since:%Y-%m-%d %H:%M}", str(h.age), h.kind_label, h.code or "-", "、".join(h.reason_labels),
+    rows = [(japanese_time(h.held_since), str(h.age), h.kind_label, h.code or "-", "、".join(h.reason_labels),
              h.subject) for h in open_held(settings.database, settings.rules_dir, datetime.now().astimezone())]
     if rows:
         _print_table(("保留日時", "経過営業日", "種別", "顧客CD", "理由", "件名"), rows)

@@ -7,12 +7,15 @@
     same_text(a, b)     equal after NFKC and JIS/CP932 repair, spaces ignored, case kept
     jis_to_cp932(text)  the characters JIS and CP932 map differently, taken the CP932 way
     drop_invisible(text) zero-width, bidi and other invisible characters removed
+    japanese_date(d)    11月24日（火）, as dates are written to people
+    japanese_time(t)    12月4日（金）9:34, Japan time, as times are written to people
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 # Every time a person reads (received times, business days, digests, logs) is Japan time.
@@ -39,6 +42,18 @@ JIS_TO_CP932 = str.maketrans({
 })
 # Hiragana → katakana: a name written in either reads the same.
 _HIRAGANA_KATAKANA = {c: c + 0x60 for c in range(0x3041, 0x3097)}
+
+
+def japanese_date(d: date) -> str:
+    if isinstance(d, datetime) and d.tzinfo is not None:
+        d = d.astimezone(TOKYO)
+    return f"{d.month}月{d.day}日（{'月火水木金土日'[d.weekday()]}）"
+
+
+def japanese_time(t: datetime) -> str:
+    """Japan time; a naive time is taken as Japan time already."""
+    t = t.astimezone(TOKYO) if t.tzinfo is not None else t
+    return f"{japanese_date(t)}{t.hour}:{t.minute:02d}"
 
 
 def drop_invisible(text: str) -> str:

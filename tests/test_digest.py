@@ -171,13 +171,14 @@ def test_the_mornings_mails_by_kind_decision_and_branch(state):
         ("梅田支店", 2, counts(accept=1, remand=1), "顧客コードなし"),
         ("横浜支店", 2, counts(accept=2), ""),
         ("渋谷支店", 2, counts(accept=2), ""),  # the order, the termination (its manager's out-of-office apart)
+        # The 8-digit code and the question no kind matches, both from the same 福岡 member: one
+        # branch's mail, never split into （支店不明） (issue 20)
+        ("福岡支店", 2, counts(remand=1, hold=1), "顧客コード桁違い"),
         ("名古屋支店", 1, counts(remand=1), "PDF添付なし"),
         ("札幌支店", 1, counts(remand=1), "登録通知書（Dragon案内）"),
         ("池袋支店", 1, counts(accept=1), ""),
-        ("福岡支店", 1, counts(remand=1), "顧客コード桁違い"),
         ("難波支店", 1, counts(accept=1), ""),
         ("青山支店", 1, counts(accept=1), ""),
-        ("（支店不明）", 1, counts(hold=1), ""),  # the unknown subject
     ]
     assert [round(r.remand_rate, 2) for r in t.branches][:3] == [0.0, 0.0, 0.5]
     assert t.cancel_after_order == 1 and t.withdrawal_too_late == 0
@@ -193,7 +194,8 @@ def test_the_mornings_mails_by_kind_decision_and_branch(state):
     assert p.alerts == [] and data.problem_count == 0
     # The four weeks end with this period's: 11-13 18:00 to 11-20 18:00.
     assert [(w.label, w.total, w.auto_replies) for w in data.weeks] == [
-        ("10/23〜10/30", 0, 0), ("10/30〜11/6", 0, 0), ("11/6〜11/13", 0, 0), ("11/13〜11/20", 17, 2)]
+        ("10月23日〜10月30日", 0, 0), ("10月30日〜11月6日", 0, 0), ("11月6日〜11月13日", 0, 0),
+        ("11月13日〜11月20日", 17, 2)]
 
 
 def test_copies_of_the_bots_own_replies_are_no_mail_received(state):
@@ -286,7 +288,7 @@ def test_held_deferred_problems_alerts_and_the_month(state):
     assert [(h.mail.code, h.age) for h in p.stale_held] == [("910000001", 4)]  # held longer than 1 business day
     assert [(m.code, m.branch, m.decision_label) for m in data.late_withdrawals] == [("945600000", "梅田支店", "保留")]
     # This period's two failed connections (not Thursday afternoon's).
-    assert p.alerts == ["メールボックスに接続できませんでした（2回、11/20 09:12〜11/20 09:40）。"]
+    assert p.alerts == ["メールボックスに接続できませんでした（2回、11月20日（金）9:12〜11月20日（金）9:40）。"]
     assert data.problem_count == 1 + 1 + 1 + 1 + 1
 
     t = data.today
@@ -303,10 +305,10 @@ def test_held_deferred_problems_alerts_and_the_month(state):
                                                           ("梅田支店", 3)]
 
     text_lines = set(render(data).splitlines())
-    assert "【警告】メールボックスに接続できませんでした（2回、11/20 09:12〜11/20 09:40）。" in text_lines
+    assert "【警告】メールボックスに接続できませんでした（2回、11月20日（金）9:12〜11月20日（金）9:40）。" in text_lines
     assert "■ 未処理の保留 4件（古い順、経過は営業日）" in text_lines
-    assert "  4営業日  11/16 10:00〜  解約申請  910000001  渋谷支店  有効な契約なし" in text_lines
-    assert "  長く保留中: 4営業日  11/16 10:00〜  解約申請  910000001  渋谷支店  有効な契約なし" in text_lines
+    assert "  4営業日  11月16日（月）10:00〜  解約申請  910000001  渋谷支店  有効な契約なし" in text_lines
+    assert "  長く保留中: 4営業日  11月16日（月）10:00〜  解約申請  910000001  渋谷支店  有効な契約なし" in text_lines
     assert "■ 問題・要対応 5件" in text_lines
     html = render_html(data, ROOT / "templates", None)
     assert "&lt;script&gt;alert(&#39;解約キャンセル&#39;)&lt;/script&gt;" in html and "<script" not in html
@@ -377,7 +379,7 @@ def test_unis_extract_alerts(state):
         # Tuesday is one business day after Friday (Monday is a holiday): not old yet.
         assert collect_at(store, date(2026, 11, 24), tuesday, extract).problems.alerts == []
         assert collect_at(store, date(2026, 11, 25), tuesday + timedelta(days=1), extract).problems.alerts == [
-            "UNISの抽出データが古くなっています（抽出日時 2026-11-20 06:00、2営業日前）。新しい抽出ファイルを確認してください。"]
+            "UNISの抽出データが古くなっています（抽出日時 11月20日（金）6:00、2営業日前）。新しい抽出ファイルを確認してください。"]
         # Configured, but nothing could ever be imported.
         missing = load(write_config(state, extract="nowhere/orders.csv"))
         (state / "state.sqlite3.unis.sqlite3").unlink()
@@ -421,7 +423,7 @@ def test_the_mail_is_html_with_a_chart_and_a_plain_text_alternative(state):
                  "  1. PDF添付なし 1件 — 必要なPDFが添付されていません。",
                  "  渋谷支店: 2件（受付 2）差戻率 0%",
                  "  梅田支店: 2件（受付 1 / 差戻 1）差戻率 50%　主な差戻理由：顧客コードなし",
-                 "  11/13〜11/20: 17件（受付 11 / 差戻 4 / 保留 2）差戻率 27%　自動応答 2件",
+                 "  11月13日〜11月20日: 17件（受付 11 / 差戻 4 / 保留 2）差戻率 27%　自動応答 2件",
                  "■ 受注日後のキャンセル 1件"):
         assert line in text.splitlines(), line
 
@@ -616,10 +618,10 @@ def test_history_of_a_customer_code(state):
     assert lines[0] == "顧客コード 921098765：メール 1件"
     assert lines[2].split() == ["No.", "受信日時", "種別", "判定", "理由", "支店", "差出人", "件名"]
     number, *rest = lines[4].split()  # the mail's number depends on the order mails were decided in
-    assert number.isdigit() and rest == ["2026-11-20", "07:24:57", "キャンセル申請", "受付", "受注日後のキャンセル",
+    assert number.isdigit() and rest == ["11月20日（金）7:24", "キャンセル申請", "受付", "受注日後のキャンセル",
                                          "吉祥寺支店", "k-ishii@usen.co.jp", "USEN", "SPOT", "キャンセル申請_921098765"]
     assert lines[6].split() == ["日時", "No.", "記録", "詳細"]
-    events = [line.split()[2:4] for line in lines[8:lines.index("", 8)]]
+    events = [line.split()[1:3] for line in lines[8:lines.index("", 8)]]
     assert events[:3] == [[number, "受信"], [number, "判定：受付"], [number, "返信を作成"]]
     assert any("送信済" in line and "<accept." in line for line in lines)
     assert lines[lines.index("", 8) + 1].split()[:4] == ["No.", "返信", "状態", "送信回数"]
@@ -687,7 +689,7 @@ def test_each_mail_is_in_exactly_one_digest_across_a_weekend_and_a_holiday(state
         assert (tuesday.start, tuesday.end) == (datetime(2026, 11, 20, 18, 0, tzinfo=TOKYO),
                                                 datetime(2026, 11, 24, 18, 0, tzinfo=TOKYO))
         assert tuesday.today.total == 6
-        assert "対象: 11/20 18:00〜11/24 18:00（前回のレポート以降）" in render(tuesday)
+        assert "対象: 11月20日（金）18:00〜11月24日（火）18:00（前回のレポート以降）" in render(tuesday)
         # Printed before the digest time, the period ends now.
         noon = collect_at(store, date(2026, 11, 25), datetime(2026, 11, 25, 12, 0, tzinfo=TOKYO))
         assert noon.end == datetime(2026, 11, 25, 12, 0, tzinfo=TOKYO) and noon.today.total == 2
@@ -783,7 +785,7 @@ def test_a_bounce_of_a_reply_is_held_and_a_problem_not_traffic(tmp_path):
         # Traffic: the order; the bounce is no request, the delay notices are automatic replies.
         assert data.today.total == 1 and data.today.auto_replies == 2
         text = render(data)
-        assert ("  返信の不達: 11/20 12:05  器材発注依頼 988776654  渋谷支店  <i-suzuki@usen.co.jp>  "
+        assert ("  返信の不達: 11月20日（金）12:05  器材発注依頼 988776654  渋谷支店  <i-suzuki@usen.co.jp>  "
                 "支店に回答が届いていません。電話等で連絡してください。") in text.splitlines()
         # Staff find it in the held folder with what to do.
         assert [m.reasons for m, _ in store.open_held_items()] == [["REPLY_BOUNCED"]]
@@ -842,9 +844,34 @@ def test_staff_outcomes_resubmissions_processing_failures_and_deadlines(state):
     assert (deadline.mail.code, deadline.termination_date, deadline.deadline) == (
         "945612378", date(2026, 12, 31), datetime(2026, 12, 24, 17, 0, tzinfo=TOKYO))
     text = render(wednesday).splitlines()
-    assert ("  期限間近の解約キャンセル: 945612378  梅田支店  解約日 12月31日（木）、期限 12月24日（木） 17:00まで（保留）"
+    assert ("  期限間近の解約キャンセル: 945612378  梅田支店  解約日 12月31日（木）、期限 12月24日（木）17:00まで（保留）"
             in text)
     friday_text = render(friday).splitlines()
     assert "■ 担当者の判断 2件（受付 1 / 処理済（返信なし） 1）" in friday_text
-    assert ("  器材発注依頼  976543210  新宿支店  差戻 11/18 → 受付 11/20（2営業日）  差戻理由：PDF添付なし"
+    assert ("  器材発注依頼  976543210  新宿支店  差戻 11月18日（水） → 受付 11月20日（金）（2営業日）  差戻理由：PDF添付なし"
             in friday_text)
+
+
+def test_every_time_people_read_is_japan_time_in_the_japanese_form(state):
+    """Digest (text and HTML), `held` and `history`: 12月4日（金）9:34, never 2026-12-04T00:34 or
+    11/20 10:00 (issue 20)."""
+    import re
+
+    from mailbot.reports.digest import render_html
+
+    iso_or_slashed = re.compile(r"\d{4}-\d{2}-\d{2}|\b\d{1,2}/\d{1,2}\b|\d{2}:\d{2}:\d{2}")
+    store = Store(state / "state.sqlite3")
+    try:
+        data = collect_at(store, D, EVENING)
+    finally:
+        store.close()
+    text, html = render(data), render_html(data, ROOT / "templates", "cid:chart")
+    html_text = re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>|style=\"[^\"]*\"", "", html, flags=re.S))
+    config = str(write_config(state))
+    held = mailbot("held", "--config", config)
+    history = mailbot("history", "--config", config, "921098765")
+    for name, shown in (("digest", text), ("digest.html", html_text), ("held", held.stdout),
+                        ("history", history.stdout)):
+        found = [m for m in iso_or_slashed.findall(shown)]
+        assert found == [], (name, found)
+        assert re.search(r"\d{1,2}月\d{1,2}日（[月火水木金土日]）\d{1,2}:\d{2}", shown), name

@@ -17,6 +17,7 @@ from mailbot.checks.reference import valid_code
 from mailbot.model import Action, Finding, Kind, Request
 from mailbot.record.history import PastRequest
 from mailbot.rules import load_rules
+from mailbot.text import japanese_date, japanese_time
 
 
 def _earlier_accepted(request: Request, ctx: CheckContext, code: str) -> list[PastRequest]:
@@ -43,7 +44,7 @@ def not_duplicate(request: Request, ctx: CheckContext) -> list[Finding]:
     age = cal.business_days_between(cal.day_n(still_open.received), cal.day_n(request.received))
     if age > rules.business_days:
         return []
-    return [Finding("DUPLICATE_REQUEST", f"{cal.local(still_open.received):%Y-%m-%d %H:%M} 受信分を受付済み")]
+    return [Finding("DUPLICATE_REQUEST", f"{japanese_time(cal.local(still_open.received))} 受信分を受付済み")]
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def cancellation_by_case(request: Request, ctx: CheckContext) -> list[Finding]:
         return []
     day = ctx.calendar.day_n(request.received)
     if day > found.order_day:
-        return [Finding("CANCEL_AFTER_ORDER", f"{found.source} {found.order_day:%Y-%m-%d}、キャンセル受付 {day:%Y-%m-%d}")]
+        return [Finding("CANCEL_AFTER_ORDER", f"{found.source} {japanese_date(found.order_day)}、キャンセル受付 {japanese_date(day)}")]
     return []
 
 

@@ -13,6 +13,7 @@ from mailbot.classify import code_is_valid
 from mailbot.forms.model import TerminationForm
 from mailbot.model import Finding, Kind, Request
 from mailbot.reference.branches import Branch
+from mailbot.text import japanese_date, japanese_time
 
 _CONTRACT_KINDS = {Kind.TERMINATION, Kind.RELOCATION, Kind.CONTRACT_CHANGE}
 
@@ -99,7 +100,7 @@ def unis_order_found(request: Request, ctx: CheckContext) -> list[Finding]:
     if ctx.unis.has_order(code):
         return []
     extracted = ctx.unis.extracted_at
-    detail = f"{code}（UNIS抽出 {extracted:%Y-%m-%d %H:%M}）"
+    detail = f"{code}（UNIS抽出 {japanese_time(extracted)}）"
     # Deferral: the extract predates the mail, so the order may simply be too new to be in it.
     return [Finding("UNIS_ORDER_NOT_FOUND", detail, defer=extracted < request.received)]
 
@@ -124,7 +125,7 @@ def withdrawal_possible(request: Request, ctx: CheckContext) -> list[Finding]:
         return [Finding("NOT_TERMINATING", code)]
     if not ctx.calendar.withdrawal_on_time(request.received, ends):
         deadline = ctx.calendar.withdrawal_deadline(ends)
-        return [Finding("WITHDRAWAL_TOO_LATE", f"解約日 {ends:%Y-%m-%d}、期限 {deadline:%Y-%m-%d %H:%M}")]
+        return [Finding("WITHDRAWAL_TOO_LATE", f"解約日 {japanese_date(ends)}、期限 {japanese_time(deadline)}")]
     return []
 
 
@@ -139,11 +140,11 @@ def termination_date_agrees(request: Request, ctx: CheckContext) -> list[Finding
     ends = form.termination_date
     day_n = ctx.calendar.day_n(request.received)
     if ends < day_n:
-        return [Finding("TERMINATION_DATE_MISMATCH", f"解約日 {ends:%Y-%m-%d} は受付日 {day_n:%Y-%m-%d} より前です")]
+        return [Finding("TERMINATION_DATE_MISMATCH", f"解約日 {japanese_date(ends)} は受付日 {japanese_date(day_n)} より前です")]
     code = valid_code(request, ctx)
     registered = ctx.unis.termination_date(code) if ctx.unis is not None and code else None
     if registered is not None and registered != ends:
-        return [Finding("TERMINATION_DATE_MISMATCH", f"申込書 {ends:%Y-%m-%d} / UNIS {registered:%Y-%m-%d}")]
+        return [Finding("TERMINATION_DATE_MISMATCH", f"申込書 {japanese_date(ends)} / UNIS {japanese_date(registered)}")]
     return []
 
 

@@ -24,7 +24,7 @@ from mailbot.message.compose import address_field, base64_text, header_field
 from mailbot.model import Action, Address, Classification, Decision, Kind, Mail
 from mailbot.reference.calendar import business_calendar
 from mailbot.rules import load_rules, reasons
-from mailbot.text import TOKYO, drop_invisible
+from mailbot.text import TOKYO, drop_invisible, japanese_date, japanese_time
 
 # Control characters, line and paragraph separators: a header value must stay one line.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
@@ -75,12 +75,8 @@ def environment(templates_dir: Path, *, trim_blocks: bool = False) -> jinja2.Env
         trim_blocks=trim_blocks, lstrip_blocks=trim_blocks,
     )
     env.filters["jdate"] = japanese_date
+    env.filters["jtime"] = japanese_time
     return env
-
-
-def japanese_date(d: date) -> str:
-    """11月24日（火）, as dates are written to branches."""
-    return f"{d.month}月{d.day}日（{'月火水木金土日'[d.weekday()]}）"
 
 
 def next_steps(classification: Classification, decision: Decision, received: datetime | None,

@@ -44,7 +44,9 @@ def chart_png(data: DigestData, font_path: Path = FONT) -> bytes:
         kinds_ax.xaxis.get_major_locator().set_params(integer=True)
         weeks = data.weeks
         bottom = [0] * len(weeks)
-        ticks = [w.label.replace("〜", "\n～" if japanese else "\n-") for w in weeks]  # two lines: they fit
+        # two lines: they fit; without a Japanese font, digits only
+        ticks = [w.label.replace("〜", "\n～") if japanese else f"{w.start.month}/{w.start.day}\n-{w.end.month}/{w.end.day}"
+                 for w in weeks]
         for d in DECISIONS:
             values = [w.counts[d] for w in weeks]
             weeks_ax.bar(ticks, values, bottom=bottom, color=COLOURS[d])

@@ -29,7 +29,7 @@ from mailbot.reference.calendar import BusinessCalendar
 from mailbot.reference.unis import UnisData
 from mailbot.rules import load_rules
 from mailbot.rules.digest import DECISIONS
-from mailbot.text import TOKYO
+from mailbot.text import TOKYO, japanese_time
 
 UNREACHABLE = "mailbox unreachable"  # the event recorded (mail_id NULL) when the mailbox could not be reached
 
@@ -107,7 +107,7 @@ class Week:
 
     @property
     def label(self) -> str:
-        return f"{self.start.month}/{self.start.day}〜{self.end.month}/{self.end.day}"
+        return f"{self.start.month}月{self.start.day}日〜{self.end.month}月{self.end.day}日"
 
     @property
     def remand_rate(self) -> float:
@@ -587,21 +587,21 @@ def _alerts(q: StateReader, lo: datetime, hi: datetime, day: date, calendar: Bus
             at = extract.extracted_at.astimezone(TOKYO)
             age = calendar.business_days_between(at.date(), day)
             if age > q.rules.unis_max_age:
-                alerts.append(f"UNISの抽出データが古くなっています（抽出日時 {at:%Y-%m-%d %H:%M}、{age}営業日前）。"
+                alerts.append(f"UNISの抽出データが古くなっています（抽出日時 {japanese_time(at)}、{age}営業日前）。"
                               "新しい抽出ファイルを確認してください。")
             if extract.error:
                 alerts.append(f"最新のUNIS抽出ファイルを取り込めませんでした。前回の抽出データを使用しています（{extract.error}）。")
     unreachable = q.events(UNREACHABLE, lo, hi)
     if unreachable:
         first, last = unreachable[0][1], unreachable[-1][1]
-        span = (f"{first:%m/%d %H:%M}" if (first.month, first.day, first.hour, first.minute)
-                == (last.month, last.day, last.hour, last.minute) else f"{first:%m/%d %H:%M}〜{last:%m/%d %H:%M}")
+        span = japanese_time(first) if japanese_time(first) == japanese_time(last) else \
+            f"{japanese_time(first)}〜{japanese_time(last)}"
         alerts.append(f"メールボックスに接続できませんでした（{len(unreachable)}回、{span}）。")
     breaker = q.events("reply circuit breaker open", lo, hi)
     if breaker:
-        alerts.append(f"返信数が1時間の上限に達し、返信を一時停止しました（{len(breaker)}回、最初 {breaker[0][1]:%m/%d %H:%M}）。"
+        alerts.append(f"返信数が1時間の上限に達し、返信を一時停止しました（{len(breaker)}回、最初 {japanese_time(breaker[0][1])}）。"
                       "送信ループや誤動作がないか確認してください。")
     for name in ("ledger share failed", "ledger share retry"):
         for _, at, detail in q.events(name, lo, hi):
-            alerts.append(f"ファイバーゲート社への管理台帳の共有を送信できませんでした（{at:%m/%d %H:%M}、{detail}）。")
+            alerts.append(f"ファイバーゲート社への管理台帳の共有を送信できませんでした（{japanese_time(at)}、{detail}）。")
     return alerts
