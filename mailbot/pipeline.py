@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
 from mailbot.checks.history import cancellation_fields
 from mailbot.checks.reference import branch_name, termination_fields
+from mailbot.checks.sender import is_internal
 from mailbot.classify import classify_mail
 from mailbot.config import Settings
 from mailbot.decide import decide, decide_by_staff, overrule
@@ -58,8 +59,15 @@ from mailbot.reply.note import (
     NoteFacts,
     build_note,
     held_original_sha,
+    returned_notice,
 )
-from mailbot.reply.render import Reply, ReplySettings, build_reply, next_steps
+from mailbot.reply.render import (
+    Reply,
+    ReplySettings,
+    build_reply,
+    next_steps,
+    wants_reply,
+)
 from mailbot.reply.send import Outcome, SendResult, Transport
 from mailbot.rules import load_rules, reasons, rules_version
 from mailbot.text import TOKYO
@@ -725,11 +733,23 @@ class Bot:
             for raw in self.mailbox.fetch(folder, uids):
                 sha = held_original_sha(raw.data)
                 item = self.store.held_item(sha) if sha else None
-                if item is None or item[1].closed_at is not None:
-                    continue  # not one of ours, or decided already (its note waits to be filed)
+                if item is None:
+                    continue  # not one of ours
                 row, held = item
+                if held.closed_at is not None:
+                    # Decided already: the decided note itself waits to be filed; another copy of it
+                    # left in 受付/差戻 would stay there forever.
+                    if folder != f.processed and raw.ref != row.ref:
+                        self._file_stale_copy(row, held, raw)
+                    continue
                 try:
-                    reply, line = (None, None) if outcome == "handled" else self._staff_answer(row, held, outcome)
+                    reply, line, unanswerable = (None, None, None) if outcome == "handled" else \
+                        self._staff_answer(row, held, outcome)
+                    if unanswerable is not None:
+                        self._return_to_held(row, raw, outcome, unanswerable)
+                        continue
+                except MailboxError:
+                    raise
                 except Exception as e:  # a bug must not block the other decisions
                     log_failure(log, f"staff decision on mail {row.id} failed", e)
                     report.errors.append(f"mail {row.id}: staff decision: {type(e).__name__}")
@@ -740,15 +760,16 @@ class Bot:
                 self.store.set_cursor(folder, validity, max(uids))
 
     def _staff_answer(self, row: MailRow, held: HeldRow, outcome: str
-                      ) -> tuple[tuple[str, str, list[str], bytes] | None, LedgerLine | None]:
+                      ) -> tuple[tuple[str, str, list[str], bytes] | None, LedgerLine | None, str | None]:
         """The reply staff asked for: the acceptance (with what happens next from today) or the
         remand with every finding and how the branch fixes it; and an acceptance's ledger line,
         its 受付日 today.  The original is checked again against today's reference data: the
-        answer states what holds when staff decide."""
+        answer states what holds when staff decide.  Third: why no answer can be sent
+        ("unreadable", "outside", "automatic"), None when it can."""
         evaluation = evaluate(held.original, row.internaldate, self.settings, reference=self.reference,
                               history=self.store)
         if evaluation.mail is None:
-            return None, None
+            return None, None, "unreadable"
         now = datetime.now(TOKYO)
         decision = decide_by_staff(evaluation.decision, outcome == "accepted", self.settings.rules_dir)
         line = self._ledger_line(row, evaluation, decision, now) if decision.action is Action.ACCEPT else None
@@ -757,8 +778,35 @@ class Bot:
                             next_steps(evaluation.classification, decision, now, self.settings.rules_dir,
                                        evaluation.fields))
         if reply is None:
-            return None, line
-        return (reply.message_id, decision.action.value, reply.recipients, reply.data), line
+            sender = evaluation.mail.sender
+            internal = sender is not None and is_internal(sender, self.reply_settings.internal_domains)
+            return None, None, "automatic" if internal and not wants_reply(decision, self.reply_settings) else "outside"
+        return (reply.message_id, decision.action.value, reply.recipients, reply.data), line, None
+
+    def _return_to_held(self, row: MailRow, raw: RawMail, outcome: str, why: str) -> None:
+        """Staff asked for an answer nobody can be sent (an outside sender, automatic mail, an
+        unreadable original): the note goes back to the held folder, with a notice beside it
+        saying why and what to do; the item stays open."""
+        f = self.settings.folders
+        returned = sum(1 for _, event, _ in self.store.events(row.id) if event == "staff answer impossible")
+        notice = returned_notice(row, why, outcome, returned, self.settings)
+        # Found by its Message-ID: a crash between the APPEND and the move never makes two.
+        if not self.mailbox.search_header(f.held, "Message-ID", notice.message_id):
+            self.mailbox.append(f.held, notice.data, datetime.now(timezone.utc))
+        self.mailbox.move(raw.ref, f.held)
+        self.store.event(row.id, "staff answer impossible", f"{outcome}: {why}; note back in {f.held}")
+        log.info("mail %s: staff moved its note to %s, but %s: note back in %s with a notice",
+                 row.id, raw.ref.folder, {"outside": "the sender is outside the company",
+                                          "automatic": "automatic mail gets no answer",
+                                          "unreadable": "the original cannot be read"}[why], f.held)
+
+    def _file_stale_copy(self, row: MailRow, held: HeldRow, raw: RawMail) -> None:
+        """A copy of a note decided already, left in 受付/差戻: filed to the processed folder."""
+        f = self.settings.folders
+        self.mailbox.move(raw.ref, f.processed)
+        self.store.event(row.id, "stale note copy filed", f"{raw.ref.folder} → {f.processed} ({held.outcome})")
+        log.info("mail %s: a copy of its note, %s already, was left in %s: filed to %s",
+                 row.id, held.outcome, raw.ref.folder, f.processed)
 
 
 

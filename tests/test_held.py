@@ -142,6 +142,72 @@ def test_staff_decision_moved_twice_answers_once(imap_account, smtp_sink, held_u
     assert len(smtp_sink.messages()) == 1
 
 
+@pytest.mark.parametrize("dest", [ACCEPT, REMAND])
+def test_staff_asking_to_answer_an_outsider_get_the_note_back_with_why_and_what_to_do(
+        imap_account, smtp_sink, tmp_path, dest):
+    """The note of a Gmail sender moved to 受付/差戻: nothing is sent (nothing outside the
+    company), and the note comes back to the held folder with a notice beside it saying why and
+    what to do; the item stays open until staff file it to 処理済 (issue 20)."""
+    data = appended(imap_account, "outside_gmail")
+    config = write_config(tmp_path, imap_account, smtp_sink)
+    with bot_session(config) as (bot, store):
+        bot.poll()
+    (note,) = imap_account.messages(HELD).values()
+    staff_move(imap_account, HELD, dest)
+    with bot_session(config) as (bot, store):
+        report = bot.poll()
+        assert report.staff == [] and report.sent == 0
+        assert len(store.open_held_items()) == 1
+        assert [e for _, e, _ in store.events(1)][-1] == "staff answer impossible"
+        bot.poll()  # nothing more happens: the notice is filed once
+    assert smtp_sink.messages() == [] and imap_account.messages(dest) == {}
+    held = list(imap_account.messages(HELD).values())
+    assert len(held) == 2 and note in held
+    (notice,) = [m for m in held if m != note]
+    msg = email.message_from_bytes(notice, policy=default)
+    assert msg["Subject"] == "【保留】自動では返信できません：" + email.message_from_bytes(data, policy=default)["Subject"]
+    assert HELD_HEADER not in msg  # not a note: moving it decides nothing
+    text = text_of(notice)
+    assert f"「{dest}」へ移動された保留メモを、「{HELD}」フォルダへ戻しました。" in text
+    assert "社内のアドレスではないため、mailbot からは返信しません" in text
+    assert f"「{PROCESSED}」へ移動してください" in text
+    # Staff do as the notice says: handled, no reply, the item closed.
+    c = imap_account.client()
+    try:
+        c.select_folder(HELD)
+        c.move([uid for uid, m in c.fetch(c.search("ALL"), ["RFC822"]).items() if m[b"RFC822"] == note], PROCESSED)
+    finally:
+        c.logout()
+    with bot_session(config) as (bot, store):
+        assert [outcome for _, outcome in bot.poll().staff] == ["handled"]
+        assert store.open_held_items() == []
+    assert smtp_sink.messages() == []
+
+
+def test_a_copy_of_a_decided_note_left_in_accept_or_remand_is_filed_and_logged(
+        imap_account, smtp_sink, held_unknown, caplog):
+    """Staff copied the note into 受付 and 差戻 (a drag with Ctrl): the first decides; the other copy
+    would stay in its folder forever: it is filed to 処理済, with an event and a log line."""
+    config, _ = held_unknown
+    c = imap_account.client()
+    try:
+        c.select_folder(HELD)
+        uids = c.search("ALL")
+        c.copy(uids, ACCEPT)
+        c.move(uids, REMAND)
+    finally:
+        c.logout()
+    with caplog.at_level("INFO", logger="mailbot"), bot_session(config) as (bot, store):
+        bot.poll()
+        bot.poll()
+        events = [e for _, e, _ in store.events(1)]
+    assert len(smtp_sink.messages()) == 1  # one decision, one reply
+    assert imap_account.messages(ACCEPT) == {} and imap_account.messages(REMAND) == {}
+    assert len(imap_account.messages(PROCESSED)) == 2
+    assert "stale note copy filed" in events
+    assert any("a copy of its note" in r.getMessage() and f"filed to {PROCESSED}" in r.getMessage() for r in caplog.records)
+
+
 def test_held_command_lists_open_items_oldest_first(imap_account, smtp_sink, tmp_path):
     appended(imap_account, "unknown_subject")
     appended(imap_account, "outside_gmail")

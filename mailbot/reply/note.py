@@ -27,6 +27,7 @@ from mailbot.message.compose import base64_text, header_field
 from mailbot.reference.unis import OrderLine
 from mailbot.reply.render import environment, header_text
 from mailbot.rules import kind_labels, load_rules, reasons
+from mailbot.text import TOKYO
 
 HELD_HEADER = "X-Mailbot-Held"
 _LONG_LINE = re.compile(rb"[^\n]{999}")
@@ -214,3 +215,26 @@ def original_of(note: bytes) -> bytes | None:
             return base64.decodebytes(body)
         return body  # the CRLF before the closing boundary belongs to the boundary
     return None
+
+
+def returned_notice(row, why: str, outcome: str, count: int, settings: Settings) -> HeldNote:
+    """The notice filed beside a note that came back to the held folder: staff asked for 受付 or
+    差戻, but nobody can be answered automatically (why: "outside", "automatic", "unreadable").
+    `count`: how often this happened before (each time a notice of its own)."""
+    rules = load_rules(settings.rules_dir)
+    folders = settings.folders
+    subject = header_text(row.subject or "", 200) or rules.replies.no_subject
+    context = dict(why=why, asked=folders.held_accept if outcome == "accepted" else folders.held_remand,
+                   held_folder=folders.held, processed_folder=folders.processed, subject=subject,
+                   sender=header_text(f"{row.sender_name} <{row.sender}>" if row.sender else "", 200))
+    text = environment(settings.templates_dir, trim_blocks=True).get_template("held/returned.txt.j2").render(**context)
+    domain = settings.reply_from.rpartition("@")[2]
+    message_id = f"<returned.{row.sha256[:32]}.{count + 1}.mailbot@{domain}>"
+    head = [("From", settings.reply_from), ("To", settings.reply_from),
+            ("Subject", rules.replies.held_note_prefix + text.splitlines()[0]),
+            ("Date", format_datetime(datetime.now(TOKYO))), ("Message-ID", message_id),
+            ("In-Reply-To", note_message_id(row.sha256, settings.reply_from)),
+            ("Auto-Submitted", "auto-generated"), ("MIME-Version", "1.0"),
+            ("Content-Type", 'text/plain; charset="utf-8"'), ("Content-Transfer-Encoding", "base64")]
+    body = "\n".join(text.splitlines()[1:]).lstrip("\n")
+    return HeldNote(message_id, b"".join(header_field(n, v) for n, v in head) + b"\r\n" + base64_text(body))

@@ -18,11 +18,11 @@ from pathlib import Path
 from mailbot.config import Settings, embedded_default
 from mailbot.decide import decide
 from mailbot.message import parse_mail
-from mailbot.model import Action, Classification, Finding, Kind
+from mailbot.model import Action, Classification, Finding, Kind, MailRef
 from mailbot.record.ledger import LedgerLine
-from mailbot.record.store import Store
+from mailbot.record.store import MailRow, Store
 from mailbot.reference.calendar import BusinessCalendar
-from mailbot.reply.note import EarlierMail, NoteFacts, build_note
+from mailbot.reply.note import EarlierMail, NoteFacts, build_note, returned_notice
 from mailbot.reply.render import ReplySettings, build_reply, next_steps
 from mailbot.reports.digest import ExtractStatus, collect, render_html, render_text
 from mailbot.reports.ledger import Share, compose, share_files
@@ -118,6 +118,14 @@ def _renderings(settings: Settings, rules, tmp: Path):
                                     "remand": None})
         build_note(msg.as_bytes(), facts, settings)
     yield "held note", note
+
+    def returned() -> None:
+        row = MailRow(1, "0" * 64, None, MailRef("保留/受付", 1, 1), None, "decided", 0, "hold", None, None, [], None,
+                      None, subject="USEN SPOT 器材発注依頼_988776654", sender="someone@gmail.com",
+                      sender_name="外部 太郎")
+        for why in ("outside", "automatic", "unreadable"):
+            returned_notice(row, why, "accepted", 0, settings)
+    yield "held note returned", returned
 
     def digest() -> None:
         store = Store(tmp / "rulecheck.sqlite3")
