@@ -252,6 +252,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not args.config and _seed_demo(settings):
         print(f"Embedded default: seeded the local mailbox {settings.maildir} with sample mails.")
+    _require_reference_files(settings)
     mailbox, transport, store = _open(settings)
     try:
         report = Bot(settings, mailbox, transport, store).poll()
@@ -260,6 +261,16 @@ def cmd_poll(args: argparse.Namespace) -> int:
         store.close()
     _print_report(report, settings)
     return 0
+
+
+def _require_reference_files(settings: Settings) -> None:
+    """The UNIS extract and the branch directory, when configured, must be there at start (a
+    wrong path would otherwise skip every check that needs them, cycle after cycle).  Later,
+    a missing or bad new file only keeps the last good data in use."""
+    for key, path in (("unis.extract", settings.unis_extract), ("branches.directory", settings.branch_directory)):
+        if path is not None and not path.is_file():
+            problem = "is not a file" if path.exists() else "does not exist"
+            raise ConfigError(f"{key}: {path} {problem} (fix the path, or remove the setting to run without it)")
 
 
 def _print_report(report, settings: Settings) -> None:
@@ -272,7 +283,33 @@ def _print_report(report, settings: Settings) -> None:
           + (f", {report.send_failures} sends to retry" if report.send_failures else "")
           + (f", {len(report.errors)} errors" if report.errors else ""))
     if not settings.smtp:
-        print(f"Replies are in the outbox Maildir {settings.outbox}; mailbox folders under {settings.maildir}.")
+        readable = _readable_outbox(settings.outbox) if settings.outbox else None
+        print(f"Replies are in the outbox Maildir {settings.outbox}"
+              + (f" (readable copies: {readable})" if readable else "") + f"; mailbox folders under {settings.maildir}.")
+
+
+def _readable_outbox(outbox: Path) -> Path | None:
+    """Beside the local outbox Maildir, each reply as the branch reads it (its base64 body decoded),
+    in <outbox>-text/<file>.txt; the Maildir itself stays a Maildir."""
+    from email import message_from_bytes
+    from email.policy import default
+
+    files = sorted(p for sub in ("new", "cur") for p in (outbox / sub).glob("*") if p.is_file()) \
+        if outbox.is_dir() else []
+    if not files:
+        return None
+    out = outbox.with_name(outbox.name + "-text")
+    out.mkdir(exist_ok=True)
+    for path in files:
+        msg = message_from_bytes(path.read_bytes(), policy=default)
+        body = msg.get_body(("plain",))
+        text = "".join(f"{label}: {msg[name]}\n" for name, label in (("From", "差出人"), ("To", "宛先"), ("Cc", "CC"),
+                                                                      ("Subject", "件名")) if msg[name])
+        if msg["Date"] is not None and msg["Date"].datetime is not None:
+            text += f"送信日時: {japanese_time(msg['Date'].datetime)}\n"
+        (out / (path.name.split(":")[0] + ".txt")).write_text(
+            text + "\n" + (body.get_content() if body is not None else ""), encoding="utf-8")
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -290,6 +327,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logs(settings.service.log_format, verbose=True)  # a service says what it decides
     if not args.config and _seed_demo(settings):
         log.info("embedded default: seeded the local mailbox %s with sample mails", settings.maildir)
+    _require_reference_files(settings)
     log.info("%s", _startup_line(settings, args.config))
     shared: dict[str, object] = {}  # the reference data, kept (and refreshed) across cycles
     notifier = Notifier.from_environment()

@@ -429,10 +429,6 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
 
     digest = top.table("digest")
     digest.unknown({"recipients", "time"})
-    recipients = digest.get("recipients", list, [])
-    for i, r in enumerate(recipients):
-        if not isinstance(r, str) or "@" not in r:
-            raise ConfigError(f"digest.recipients[{i}]: {r!r} is not a mail address")
 
     scheduler = top.table("scheduler")
     scheduler.unknown({"poll_interval"})
@@ -473,6 +469,8 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
     paths.unknown({"rules", "templates"})
 
     internal_domains = tuple(d.strip().lower().lstrip("@") for d in domains)
+    # The digest goes to supervisors inside the company only: refused here, not at send time.
+    recipients = _addresses(digest, "recipients", internal_domains)
     service = _service(top)
     ledger_t = top.table("ledger")
     ledger_t.unknown({"out_dir", "fibergate_to", "cc", "send_at"})

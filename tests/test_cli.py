@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -30,6 +31,13 @@ def test_embedded_default_runs_the_whole_job_without_servers(tmp_path):
     assert len(outbox) == sum(1 for e in EXPECTED.values() if e[2])
     inbox = [p for d in ("new", "cur") for p in (demo / "mailbox" / d).iterdir()]
     assert inbox == []
+    # Each reply readable with `cat` beside the Maildir (its body is base64 there) (issue 20)
+    readable = sorted((demo / "outbox-text").iterdir())
+    assert len(readable) == len(outbox) and f"(readable copies: {demo / 'outbox-text'})" in first.stdout
+    texts = [p.read_text(encoding="utf-8") for p in readable]
+    assert all(t.startswith("差出人: USEN SPOT 事務センター <") and "\n件名: 【" in t for t in texts)
+    assert any("のご依頼を受け付けました。" in t for t in texts)
+    assert all(re.search(r"送信日時: \d+月\d+日（.）\d+:\d\d", t) for t in texts)
     second = mailbot("poll", cwd=tmp_path)
     assert "0 mails decided, 0 replies sent, 0 mails filed" in second.stdout
     assert len(list((demo / "outbox" / "new").iterdir())) == len(outbox)

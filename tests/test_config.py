@@ -89,6 +89,8 @@ def test_embedded_default_needs_no_servers(tmp_path):
     ('poll_interval = 30', 'poll_intervall = 30', "scheduler.poll_intervall: unknown setting"),
     ('held = "保留"', 'held = "処理済"', "folders: processed, held, ignored, held_accept, held_remand, held_originals and sent must be different folders"),
     ('recipients = ["sv@usen.co.jp"]', 'recipients = ["nobody"]', "digest.recipients[0]: 'nobody' is not a mail address"),
+    ('recipients = ["sv@usen.co.jp"]', 'recipients = ["sv@usen.co.jp", "boss@gmail.com"]',
+     "digest.recipients[1]: 'boss@gmail.com' is outside policy.internal_domains"),
     ('[state]', '[forms]\ntimeout = 0\n[state]', "forms.timeout: 0 must be greater than 0"),
     ('from = "usen_spot@usen.co.jp"', 'from = "usen_spot@usen.co.jp"\ncopy_to_mailbox = 1',
      "smtp.copy_to_mailbox: expected true or false"),
@@ -122,3 +124,28 @@ def test_cli_reports_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
 def test_cli_missing_file(tmp_path, capsys):
     assert main(["poll", "--config", str(tmp_path / "nope.toml")]) == 2
     assert "configuration file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["poll"], ["run"]])
+@pytest.mark.parametrize("key, section, present", [("unis.extract", "[unis]\nextract", "branches"),
+                                                    ("branches.directory", "[branches]\ndirectory", "unis")])
+def test_a_missing_unis_extract_or_branch_directory_stops_the_start_naming_the_key(tmp_path, command, key, section,
+                                                                                    present):
+    """Checked at start like every other setting (issue 20): one line naming the key, exit 2,
+    nothing polled; not an error logged every cycle while polling goes on."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT, local_config
+    from test_reference_checks import sample_directory, sample_extract
+
+    existing = {"unis": f'[unis]\nextract = "{sample_extract(tmp_path).name}"\n',
+                "branches": f'[branches]\ndirectory = "{sample_directory(tmp_path).name}"\n'}[present]
+    config = local_config(tmp_path, existing + f'{section} = "daily/missing.csv"\n')
+    run = subprocess.run([sys.executable, "-m", "mailbot", *command, "--config", str(config)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"mailbot: {key}: {tmp_path / 'daily/missing.csv'} does not exist "
+        "(fix the path, or remove the setting to run without it)"]
+    assert not (tmp_path / "state.sqlite3").exists()
