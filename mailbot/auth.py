@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from mailbot.text import japanese_date
+
 log = logging.getLogger("mailbot")
 SCOPE = "https://outlook.office365.com/.default"
 RENEW_BEFORE = 300.0  # seconds before expiry a token is renewed (an IMAP session reconnected); at most a tenth of its life
@@ -81,8 +83,8 @@ def expiry_warning(settings: OAuthSettings | None, now: datetime, days: int) -> 
         return None
     name = "証明書" if what == "certificate" else "クライアントシークレット"
     if left <= 0:
-        return f"Microsoft 365 アプリの{name}が {when:%Y-%m-%d} に期限切れになっています。ログインできません。すぐに更新してください。"
-    return (f"Microsoft 365 アプリの{name}が {when:%Y-%m-%d} に期限切れになります（あと{int(left)}日）。"
+        return f"Microsoft 365 アプリの{name}が {japanese_date(when)} に期限切れになっています。ログインできません。すぐに更新してください。"
+    return (f"Microsoft 365 アプリの{name}が {japanese_date(when)} に期限切れになります（あと{int(left)}日）。"
             "期限までに新しいものを登録し、設定を更新してください。")
 
 

@@ -129,10 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------- wiring
 
 
+def _configured(args: argparse.Namespace) -> Settings:
+    """The settings of --config, else the embedded default in --demo-dir (nothing validated yet)."""
+    return load(args.config) if args.config else embedded_default(Path(getattr(args, "demo_dir", DEMO_DIR)).resolve())
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings, with every rules file and template validated: a broken one stops the command
     here, before any mail is touched, with one line naming its file and line."""
-    settings = load(args.config) if args.config else embedded_default(Path(getattr(args, "demo_dir", DEMO_DIR)).resolve())
+    settings = _configured(args)
     configure_logs(settings.service.log_format, getattr(args, "verbose", False))
     load_rules(settings.rules_dir)
     check_templates(settings.templates_dir)
@@ -301,13 +306,16 @@ def _readable_outbox(outbox: Path) -> Path | None:
     out = outbox.with_name(outbox.name + "-text")
     out.mkdir(exist_ok=True)
     for path in files:
+        target = out / (path.name.split(":")[0] + ".txt")
+        if target.exists():  # written after an earlier cycle: a reply never changes
+            continue
         msg = message_from_bytes(path.read_bytes(), policy=default)
         body = msg.get_body(("plain",))
         text = "".join(f"{label}: {msg[name]}\n" for name, label in (("From", "差出人"), ("To", "宛先"), ("Cc", "CC"),
                                                                       ("Subject", "件名")) if msg[name])
         if msg["Date"] is not None and msg["Date"].datetime is not None:
             text += f"送信日時: {japanese_time(msg['Date'].datetime)}\n"
-        (out / (path.name.split(":")[0] + ".txt")).write_text(
+        target.write_text(
             text + "\n" + (body.get_content() if body is not None else ""), encoding="utf-8")
     return out
 
@@ -566,7 +574,7 @@ def _day(text: str) -> date:
 
 def cmd_digest(args: argparse.Namespace) -> int:
     from mailbot.record.states import SendState
-    from mailbot.reference.calendar import BusinessCalendar
+    from mailbot.reference.calendar import business_calendar
     from mailbot.reports.digest import (
         TOKYO,
         digest_recipients,
@@ -591,7 +599,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
         if not args.send:
             print(digest_text(settings, store, day, now), end="")
             return 0
-        calendar = BusinessCalendar.load(settings.rules_dir)
+        calendar = business_calendar(settings.rules_dir)
         closed = calendar.closed_reason(day)
         if closed:
             print(f"{day} is not a business day ({closed}): no digest is sent.")
@@ -615,7 +623,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    from mailbot.reference.calendar import BusinessCalendar
+    from mailbot.reference.calendar import business_calendar
     from mailbot.reference.data import ReferenceData
     from mailbot.reports.ledger import (
         category_counts,
@@ -627,7 +635,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     settings = _settings(args)
     now = datetime.now(TOKYO)
     day = _date_option(args.date, now, "its share is made on the day")
-    calendar = BusinessCalendar.load(settings.rules_dir)
+    calendar = business_calendar(settings.rules_dir)
     closed = calendar.closed_reason(day)
     if closed and args.date is None:  # today is closed: what waits goes out on the next business day
         day = calendar.next_business_day(day)
@@ -678,7 +686,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     """`mailbot rules check [DIR]`: one line `file:line: problem` each; exit 1 on any."""
     from mailbot.reports.rulecheck import check_rules
 
-    settings = load(args.config) if args.config else embedded_default(DEMO_DIR.resolve())
+    settings = _configured(args)
     rules_dir = (args.dir or settings.rules_dir).resolve()
     templates_dir = (args.templates or settings.templates_dir).resolve()
     for option, path in (("DIR", rules_dir), ("--templates", templates_dir)):
@@ -746,7 +754,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         if result.changes:
             _print_table(("受信日時", "顧客CD", "種別", "判定（現在 → 新）", "理由（新）"),
-                         [(f"{c.received:%Y-%m-%d %H:%M}", c.code or "-", c.kind_label, f"{c.before} → {c.after}",
+                         [(japanese_time(c.received), c.code or "-", c.kind_label, f"{c.before} → {c.after}",
                            "、".join(c.reasons_after) or "-") for c in result.changes])
         print(f"{result.replayed}通を判定し直し、{len(result.changes)}通の判定が変わります。"
               f"UNIS抽出データ：{result.extract}"

@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ class LedgerSettings:
     out_dir: Path  # where `mailbot ledger` writes usen_spot_<YYYYMMDD>.csv / .xlsx
     fibergate_to: tuple[str, ...] = ()  # none: the share is written, never mailed
     cc: tuple[str, ...] = ()  # inside the internal domains
-    send_at: str = "17:30"  # on business days, by `mailbot run`
+    send_at: time = time(17, 30)  # Asia/Tokyo, on business days, by `mailbot run`
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class Settings:
     unis_extract: Path | None
     branch_directory: Path | None
     digest_recipients: tuple[str, ...]
-    digest_time: str
+    digest_time: time  # Asia/Tokyo
     poll_interval: int
     database: Path
     internal_domains: tuple[str, ...]
@@ -325,12 +325,12 @@ def _positive(table: _Table, k: str, kind: type | tuple[type, ...], default: Any
     return value
 
 
-def _time_of_day(table: _Table, k: str, default: str) -> str:
-    value = table.get(k, str, default)
+def _time_of_day(table: _Table, k: str, default: time) -> time:
+    value = table.get(k, str, f"{default:%H:%M}")
     hh, _, mm = value.partition(":")
     if not (hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
         raise ConfigError(f"{table.key(k)}: {value!r} is not a time of day HH:MM")
-    return f"{int(hh):02d}:{mm}"
+    return time(int(hh), int(mm))
 
 
 # ---------------------------------------------------------------- loading
@@ -489,7 +489,7 @@ def from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> S
         reply_from_name=reply_from_name, folders=folders,
         unis_extract=unis.path("extract", base, None),
         branch_directory=branches.path("directory", base, None),
-        digest_recipients=tuple(recipients), digest_time=_time_of_day(digest, "time", "18:00"),
+        digest_recipients=tuple(recipients), digest_time=_time_of_day(digest, "time", time(18, 0)),
         poll_interval=poll_interval,
         database=state.path("database", base, "mailbot-state.sqlite3"),
         internal_domains=internal_domains, ledger=ledger, service=service, oauth=oauth,

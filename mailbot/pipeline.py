@@ -21,7 +21,6 @@ from datetime import datetime, timedelta, timezone
 from mailbot.checks import CheckContext, content_checks, gate_checks, run_checks
 from mailbot.checks.history import cancellation_fields
 from mailbot.checks.reference import branch_name, termination_fields
-from mailbot.checks.sender import is_internal
 from mailbot.classify import classify_mail
 from mailbot.config import Settings
 from mailbot.decide import decide, decide_by_staff, overrule
@@ -66,7 +65,7 @@ from mailbot.reply.render import (
     ReplySettings,
     build_reply,
     next_steps,
-    wants_reply,
+    unanswerable,
 )
 from mailbot.reply.send import Outcome, SendResult, Transport
 from mailbot.rules import load_rules, reasons, rules_version
@@ -221,7 +220,7 @@ class _Chunk:
 
     mails: list[RawMail]
     assessed: dict[str, Assessment]  # by the SHA-256 of the mail
-    readings: dict[str, Future[PdfReading]]  # by the SHA-256 of the PDF
+    readings: dict[str, Future[PdfReading]]  # by the SHA-256 of the mail (one read per distinct PDF)
 
     @property
     def size(self) -> int:
@@ -229,10 +228,7 @@ class _Chunk:
 
     def ready(self, raw: RawMail) -> bool:
         """Whether deciding `raw` now waits on no reader (no form, or its form already read)."""
-        assessment = self.assessed.get(raw.sha256)
-        if assessment is None or assessment.form is None:
-            return True
-        ahead = self.readings.get(_sha256(assessment.form[0]))
+        ahead = self.readings.get(raw.sha256)
         return ahead is None or ahead.done()
 
     def code(self, raw: RawMail) -> str | None:
@@ -257,16 +253,12 @@ class _Chunk:
             pending.remove(raw)
             yield raw
 
-    def reading(self, assessment: Assessment, settings: Settings) -> PdfReading | None:
+    def reading(self, raw: RawMail, assessment: Assessment, settings: Settings) -> PdfReading | None:
         """The mail's form as read ahead (or now, for a mail assessed late), None without one."""
         if assessment.form is None:
             return None
-        ahead = self.readings.get(_sha256(assessment.form[0]))
+        ahead = self.readings.get(raw.sha256)
         return ahead.result() if ahead is not None else read_form(*assessment.form, settings)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -371,14 +363,18 @@ class Bot:
         whose assessment fails is assessed again by `_decide`, under its attempt count."""
         assessed: dict[str, Assessment] = {}
         jobs: dict[str, Future[PdfReading]] = {}
+        by_pdf: dict[str, Future[PdfReading]] = {}  # the same PDF in two mails is read once
         for raw in chunk:
             try:
                 assessment = assess(raw.data, raw.internaldate, self.settings, self.store)
             except Exception:  # noqa: BLE001 - a bug: _decide meets it again and counts it
                 continue
             assessed[raw.sha256] = assessment
-            if assessment.form is not None and _sha256(assessment.form[0]) not in jobs:
-                jobs[_sha256(assessment.form[0])] = pool.submit(read_form, *assessment.form, self.settings)
+            if assessment.form is not None:
+                digest = hashlib.sha256(assessment.form[0]).hexdigest()
+                if digest not in by_pdf:
+                    by_pdf[digest] = pool.submit(read_form, *assessment.form, self.settings)
+                jobs[raw.sha256] = by_pdf[digest]
         return _Chunk(chunk, assessed, jobs)
 
     def _finish_chunk(self, c: _Chunk, report: CycleReport, stop: callable) -> bool:
@@ -421,7 +417,7 @@ class Bot:
                 assessment = chunk.assessed.get(raw.sha256)
                 if assessment is None:  # its assessment failed in _start_chunk: again, counted
                     assessment = assess(raw.data, raw.internaldate, self.settings, self.store)
-                evaluation = conclude(assessment, chunk.reading(assessment, self.settings), self.settings,
+                evaluation = conclude(assessment, chunk.reading(raw, assessment, self.settings), self.settings,
                                       reference=self.reference, history=self.store)
             # A shadow trial queues no reply: nothing it recorded can ever be sent later.
             reply = None if self.settings.shadow else self._reply_for(evaluation, raw.sha256)
@@ -778,9 +774,7 @@ class Bot:
                             next_steps(evaluation.classification, decision, now, self.settings.rules_dir,
                                        evaluation.fields))
         if reply is None:
-            sender = evaluation.mail.sender
-            internal = sender is not None and is_internal(sender, self.reply_settings.internal_domains)
-            return None, None, "automatic" if internal and not wants_reply(decision, self.reply_settings) else "outside"
+            return None, None, unanswerable(evaluation.mail, decision, self.reply_settings)
         return (reply.message_id, decision.action.value, reply.recipients, reply.data), line, None
 
     def _return_to_held(self, row: MailRow, raw: RawMail, outcome: str, why: str) -> None:

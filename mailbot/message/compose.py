@@ -8,6 +8,8 @@ enough to write directly: ASCII fields folded at spaces, anything else as RFC 20
     header_field(name, value)          -> b"Name: value\\r\\n" (folded, encoded when not ASCII)
     address_field(name, [(display, addr)]) -> b"To: 名前 <a@x>, ...\\r\\n"
     base64_text(text)                  -> the UTF-8 text as base64 lines ending in CRLF
+    text_mail(head, text)              -> a whole text/plain mail: `head` (written fields), the
+                                          MIME fields, the text as base64
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ def address_field(name: str, addresses: list[tuple[str, str]]) -> bytes:
 
 def base64_text(text: str) -> bytes:
     return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+
+
+def text_mail(head: list[bytes], text: str) -> bytes:
+    mime = (("MIME-Version", "1.0"), ("Content-Type", 'text/plain; charset="utf-8"'),
+            ("Content-Transfer-Encoding", "base64"))
+    return b"".join(head) + b"".join(header_field(n, v) for n, v in mime) + b"\r\n" + base64_text(text)
 
 
 def _display(name: str) -> str:

@@ -23,7 +23,7 @@ from email.utils import format_datetime
 
 from mailbot.config import Settings
 from mailbot.message import UnreadableMail, parse_mail
-from mailbot.message.compose import base64_text, header_field
+from mailbot.message.compose import base64_text, header_field, text_mail
 from mailbot.reference.unis import OrderLine
 from mailbot.reply.render import environment, header_text
 from mailbot.rules import kind_labels, load_rules, reasons
@@ -121,9 +121,8 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings, attach: bo
     replies = load_rules(settings.rules_dir).replies
     # Written byte by byte (no MIME round trip): the headers, the two renderings as base64
     # alternatives, then the original untouched.
-    head = [("From", settings.reply_from), ("To", settings.reply_from),
-            ("Subject", replies.held_note_prefix + (context["subject"] or replies.no_subject)),
-            ("Date", format_datetime(facts.held_at)), ("Message-ID", message_id)]
+    head = _to_the_office(settings, replies.held_note_prefix + (context["subject"] or replies.no_subject),
+                          facts.held_at, message_id)
     if original_id:
         head += [("In-Reply-To", header_text(original_id, 250)), ("References", header_text(original_id, 250))]
     head += [("Auto-Submitted", "auto-generated"), (HELD_HEADER, facts.sha256),
@@ -140,6 +139,12 @@ def build_note(original: bytes, facts: NoteFacts, settings: Settings, attach: bo
     b = boundary.encode()
     body = b"".join(b"--" + b + b"\r\n" + p + b"\r\n" for p in parts) + b"--" + b + b"--\r\n"
     return HeldNote(message_id, b"".join(header_field(n, v) for n, v in head) + b"\r\n" + body)
+
+
+def _to_the_office(settings: Settings, subject: str, date: datetime, message_id: str) -> list[tuple[str, str]]:
+    """The first fields of a mail the bot files for staff: from and to the shared mailbox."""
+    return [("From", settings.reply_from), ("To", settings.reply_from), ("Subject", subject),
+            ("Date", format_datetime(date)), ("Message-ID", message_id)]
 
 
 def _text_part(boundary: str, subtype: str, text: str) -> bytes:
@@ -230,11 +235,7 @@ def returned_notice(row, why: str, outcome: str, count: int, settings: Settings)
     text = environment(settings.templates_dir, trim_blocks=True).get_template("held/returned.txt.j2").render(**context)
     domain = settings.reply_from.rpartition("@")[2]
     message_id = f"<returned.{row.sha256[:32]}.{count + 1}.mailbot@{domain}>"
-    head = [("From", settings.reply_from), ("To", settings.reply_from),
-            ("Subject", rules.replies.held_note_prefix + text.splitlines()[0]),
-            ("Date", format_datetime(datetime.now(TOKYO))), ("Message-ID", message_id),
-            ("In-Reply-To", note_message_id(row.sha256, settings.reply_from)),
-            ("Auto-Submitted", "auto-generated"), ("MIME-Version", "1.0"),
-            ("Content-Type", 'text/plain; charset="utf-8"'), ("Content-Transfer-Encoding", "base64")]
-    body = "\n".join(text.splitlines()[1:]).lstrip("\n")
-    return HeldNote(message_id, b"".join(header_field(n, v) for n, v in head) + b"\r\n" + base64_text(body))
+    subject_line, _, body = text.partition("\n")
+    head = _to_the_office(settings, rules.replies.held_note_prefix + subject_line, datetime.now(TOKYO), message_id)
+    head += [("In-Reply-To", note_message_id(row.sha256, settings.reply_from)), ("Auto-Submitted", "auto-generated")]
+    return HeldNote(message_id, text_mail([header_field(n, v) for n, v in head], body.lstrip("\n")))

@@ -20,7 +20,7 @@ import jinja2
 
 from mailbot.checks.sender import is_internal
 from mailbot.classify import bot_reply_id
-from mailbot.message.compose import address_field, base64_text, header_field
+from mailbot.message.compose import address_field, header_field, text_mail
 from mailbot.model import Action, Address, Classification, Decision, Kind, Mail
 from mailbot.reference.calendar import business_calendar
 from mailbot.rules import load_rules, reasons
@@ -115,6 +115,15 @@ def wants_reply(decision: Decision, settings: ReplySettings) -> bool:
     return decision.action in (Action.ACCEPT, Action.REMAND)
 
 
+def unanswerable(mail: Mail, decision: Decision, settings: ReplySettings) -> str | None:
+    """Why `build_reply` makes no reply to this mail: "outside" (nobody inside the company to
+    answer), "automatic" (a finding that is never answered: automatic mail, a conversation with
+    the bot), None when it makes one."""
+    if not _recipients(mail, settings)[0]:
+        return "outside"
+    return None if wants_reply(decision, settings) else "automatic"
+
+
 def _recipients(mail: Mail, settings: ReplySettings) -> tuple[list[Address], list[Address]]:
     """To the sender, CC as the original CC; internal addresses only, none twice, never ourselves."""
     own = settings.sender.lower()
@@ -134,10 +143,8 @@ def _header_address(a: Address) -> tuple[str, str]:
 
 def build_reply(mail: Mail, sha256: str, classification: Classification, decision: Decision,
                 settings: ReplySettings, context: dict[str, object] | None = None) -> Reply | None:
-    if not wants_reply(decision, settings):
-        return None
     to, cc = _recipients(mail, settings)
-    if not to:
+    if not to or not wants_reply(decision, settings):
         return None
     table = reasons(settings.rules_dir)
     # A hold's detail is for staff (technical, maybe English); a branch reads its title and fix.
@@ -167,9 +174,6 @@ def build_reply(mail: Mail, sha256: str, classification: Classification, decisio
         refs = [header_text(r, 250) for r in mail.references[-10:]] + [original]
         fields += [("In-Reply-To", original), ("References", " ".join(dict.fromkeys(r for r in refs if r)))]
     fields += [("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All"),
-               ("X-Mailbot-Decision", " ".join([decision.action.value, *decision.reasons])),
-               ("MIME-Version", "1.0"), ("Content-Type", 'text/plain; charset="utf-8"'),
-               ("Content-Transfer-Encoding", "base64")]
+               ("X-Mailbot-Decision", " ".join([decision.action.value, *decision.reasons]))]
     head += [header_field(name, value) for name, value in fields]
-    data = b"".join(head) + b"\r\n" + base64_text(body)
-    return Reply(data, message_id, [a.addr for a in (*to, *cc)], subject, body)
+    return Reply(text_mail(head, body), message_id, [a.addr for a in (*to, *cc)], subject, body)

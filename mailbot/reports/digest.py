@@ -35,7 +35,7 @@ from mailbot.config import Settings
 from mailbot.record.sendonce import SendOnce
 from mailbot.record.states import SendState
 from mailbot.record.store import Store
-from mailbot.reference.calendar import BusinessCalendar
+from mailbot.reference.calendar import BusinessCalendar, business_calendar
 from mailbot.reference.data import ReferenceData
 from mailbot.reply.render import environment, header_text, japanese_date
 from mailbot.reply.send import Transport
@@ -46,7 +46,6 @@ from mailbot.reports.summary import (  # noqa: F401 - the digest's content, re-e
     DigestData,
     ExtractStatus,
     StateReader,
-    _time_of_day,
     collect,
     local_time,
 )
@@ -95,7 +94,7 @@ def collect_for(settings: Settings, store: Store, day: date, now: datetime, *, r
     with _reference(settings, reference) as ref:
         unis = ref.extract if ref is not None else None
         return collect(store, day, now, rules_dir=settings.rules_dir,
-                       calendar=calendar or BusinessCalendar.load(settings.rules_dir),
+                       calendar=calendar or business_calendar(settings.rules_dir),
                        extract=_extract_status(settings, ref), unis=unis, digest_time=settings.digest_time,
                        oauth=settings.oauth)
 
@@ -214,16 +213,16 @@ def first_mail_day(store: Store) -> date | None:
     return local_time(first).date() if first else None
 
 
-def due_days(store: Store, calendar: BusinessCalendar, now: datetime, digest_time: str | time,
+def due_days(store: Store, calendar: BusinessCalendar, now: datetime, digest_time: time,
              catch_up_days: int = 10) -> list[date]:
     """The business days whose digest time has passed and whose digest was not sent, oldest first:
     back to the first day with mail, and at most `catch_up_days` (rules/digest.toml) days back."""
     first = first_mail_day(store)
     if first is None:
         return []
-    at = _time_of_day(digest_time)
     return SendOnce(store, "digests").due_days(calendar, now.astimezone(TOKYO), first,
-                                               lambda day: datetime.combine(day, at, tzinfo=TOKYO), catch_up_days)
+                                               lambda day: datetime.combine(day, digest_time, tzinfo=TOKYO),
+                                               catch_up_days)
 
 
 @dataclass(frozen=True)
@@ -269,7 +268,7 @@ def send_due_digests(settings: Settings, store: Store, transport: Transport, now
     if not digest_recipients(settings):
         return []
     rules = load_rules(settings.rules_dir).digest
-    calendar = BusinessCalendar.load(settings.rules_dir)
+    calendar = business_calendar(settings.rules_dir)
     days = due_days(store, calendar, now, settings.digest_time, rules.catch_up_days)
     owned = None
     results = []

@@ -19,10 +19,10 @@ from mailbot.auth import expiry_warning
 from mailbot.config import Settings
 from mailbot.pipeline import POLL_OK
 from mailbot.record.store import Store
-from mailbot.reference.calendar import BusinessCalendar
+from mailbot.reference.calendar import business_calendar
 from mailbot.reports.digest import extract_status
 from mailbot.rules import load_rules
-from mailbot.text import TOKYO
+from mailbot.text import TOKYO, japanese_time
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Problem:
 
 def health(settings: Settings, store: Store, now: datetime, *, reference=None) -> list[Problem]:
     now = now.astimezone(TOKYO)
-    calendar = BusinessCalendar.load(settings.rules_dir)
+    calendar = business_calendar(settings.rules_dir)
     problems = []
     polled = store.status(POLL_OK)
     limit = settings.service.max_poll_age
@@ -43,7 +43,7 @@ def health(settings: Settings, store: Store, now: datetime, *, reference=None) -
         age = (now - polled[1]).total_seconds()
         if age > limit:
             problems.append(Problem("POLL_STALE", f"最後に成功したポーリングは{int(age)}秒前です"
-                                                  f"（{polled[1].astimezone(TOKYO):%Y-%m-%d %H:%M:%S}、上限{limit}秒）。"))
+                                                  f"（{japanese_time(polled[1])}、上限{limit}秒）。"))
     extract = extract_status(settings, reference)
     if extract.configured and extract.extracted_at is None:
         problems.append(Problem("UNIS_MISSING", "UNISの抽出データを取り込めていません"
@@ -52,7 +52,7 @@ def health(settings: Settings, store: Store, now: datetime, *, reference=None) -
         at = extract.extracted_at.astimezone(TOKYO)
         days = calendar.business_days_between(at.date(), now.date())
         if days > load_rules(settings.rules_dir).digest.unis_max_age:
-            problems.append(Problem("UNIS_STALE", f"UNISの抽出データが{days}営業日前のものです（抽出日時 {at:%Y-%m-%d %H:%M}）。"))
+            problems.append(Problem("UNIS_STALE", f"UNISの抽出データが{days}営業日前のものです（抽出日時 {japanese_time(at)}）。"))
     failed, retrying = store.reply_trouble(now - timedelta(days=1))
     if failed or retrying:
         problems.append(Problem("REPLY_FAILING", f"この24時間に送信を断念した返信 {failed}件、再送中の返信 {retrying}件があります。"))
@@ -68,5 +68,5 @@ def health(settings: Settings, store: Store, now: datetime, *, reference=None) -
     if stale:
         oldest = min(h.opened_at for _, h in stale).astimezone(TOKYO)
         problems.append(Problem("HELD_STALE", f"{settings.service.max_held_age}営業日を超えて保留中のメールが{len(stale)}件あります"
-                                              f"（最も古いもの {oldest:%Y-%m-%d %H:%M}）。"))
+                                              f"（最も古いもの {japanese_time(oldest)}）。"))
     return problems

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mailbot.record.store import Store
-from mailbot.reference.calendar import BusinessCalendar
+from mailbot.reference.calendar import business_calendar
 from mailbot.rules import load_rules
 
 
@@ -28,7 +28,7 @@ def open_held(database: Path, rules_dir: Path, now: datetime) -> list[HeldLine]:
     """The held items staff have not decided yet; none before the bot's first poll."""
     if not database.exists():
         return []
-    calendar = BusinessCalendar.load(rules_dir)
+    calendar = business_calendar(rules_dir)
     today = calendar.day_n(calendar.local(now))
     store = Store(database)
     try:

@@ -35,7 +35,7 @@ from mailbot.record.ledger import LedgerLine, forced_terminations
 from mailbot.record.sendonce import SendOnce
 from mailbot.record.states import SendState
 from mailbot.record.store import Store
-from mailbot.reference.calendar import BusinessCalendar
+from mailbot.reference.calendar import BusinessCalendar, business_calendar
 from mailbot.reference.data import ReferenceData
 from mailbot.reply.render import environment, header_text, japanese_date
 from mailbot.reply.send import Transport
@@ -64,8 +64,7 @@ class Share:
 
 
 def send_moment(settings: Settings, day: date) -> datetime:
-    hh, mm = settings.ledger.send_at.split(":")
-    return datetime.combine(day, time(int(hh), int(mm)), tzinfo=TOKYO)
+    return datetime.combine(day, settings.ledger.send_at, tzinfo=TOKYO)
 
 
 def _ordered(lines: list[LedgerLine], rules: LedgerRules) -> list[LedgerLine]:
@@ -85,7 +84,7 @@ def share_of(settings: Settings, store: Store, day: date, now: datetime, *,
     lines = store.ledger_lines_unshared(until.astimezone(timezone.utc).isoformat())
     unis = reference.extract if reference is not None else None
     if unis is not None:
-        calendar = calendar or BusinessCalendar.load(settings.rules_dir)
+        calendar = calendar or business_calendar(settings.rules_dir)
         forced = forced_terminations(unis, rules, calendar, day, lambda code: _termination_requested(store, code))
         lines += [x for x in forced if not store.ledger_has_key(x.key)]
     return Share(day, _ordered(lines, rules), False)
@@ -345,7 +344,7 @@ def send_due_shares(settings: Settings, store: Store, transport: Transport, now:
     address: nothing."""
     if not settings.ledger.fibergate_to:
         return []
-    calendar = BusinessCalendar.load(settings.rules_dir)
+    calendar = business_calendar(settings.rules_dir)
     days = due_share_days(settings, store, calendar, now, load_rules(settings.rules_dir).digest.catch_up_days)
     owned = None
     if days and reference is None and settings.unis_extract is not None:

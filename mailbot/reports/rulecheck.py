@@ -21,7 +21,7 @@ from mailbot.message import parse_mail
 from mailbot.model import Action, Classification, Finding, Kind, MailRef
 from mailbot.record.ledger import LedgerLine
 from mailbot.record.store import MailRow, Store
-from mailbot.reference.calendar import BusinessCalendar
+from mailbot.reference.calendar import business_calendar
 from mailbot.reply.note import EarlierMail, NoteFacts, build_note, returned_notice
 from mailbot.reply.render import ReplySettings, build_reply, next_steps
 from mailbot.reports.digest import ExtractStatus, collect, render_html, render_text
@@ -131,7 +131,7 @@ def _renderings(settings: Settings, rules, tmp: Path):
         store = Store(tmp / "rulecheck.sqlite3")
         try:
             data = collect(store, date(2026, 11, 20), datetime.combine(date(2026, 11, 20), time(18, 30), tzinfo=TOKYO),
-                           rules_dir=settings.rules_dir, calendar=BusinessCalendar.load(settings.rules_dir),
+                           rules_dir=settings.rules_dir, calendar=business_calendar(settings.rules_dir),
                            extract=ExtractStatus(configured=True), digest_time=settings.digest_time)
             render_text(data, settings.templates_dir)
             render_html(data, settings.templates_dir, "cid:chart")

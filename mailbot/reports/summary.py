@@ -2,7 +2,7 @@
 
     period = digest_period(day, digest_time, calendar, now)      # since the previous digest
     data = collect(store, day, now, rules_dir=…, calendar=…, extract=ExtractStatus(…), unis=…,
-                   digest_time="18:00")                          # DigestData
+                   digest_time=time(18, 0))                      # DigestData
 
 The digest of business day D covers the mails received from the previous business day's digest
 time up to D's (a Monday digest covers the weekend, a Tuesday one after a holiday Monday too):
@@ -43,14 +43,10 @@ def remand_rate(counts: dict[str, int]) -> float:
     return counts.get("remand", 0) / answered if answered else 0.0
 
 
-@dataclass(frozen=True)
-class Row:
-    """One line of a count table: a kind or a branch, its count per decision."""
+class _Counted:
+    """The total and the remand rate of a table of decision → count (`counts`)."""
 
-    key: str  # kind value or branch name ("" for a mail without a known branch)
-    label: str
-    counts: dict[str, int]  # decision → count (every decision present, zeros included)
-    top_reason: str = ""  # the label of the most frequent remand reason (branches)
+    counts: dict[str, int]
 
     @property
     def total(self) -> int:
@@ -62,6 +58,16 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Row(_Counted):
+    """One line of a count table: a kind or a branch, its count per decision."""
+
+    key: str  # kind value or branch name ("" for a mail without a known branch)
+    label: str
+    counts: dict[str, int]  # decision → count (every decision present, zeros included)
+    top_reason: str = ""  # the label of the most frequent remand reason (branches)
+
+
+@dataclass(frozen=True)
 class ReasonCount:
     code: str
     label: str
@@ -70,7 +76,7 @@ class ReasonCount:
 
 
 @dataclass(frozen=True)
-class Tally:
+class Tally(_Counted):
     """The mails of a period by kind, decision and branch (automatic replies apart)."""
 
     start: datetime
@@ -84,16 +90,12 @@ class Tally:
     withdrawal_too_late: int = 0
 
     @property
-    def total(self) -> int:
-        return sum(self.totals.values())
-
-    @property
-    def remand_rate(self) -> float:
-        return remand_rate(self.totals)
+    def counts(self) -> dict[str, int]:
+        return self.totals
 
 
 @dataclass(frozen=True)
-class Week:
+class Week(_Counted):
     """One week of the four-week trend."""
 
     start: date
@@ -102,16 +104,8 @@ class Week:
     auto_replies: int
 
     @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
     def label(self) -> str:
         return f"{self.start.month}月{self.start.day}日〜{self.end.month}月{self.end.day}日"
-
-    @property
-    def remand_rate(self) -> float:
-        return remand_rate(self.counts)
 
 
 @dataclass(frozen=True)
@@ -289,18 +283,10 @@ def _date_or_none(value: object) -> date | None:
         return None
 
 
-def _time_of_day(value: str | time) -> time:
-    if isinstance(value, time):
-        return value
-    hh, _, mm = value.partition(":")
-    return time(int(hh), int(mm))
-
-
-def digest_period(day: date, digest_time: str | time, calendar: BusinessCalendar) -> tuple[datetime, datetime]:
+def digest_period(day: date, digest_time: time, calendar: BusinessCalendar) -> tuple[datetime, datetime]:
     """The digest of `day` covers [previous business day at digest_time, day at digest_time)."""
-    at = _time_of_day(digest_time)
-    return (datetime.combine(calendar.previous_business_day(day), at, tzinfo=TOKYO),
-            datetime.combine(day, at, tzinfo=TOKYO))
+    return (datetime.combine(calendar.previous_business_day(day), digest_time, tzinfo=TOKYO),
+            datetime.combine(day, digest_time, tzinfo=TOKYO))
 
 
 class StateReader:
@@ -543,7 +529,7 @@ class StateReader:
 
 
 def collect(store: Store, day: date, now: datetime, *, rules_dir, calendar: BusinessCalendar,
-            extract: ExtractStatus, unis: UnisData | None = None, digest_time: str | time = "18:00",
+            extract: ExtractStatus, unis: UnisData | None = None, digest_time: time = time(18, 0),
             oauth: OAuthSettings | None = None) -> DigestData:
     """Everything the digest of `day` says, from the state database as it is at `now` (and the
     UNIS extract in use, `unis`, for what needs it: unregistered terminations, deadlines)."""
