@@ -86,3 +86,39 @@ def local_config(root: Path, extra: str = "", *, name: str = "mailbot.toml", bas
     path.write_text(f'[maildir]\npath = "{base}mailbox"\n[outbox]\npath = "{base}outbox"\n'
                     f'[state]\ndatabase = "{base}{database}"\n{scheduler}{extra}', encoding="utf-8")
     return path
+
+
+def private_copy(state: Path, tmp_path: Path) -> Path:
+    """A copy of a module's state directory (made once, shared) for one test to change."""
+    import shutil
+
+    root = tmp_path / "state"
+    shutil.copytree(state, root)
+    return root
+
+
+@contextmanager
+def sending(config: Path) -> Iterator[tuple]:
+    """(settings, store, SMTP transport) of `config`, the store closed afterwards: what the digest
+    and the ledger share send with."""
+    from mailbot.config import load
+    from mailbot.record.store import Store
+    from mailbot.reply.send import SmtpTransport
+
+    settings = load(config)
+    store = Store(settings.database)
+    try:
+        yield settings, store, SmtpTransport(settings.smtp)
+    finally:
+        store.close()
+
+
+def office_config(root: Path, extra: str, sink=None, *, extract: str = "usen_spot_orders.csv") -> Path:
+    """root/mailbot.toml: a local Maildir and state, the UNIS extract and branch directory in
+    root, replies to the SMTP sink (else a local outbox), and `extra` TOML."""
+    mail_out = (f'[smtp]\nhost = "{sink.host}"\nport = {sink.port}\nfrom = "usen_spot@usen.co.jp"\n' if sink
+                else '[outbox]\npath = "outbox"\n')
+    path = root / "mailbot.toml"
+    path.write_text(f'[maildir]\npath = "mailbox"\n[state]\ndatabase = "state.sqlite3"\n[unis]\nextract = "{extract}"\n'
+                    f'[branches]\ndirectory = "branches.csv"\n{mail_out}{extra}', encoding="utf-8")
+    return path

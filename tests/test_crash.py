@@ -579,10 +579,9 @@ def share_row(database: Path, day: str) -> tuple[str | None, int]:
 
 
 def test_sigkill_while_sharing_the_ledger_sends_one_share(office, smtp_sink, tmp_path):  # noqa: F811
-    import shutil
+    from helpers import private_copy
 
-    state = tmp_path / "state"
-    shutil.copytree(office, state)
+    state = private_copy(office, tmp_path)
     config = ledger_config(state, smtp_sink)
     database = state / "state.sqlite3"
     rng = random.Random(SEED)

@@ -8,20 +8,27 @@ and `mailbot run`; a missed day late, once; none on weekends and holidays (Monda
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
+from datetime import time as daytime
 from email import message_from_bytes, policy
 from email.utils import format_datetime
 from io import BytesIO
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, TOKYO, local_bot, running_bot
+from helpers import (
+    ROOT,
+    TOKYO,
+    local_bot,
+    office_config,
+    private_copy,
+    running_bot,
+    sending,
+)
 from PIL import Image
 from test_loop import NOW
 from test_reference_checks import sample_directory, sample_extract
@@ -60,25 +67,8 @@ def counts(**kw: int) -> dict[str, int]:
 
 def write_config(root: Path, sink=None, recipients=("sv-team@usen.co.jp",), time_: str = "18:00",
                  extract: str = "usen_spot_orders.csv", poll_interval: int = 60) -> Path:
-    mail_out = (f'[smtp]\nhost = "{sink.host}"\nport = {sink.port}\nfrom = "usen_spot@usen.co.jp"\n' if sink
-                else '[outbox]\npath = "outbox"\n')
-    path = root / "mailbot.toml"
-    path.write_text(textwrap.dedent(f"""
-        [maildir]
-        path = "mailbox"
-        [state]
-        database = "state.sqlite3"
-        [unis]
-        extract = "{extract}"
-        [branches]
-        directory = "branches.csv"
-        [digest]
-        recipients = {json.dumps(list(recipients))}
-        time = "{time_}"
-        [scheduler]
-        poll_interval = {poll_interval}
-        """) + mail_out, encoding="utf-8")
-    return path
+    return office_config(root, f'[digest]\nrecipients = {json.dumps(list(recipients))}\ntime = "{time_}"\n'
+                               f'[scheduler]\npoll_interval = {poll_interval}\n', sink, extract=extract)
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +94,7 @@ def morning(tmp_path_factory) -> Path:
 @pytest.fixture
 def state(morning, tmp_path) -> Path:
     """A private copy of the morning's state directory."""
-    root = tmp_path / "state"
-    shutil.copytree(morning, root)
-    return root
+    return private_copy(morning, tmp_path)
 
 
 def add_mail(store: Store, received: str, kind: str, action: str, reasons=(), *, code=None, branch=None,
@@ -450,7 +438,7 @@ def test_due_days_are_business_days_after_the_digest_time_back_to_the_first_mail
     store = Store(state / "state.sqlite3")
     try:
         def due(now: datetime, **kw) -> list[str]:
-            return [d.isoformat() for d in due_days(store, CALENDAR, now, "18:00", **kw)]
+            return [d.isoformat() for d in due_days(store, CALENDAR, now, daytime(18, 0), **kw)]
 
         assert due(datetime(2026, 11, 20, 17, 59, tzinfo=TOKYO)) == []  # before the digest time
         assert due(EVENING) == ["2026-11-20"]
@@ -494,10 +482,7 @@ def restart(config: Path, now: datetime) -> str:
 
 def test_each_business_day_is_sent_once_a_missed_day_late_and_never_again(state, smtp_sink):
     config = write_config(state, smtp_sink, recipients=["sv-team@usen.co.jp"])
-    settings = load(config)
-    transport = SmtpTransport(settings.smtp)
-    store = Store(settings.database)
-    try:
+    with sending(config) as (settings, store, transport):
         # Friday's digest was missed (the bot was down that evening): on Tuesday evening it comes
         # late, with Tuesday's own; the weekend and Monday's holiday get none.
         tuesday = datetime(2026, 11, 24, 18, 5, tzinfo=TOKYO)
@@ -512,8 +497,6 @@ def test_each_business_day_is_sent_once_a_missed_day_late_and_never_again(state,
         assert send_due_digests(settings, store, transport, tuesday + timedelta(minutes=5)) == []
         rows = store.db.execute("SELECT day, state, attempts FROM digests ORDER BY day").fetchall()
         assert [tuple(r) for r in rows] == [("2026-11-20", "sent", 1), ("2026-11-24", "sent", 1)]
-    finally:
-        store.close()
     # A restart (a new process) sends nothing more; Wednesday evening, only Wednesday's.
     assert restart(config, datetime(2026, 11, 24, 23, 0, tzinfo=TOKYO)) == ""
     assert restart(config, datetime(2026, 11, 25, 18, 0, tzinfo=TOKYO)) == "2026-11-25:sent"
@@ -523,10 +506,7 @@ def test_each_business_day_is_sent_once_a_missed_day_late_and_never_again(state,
 
 
 def test_a_failed_send_is_retried_with_the_same_message_and_a_permanent_failure_waits(state, smtp_sink):
-    settings = load(write_config(state, smtp_sink))
-    transport = SmtpTransport(settings.smtp)
-    store = Store(settings.database)
-    try:
+    with sending(write_config(state, smtp_sink)) as (settings, store, transport):
         smtp_sink.set_mode("tempfail")
         assert [r.state for r in send_due_digests(settings, store, transport, EVENING)] == ["queued"]
         stored = store.db.execute("SELECT data FROM digests WHERE day='2026-11-20'").fetchone()[0]
@@ -549,8 +529,6 @@ def test_a_failed_send_is_retried_with_the_same_message_and_a_permanent_failure_
         assert len(smtp_sink.messages()) == 1
         events = [r[0] for r in store.db.execute("SELECT event FROM events WHERE event LIKE 'digest %' ORDER BY id")]
         assert events == ["digest retry", "digest sent", "digest failed"]
-    finally:
-        store.close()
 
 
 def test_no_recipients_no_digest(state, smtp_sink):
@@ -642,7 +620,7 @@ def test_run_sends_the_due_digests_once_across_a_restart(state, smtp_sink):
     store = Store(state / "state.sqlite3")
     first = (datetime.now(TOKYO) - timedelta(days=9)).replace(hour=12)
     store.db.execute("UPDATE mails SET first_seen=?", (first.isoformat(),))
-    expected = len(due_days(store, CALENDAR, datetime.now(TOKYO), "00:00"))
+    expected = len(due_days(store, CALENDAR, datetime.now(TOKYO), daytime(0, 0)))
     store.close()
     assert expected >= 1
     config = write_config(state, smtp_sink, time_="00:00", poll_interval=1)

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import subprocess
 import sys
-import textwrap
+from contextlib import closing
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from email import message_from_bytes, policy
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from helpers import ROOT, TOKYO, local_bot
+from helpers import ROOT, TOKYO, local_bot, office_config, private_copy, sending
 from test_check_situations import SITUATIONS, received, unis, write_extract
 from test_loop import NOW
 
@@ -35,7 +34,6 @@ from mailbot.record.store import Store
 from mailbot.reference.calendar import BusinessCalendar
 from mailbot.reference.data import ReferenceData
 from mailbot.reply.note import HELD_HEADER
-from mailbot.reply.send import SmtpTransport
 from mailbot.reports.ledger import (
     csv_bytes,
     due_share_days,
@@ -63,26 +61,9 @@ def jst(*args: int) -> datetime:
 
 
 def write_config(root: Path, sink=None, fibergate=(FIBERGATE,), send_at: str = "17:30") -> Path:
-    mail_out = (f'[smtp]\nhost = "{sink.host}"\nport = {sink.port}\nfrom = "usen_spot@usen.co.jp"\n' if sink
-                else '[outbox]\npath = "outbox"\n')
     to = ", ".join(f'"{a}"' for a in fibergate)
-    path = root / "mailbot.toml"
-    path.write_text(textwrap.dedent(f"""
-        [maildir]
-        path = "mailbox"
-        [state]
-        database = "state.sqlite3"
-        [unis]
-        extract = "usen_spot_orders.csv"
-        [branches]
-        directory = "branches.csv"
-        [ledger]
-        out_dir = "share"
-        fibergate_to = [{to}]
-        cc = ["{CC}"]
-        send_at = "{send_at}"
-        """) + mail_out, encoding="utf-8")
-    return path
+    return office_config(root, f'[ledger]\nout_dir = "share"\nfibergate_to = [{to}]\ncc = ["{CC}"]\n'
+                               f'send_at = "{send_at}"\n', sink)
 
 
 def extra_rows() -> list[dict[str, str]]:
@@ -138,9 +119,7 @@ def office(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def state(office, tmp_path) -> Path:
-    root = tmp_path / "state"
-    shutil.copytree(office, root)
-    return root
+    return private_copy(office, tmp_path)
 
 
 def lines_of(store: Store) -> list[LedgerLine]:
@@ -311,11 +290,8 @@ def attachments(message) -> dict[str, bytes]:
 
 
 def test_the_share_is_mailed_once_and_a_later_change_goes_out_next_time(state, smtp_sink):
-    settings = load(write_config(state, smtp_sink))
-    store = Store(settings.database)
-    transport = SmtpTransport(settings.smtp)
-    reference = ReferenceData.load(settings)
-    try:
+    with sending(write_config(state, smtp_sink)) as (settings, store, transport), \
+            closing(ReferenceData.load(settings)) as reference:
         evening = jst(2026, 11, 20, 17, 31)
         result = send_share(settings, store, transport, D, evening, reference=reference)
         assert (result.state, result.lines) == ("sent", 12)
@@ -359,16 +335,10 @@ def test_the_share_is_mailed_once_and_a_later_change_goes_out_next_time(state, s
         assert len(smtp_sink.messages()) == 2
         assert store.db.execute("SELECT COUNT(*) FROM ledger_shares").fetchone()[0] == 2
         assert store.db.execute("SELECT COUNT(*) FROM ledger WHERE share_day IS NULL").fetchone()[0] == 0
-    finally:
-        reference.close()
-        store.close()
 
 
 def test_a_failed_send_keeps_the_same_share_and_a_person_retries_it(state, smtp_sink):
-    settings = load(write_config(state, smtp_sink))
-    store = Store(settings.database)
-    transport = SmtpTransport(settings.smtp)
-    try:
+    with sending(write_config(state, smtp_sink)) as (settings, store, transport):
         smtp_sink.set_mode("tempfail")
         first = send_share(settings, store, transport, D, jst(2026, 11, 20, 17, 31))
         assert first.state == "queued" and "451" in first.detail
@@ -380,15 +350,10 @@ def test_a_failed_send_keeps_the_same_share_and_a_person_retries_it(state, smtp_
         assert again.state == "sent" and again.message_id == first.message_id and again.lines == 12
         (mail,) = smtp_sink.messages()
         assert mail.message["Date"] is not None and "計 12件" in mail.message.get_body(("plain",)).get_content()
-    finally:
-        store.close()
 
 
 def test_run_sends_each_business_days_share_at_its_time_once(state, smtp_sink):
-    settings = load(write_config(state, smtp_sink))
-    store = Store(settings.database)
-    transport = SmtpTransport(settings.smtp)
-    try:
+    with sending(write_config(state, smtp_sink)) as (settings, store, transport):
         with store.transaction() as db:  # the bot took in its first mail that Friday
             db.execute("UPDATE mails SET first_seen = COALESCE(received, first_seen)")
         assert send_due_shares(settings, store, transport, jst(2026, 11, 20, 17, 29)) == []
@@ -405,8 +370,6 @@ def test_run_sends_each_business_days_share_at_its_time_once(state, smtp_sink):
         # No FiberGate address configured: the share is never mailed.
         bare = load(write_config(state, smtp_sink, fibergate=()))
         assert send_due_shares(bare, store, transport, jst(2026, 11, 30, 18, 0)) == []
-    finally:
-        store.close()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -311,7 +311,7 @@ def test_a_form_being_read_holds_up_only_the_mails_of_its_own_customer_code():
 
     from mailbot.config import embedded_default
     from mailbot.model import MailRef, RawMail
-    from mailbot.pipeline import _Chunk, _sha256, assess
+    from mailbot.pipeline import _Chunk, assess
 
     settings = embedded_default(Path("/tmp/mailbot-order-test"))
     samples = dict(sample_mails(NOW))
@@ -324,7 +324,7 @@ def test_a_form_being_read_holds_up_only_the_mails_of_its_own_customer_code():
     assessed = {r.sha256: assess(r.data, None, settings) for r in raws}
     busy, done = Future(), Future()
     done.set_result(None)
-    readings = {_sha256(assessed[raws[0].sha256].form[0]): busy, _sha256(assessed[raws[2].sha256].form[0]): done}
+    readings = {raws[0].sha256: busy, raws[2].sha256: done}
     chunk = _Chunk(raws, assessed, readings)
     order = chunk.order()
     # The order's form is being read: the other code's order (form read) and the mail without a

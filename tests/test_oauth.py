@@ -5,7 +5,6 @@ each token, and the SMTP sink accepting XOAUTH2 with a token it checks."""
 from __future__ import annotations
 
 import re
-
 import subprocess
 import sys
 import textwrap
@@ -118,29 +117,13 @@ def test_auth_config_names_the_key(tmp_path, idp, monkeypatch):
 
 
 def test_a_wrong_secret_stops_poll_with_one_line(tmp_path, idp):
+    from types import SimpleNamespace
+
     app = idp.register(secret="right", mailbox="user1")
-    (tmp_path / "secret").write_text("wrong\n")
-    config = tmp_path / "m.toml"
-    config.write_text(textwrap.dedent(f"""
-        [auth]
-        method = "oauth2"
-        tenant_id = "{idp.tenant}"
-        client_id = "{app.client_id}"
-        client_secret_file = "secret"
-        authority = "{idp.authority}"
-        ca_file = "{idp.ca_file}"
-        [imap]
-        host = "127.0.0.1"
-        port = 1
-        ssl = false
-        username = "user1"
-        [outbox]
-        path = "outbox"
-        [state]
-        database = "state.sqlite3"
-        """))
-    result = subprocess.run([sys.executable, "-m", "mailbot", "poll", "--config", str(config)], capture_output=True,
-                            text=True, timeout=120, cwd=ROOT)
+    nowhere = SimpleNamespace(host="127.0.0.1", port=1, username="user1")  # never reached: sign-in comes first
+    config = oauth_config(tmp_path, idp, app, nowhere, nowhere)
+    (tmp_path / "client-secret").write_text("wrong\n")
+    result = poll(config)
     assert result.returncode == 2
     assert result.stderr == "mailbot: auth: invalid_client: AADSTS7000215: Invalid client secret provided.\n"
     assert not (tmp_path / "state.sqlite3").exists()

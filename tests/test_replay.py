@@ -58,7 +58,8 @@ def test_replay_lists_exactly_the_mails_a_rule_change_changes(demo):
     lines = result.stdout.splitlines()
     assert lines[0].split()[:5] == ["受信日時", "顧客CD", "種別", "判定（現在", "→"]
     (changed,) = lines[2:-1]
-    assert changed.split()[2:] == ["-", "器材発注依頼", "差戻", "→", "保留", "顧客コードなし"]
+    assert re.fullmatch(r"\d+月\d+日（[月火水木金土日]）\d+:\d\d", changed.split()[0])  # Japan time, as people read it
+    assert changed.split()[1:] == ["-", "器材発注依頼", "差戻", "→", "保留", "顧客コードなし"]
     assert lines[-1].startswith("19通を判定し直し、1通の判定が変わります。")
     as_json = mailbot("replay", "--rules", str(rules), "--json", cwd=demo)
     (obj,) = [json.loads(line) for line in as_json.stdout.splitlines()]
