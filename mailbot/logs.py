@@ -6,8 +6,12 @@ of a form): the log gets its type and where it happened, never its message or lo
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
+from datetime import datetime
+
+from mailbot.text import TOKYO
 
 
 def log_failure(log: logging.Logger, what: str, exc: BaseException) -> None:
@@ -27,11 +31,6 @@ class JsonFormatter(logging.Formatter):
     for a decision, the mail's fields; Japanese kept as it is (no \\uXXXX)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        import json
-        from datetime import datetime
-
-        from mailbot.text import TOKYO
-
         out: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, TOKYO).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
@@ -47,10 +46,6 @@ class TokyoFormatter(logging.Formatter):
     """Text lines stamped in Asia/Tokyo with the offset, as everything else the bot shows."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        from datetime import datetime
-
-        from mailbot.text import TOKYO
-
         return datetime.fromtimestamp(record.created, TOKYO).isoformat(sep=" ", timespec="seconds")
 
 

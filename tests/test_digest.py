@@ -518,6 +518,7 @@ def test_a_failed_send_is_retried_with_the_same_message_and_a_permanent_failure_
         first = message_from_bytes(bytes(stored), policy=policy.default)
         assert got["Message-ID"] == first["Message-ID"] == "<digest.20261120.mailbot@usen.co.jp>"
         assert got["Date"] == first["Date"] == format_datetime(EVENING)
+        assert got.raw == bytes(stored)  # byte for byte: the queued mail goes out as stored
         assert tuple(store.db.execute("SELECT state, attempts FROM digests").fetchone()) == ("sent", 2)
 
         smtp_sink.set_mode("permfail")

@@ -420,3 +420,23 @@ def test_exchange_throttling_ends_the_cycle_and_the_next_one_carries_on(imap_acc
     assert sum(len(imap_account.messages(f)) for f in ("処理済", "保留/要確認/原本", "対象外")) == 8
     replies = smtp_sink.messages()
     assert len(replies) == len({str(r.message["Message-ID"]) for r in replies}) == 5
+
+
+def test_a_login_the_server_refuses_names_what_to_check_with_oauth(oauth_servers):
+    """A token for another mailbox (the app lacks access to this one): one line naming the shared
+    mailbox and the app's permission, not the password an app does not have."""
+    from mailbot.mailbox import MailboxUnreachable
+    from mailbot.mailbox.imap import ImapMailbox
+
+    idp, _app, account, _sink = oauth_servers
+    other = idp.register(secret="other-s3cret", mailbox="someone-else")
+    mailbox = ImapMailbox(account.host, account.port, False, account.username, "", timeout=5,
+                          token_source=TokenSource(settings_for(idp, other)))
+    try:
+        with pytest.raises(MailboxUnreachable) as info:
+            mailbox.list_uids("INBOX")
+    finally:
+        mailbox.close()
+    assert f"refused the login of {account.username!r}" in str(info.value)
+    assert "(check [imap] username (the shared mailbox) and the app's IMAP.AccessAsApp permission)" in str(info.value)
+    assert "password" not in str(info.value)

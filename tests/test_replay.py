@@ -112,6 +112,9 @@ def test_explain_says_why_in_japanese(demo):
     assert "規則：この理由の判定は「受付」" in text and "判定に使った規則の版：" in text
     assert "返信：受付　送信済" in text and "件名 【受付】USEN SPOT キャンセル申請_921098765" in text
     assert not re.search(r"\b[A-Z]+(?:_[A-Z]+)+\b", text)  # no reason code for staff
+    # times in Japan time's Japanese form, as everywhere staff read
+    assert re.search(r"■ メール No\.\d+　\d+月\d+日（.）\d+:\d\d　キャンセル申請", text)
+    assert re.search(r"返信：受付　送信済（\d+月\d+日（.）\d+:\d\d）", text) and not re.search(r"\d{4}-\d\d-\d\d", text)
     store = Store(load_demo(demo).database)
     try:
         message_id = store.db.execute("SELECT message_id FROM mails WHERE code='944556677'").fetchone()[0]

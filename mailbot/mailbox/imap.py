@@ -235,8 +235,9 @@ class ImapMailbox:
         """No session: what went wrong, and the settings to look at (not the operation tried)."""
         where = f"{self.host}:{self.port}"
         if isinstance(exc, LoginError):
-            return (f"the IMAP server {where} refused the login of {self.username!r}: {self._describe(exc)} "
-                    "(check [imap] username and the password)")
+            check = ("[imap] username (the shared mailbox) and the app's IMAP.AccessAsApp permission"
+                     if self.token_source is not None else "[imap] username and the password")
+            return f"the IMAP server {where} refused the login of {self.username!r}: {self._describe(exc)} (check {check})"
         hint = "[imap] ssl and port" if isinstance(exc, ssl_lib.SSLError) else \
             "[imap] host and port, and that the server is running and reachable from here"
         return f"cannot connect to the IMAP server {where}: {self._describe(exc)} (check {hint})"

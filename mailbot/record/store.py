@@ -680,6 +680,9 @@ class Store:
     def mail_rows_with_code(self, code: str) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM mails WHERE code=? ORDER BY id", (code,)).fetchall()
 
+    def mail_rows_with_message_id(self, message_id: str) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM mails WHERE message_id=? ORDER BY id", (message_id,)).fetchall()
+
     def event_rows(self, mail_id: int) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM events WHERE mail_id=? ORDER BY id", (mail_id,)).fetchall()
 

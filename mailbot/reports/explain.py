@@ -13,6 +13,7 @@ from mailbot.record.store import MailRow, Store
 from mailbot.reports.replay import bot_decision
 from mailbot.reports.summary import local_time
 from mailbot.rules import load_rules
+from mailbot.text import japanese_time
 
 
 def find_mails(store: Store, key: str) -> list[MailRow]:
@@ -20,9 +21,7 @@ def find_mails(store: Store, key: str) -> list[MailRow]:
     key = key.strip()
     if key.isdigit():
         return [MailRow.from_sql(r) for r in store.mail_rows_with_code(key)]
-    wanted = key if key.startswith("<") else f"<{key}>"
-    return [MailRow.from_sql(r) for r in store.db.execute(
-        "SELECT * FROM mails WHERE message_id=? ORDER BY id", (wanted,)).fetchall()]
+    return [MailRow.from_sql(r) for r in store.mail_rows_with_message_id(key if key.startswith("<") else f"<{key}>")]
 
 
 def explain(store: Store, rows: list[MailRow], rules_dir) -> list[str]:
@@ -33,15 +32,16 @@ def explain(store: Store, rows: list[MailRow], rules_dir) -> list[str]:
     for row in rows:
         r = store.mail_row(row.id)
         when = local_time(r["received"] or r["first_seen"])
-        out.append(f"■ メール No.{row.id}　{when:%Y-%m-%d %H:%M}　{kinds.get(row.kind or 'unknown', row.kind or '不明')}"
+        out.append(f"■ メール No.{row.id}　{japanese_time(when)}　{kinds.get(row.kind or 'unknown', row.kind or '不明')}"
                    + (f"　顧客コード {row.code}" if row.code else ""))
         out.append(f"　件名：{row.subject or '（件名なし）'}")
         out.append(f"　差出人：{row.sender or '（不明）'}" + (f"（{r['branch']}）" if r["branch"] else ""))
         bot = bot_decision(store, row)
         line = f"　mailbotの判定：{decisions.get(bot, bot or '未判定')}"
-        held = store.db.execute("SELECT outcome, closed_at FROM held WHERE mail_id=?", (row.id,)).fetchone()
-        if held is not None and held["outcome"]:
-            line += f"　→ 担当者の判断：{staff.get(held['outcome'], held['outcome'])}（{local_time(held['closed_at']):%Y-%m-%d %H:%M}）"
+        item = store.held_item(row.sha256)
+        if item is not None and item[1].outcome and item[1].closed_at:
+            outcome = item[1].outcome
+            line += f"　→ 担当者の判断：{staff.get(outcome, outcome)}（{japanese_time(item[1].closed_at)}）"
         out.append(line)
         findings = row.findings or [(c, "") for c in row.reasons]
         if findings:
@@ -65,7 +65,7 @@ def explain(store: Store, rows: list[MailRow], rules_dir) -> list[str]:
             state = rules.digest.send_state_labels.get(p["state"], p["state"])
             sent = local_time(p["sent_at"])
             out.append(f"　返信：{decisions.get(p['action'], p['action'])}　{state}"
-                       + (f"（{sent:%Y-%m-%d %H:%M}）" if sent else "")
+                       + (f"（{japanese_time(sent)}）" if sent else "")
                        + f"　宛先 {'、'.join(json.loads(p['recipients']))}" + (f"　件名 {subject}" if subject else ""))
         out.append("")
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser
 from email.policy import SMTP
 from email.utils import getaddresses
 
@@ -31,9 +31,10 @@ def deliver(once: SendOnce, key: str, transport: Transport, name: str) -> Delive
         return Delivery("already sent" if row["state"] == SendState.SENT else "being sent elsewhere",
                         row["message_id"])
     row = once.row(key)
-    message = BytesParser(policy=SMTP).parsebytes(row["data"])
-    envelope = [addr for _, addr in getaddresses([str(message["To"] or ""), str(message["Cc"] or "")]) if addr]
-    result = transport.send([(message, envelope)])[0]
+    # The stored bytes go out as they are (a crash resends the same); only the head is read.
+    head = BytesHeaderParser(policy=SMTP).parsebytes(row["data"])
+    envelope = [addr for _, addr in getaddresses([str(head["To"] or ""), str(head["Cc"] or "")]) if addr]
+    result = transport.send([(row["data"], envelope)])[0]
     if result.outcome is Outcome.SENT:
         once.sent(key)
         once.store.event(None, f"{name} sent", f"{key} {row['message_id']} to {', '.join(envelope)}")

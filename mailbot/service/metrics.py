@@ -21,7 +21,6 @@ Series (all `mailbot_…`; counters count since the process started):
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 from prometheus_client import (
     CollectorRegistry,
@@ -78,8 +77,7 @@ class Metrics:
         extract = reference.extract if reference is not None else None
         info = extract.info if extract is not None else None
         if info is not None and info.extracted_at is not None:
-            self.unis_age.set(max(0.0, datetime.now(info.extracted_at.tzinfo).timestamp()
-                                  - info.extracted_at.timestamp()))
+            self.unis_age.set(max(0.0, time.time() - info.extracted_at.timestamp()))
 
     def unreachable(self) -> None:
         self.polls.labels("failed").inc()
