@@ -22,10 +22,11 @@ c. peak memory of `mailbot poll` on the backlog of (a) with 5 % of the mails car
    from /proc (target <= 300 MB); also the RSS sum (which counts the pages the readers share with
    their forkserver three times) and the poll process's own high-water mark.
 d. importing a 1,000,000-row CP932 UNIS extract (bench/unis_import.py) against the sqlite3
-   command-line `.import` of the same rows (best of 3; target <= 2x).
+   command-line `.import` of the same rows (best of 3; target <= 1.2x, issue 19).
 f. the everyday mix of issue 19 (500 mails: 60 % orders and 10 % terminations with the samples' own
    forms, 30 % body-only, about a fifth held), the three contenders as in (a); targets naive /
-   mailbot >= 3, mailbot / floor <= 0.6, peak RSS <= 200 MB.
+   mailbot >= 3, mailbot / floor <= 0.6; peak memory <= 200 MB, from one more run sampled as in (c)
+   (PSS of the poll process and its children; the RSS sum beside it).
 e. one-page encrypted form through the PDF sandbox (`mailbot.forms.sandbox.read_pdf`): median and
    p95 of 200 reads; for comparison the same reads in-process (mailbot's reader, and the floor's
    pikepdf + pdfplumber extract_text).
@@ -359,20 +360,22 @@ def bench_throughput(dovecot, sink, sizes: dict, work: Path, profile: bool, *, m
         runs["floor"].append(run_script(dovecot, sink, mails, work, f"{name}-floor-{i}", "floor.py", []))
         for r in (runs["mailbot"][-1], runs["naive"][-1], runs["floor"][-1]):
             r["load_after"] = loadavg()
-    for name, rs in runs.items():
+    for contender, rs in runs.items():
         best = min(rs, key=lambda r: r["seconds"])
-        out[name] = {**best, "runs_s": [r["seconds"] for r in rs], "runs_cpu_s": [r["cpu_s"] for r in rs],
-                     "peak_rss_mb": max(r["memory"]["peak_rss_mb"] for r in rs)}
-        out[name]["memory"] = best["memory"]
+        out[contender] = {**best, "runs_s": [r["seconds"] for r in rs], "runs_cpu_s": [r["cpu_s"] for r in rs],
+                          "peak_rss_mb": max(r["memory"]["peak_rss_mb"] for r in rs)}
+        out[contender]["memory"] = best["memory"]
     out["naive_over_mailbot"] = round(out["naive"]["seconds"] / out["mailbot"]["seconds"], 2)
     out["mailbot_over_floor"] = round(out["mailbot"]["seconds"] / out["floor"]["seconds"], 2)
     out["cpu_naive_over_mailbot"] = round(min(out["naive"]["runs_cpu_s"]) / min(out["mailbot"]["runs_cpu_s"]), 2)
     out["cpu_mailbot_over_floor"] = round(min(out["mailbot"]["runs_cpu_s"]) / min(out["floor"]["runs_cpu_s"]), 2)
+    if name == "f":  # its memory: one more run, sampled with PSS (costly to read: not in the timed runs)
+        out["memory_run"] = run_bot(dovecot, sink, backlog, mails, work, f"{name}-memory", memory=True)
     if profile:
         prof = Path(tempfile.gettempdir()) / f"mailbot-bench-poll-{name}.prof"  # kept after the run
         out["profile"] = run_bot(dovecot, sink, backlog, mails, work, f"{name}-profile", profile=prof)
         out["profile"]["top"] = profile_summary(prof)
-        log(f"a: profile of the poll written to {prof}")
+        log(f"{name}: profile of the poll written to {prof}")
     return out, backlog
 
 
@@ -625,6 +628,11 @@ def table(results: dict) -> list[tuple[str, str, str, str, str]]:
         rows.append((f"{letter}. mailbot / floor (CPU)", "",
                      f"{a['mailbot_over_floor']:.2f} ({a['cpu_mailbot_over_floor']:.2f})", f"≤ {floor_target}",
                      verdict(a["mailbot_over_floor"] <= floor_target)))
+        if "memory_run" in a:  # PSS: each page the readers share with their forkserver counted once
+            m = a["memory_run"]["memory"]
+            rows.append((f"{letter}. peak memory of mailbot poll + children: PSS (RSS sum)", size,
+                         f"{m['peak_pss_mb']:.0f} MB ({m['peak_rss_mb']:.0f} MB)", "≤ 200 MB",
+                         verdict(m["peak_pss_mb"] <= 200)))
     b = results.get("b")
     if b:
         size = f"{b['mails']} mails, poll every {b['poll_interval_s']} s"
@@ -650,7 +658,7 @@ def table(results: dict) -> list[tuple[str, str, str, str, str]]:
         rows.append(("d. sqlite3 CLI .import (UTF-8 copy)", size, f"{d['sqlite3_cli_s']:.2f} s", "", ""))
         rows.append(("d. sqlite3 CLI .import + CREATE INDEX", size, f"{d['sqlite3_cli_index_s']:.2f} s", "", ""))
         rows.append(("d. mailbot UNIS import (CP932, checked, indexed)", size, f"{d['mailbot_s']:.2f} s", "", ""))
-        rows.append(("d. mailbot / sqlite3 CLI", "", f"{d['ratio']:.2f}", "≤ 2", verdict(d["ratio"] <= 2)))
+        rows.append(("d. mailbot / sqlite3 CLI", "", f"{d['ratio']:.2f}", "≤ 1.2", verdict(d["ratio"] <= 1.2)))
     e = results.get("e")
     if e:
         size = f"{e['reads']} reads"
