@@ -18,10 +18,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Real servers for the tests: Dovecot from Debian packages (the SMTP server is aiosmtpd, a test dependency);
-# IPA and DejaVu fonts for the second producer (fpdf2) of the sample forms.
+# IPA and DejaVu fonts for the second producer (fpdf2) of the sample forms; the sqlite3 command line, which
+# stores the rows of the UNIS extract when installed (the tests import each extract with and without it).
 servers:
-	@[ -x /usr/sbin/dovecot ] && [ -e /usr/share/fonts/opentype/ipafont-gothic/ipag.ttf ] || { $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd fonts-ipafont-gothic fonts-dejavu-core >/dev/null; }
+	@[ -x /usr/sbin/dovecot ] && [ -e /usr/share/fonts/opentype/ipafont-gothic/ipag.ttf ] && [ -x /usr/bin/sqlite3 ] || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  dovecot-imapd fonts-ipafont-gothic fonts-dejavu-core sqlite3 >/dev/null; }
 
 demo: install
 	$(VENV)/bin/mailbot poll

@@ -5,8 +5,10 @@
 Writes a realistic, deterministic CP932 extract (every column of DOMAIN.md §7 plus 抽出日時,
 every cell quoted as UNIS exports do, in a shuffled column order with two extra columns), then
 times
-  - mailbot: `UnisData.open` into an empty directory: detect the encoding, decode CP932, parse,
-    check every row (codes, items, 契約状態, dates), load, index 顧客CD, fsync, rename into place;
+  - mailbot: `UnisData.open` into an empty directory: detect the encoding, decode CP932, store the
+    rows (by the sqlite3 command line in one part per core, fed UTF-8 through pipes, when it is
+    installed; else in-process), check every distinct 顧客CD / 契約品目CD / 契約状態 / date / 抽出日時
+    and name the first bad row, index 顧客CD, fsync, rename into place;
   - sqlite3 CLI: `.import --csv` of the same rows converted to UTF-8 (the CLI reads UTF-8 only)
     into a new database (its defaults: one transaction, no checks, no index), and the same
     followed by `CREATE INDEX` on 顧客CD;
@@ -30,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mailbot.config import DEFAULT_RULES  # noqa: E402
+from mailbot.reference import unis  # noqa: E402
 from mailbot.reference.unis import UnisData  # noqa: E402
 
 HEADER = ["顧客CD", "顧客名", "店舗名", "管轄支店名", "契約品目CD", "契約状態", "受注日", "解約日",
@@ -107,12 +110,18 @@ def to_utf8(src: Path, dst: Path) -> None:
         shutil.copyfileobj(i, o, 1 << 20)
 
 
-def mailbot_import(src: Path, db: Path, rows: int) -> float:
-    """Seconds of `UnisData.open` of the extract into a new database; every row must arrive."""
+def mailbot_import(src: Path, db: Path, rows: int, command: bool = True) -> float:
+    """Seconds of `UnisData.open` of the extract into a new database; every row must arrive.
+    `command` False: the rows stored in-process, as on a machine without the sqlite3 command."""
     db.unlink(missing_ok=True)
-    t = time.perf_counter()
-    data = UnisData.open(src, db, DEFAULT_RULES)
-    elapsed = time.perf_counter() - t
+    saved = unis.SQLITE3_COMMAND
+    unis.SQLITE3_COMMAND = saved if command else None
+    try:
+        t = time.perf_counter()
+        data = UnisData.open(src, db, DEFAULT_RULES)
+        elapsed = time.perf_counter() - t
+    finally:
+        unis.SQLITE3_COMMAND = saved
     assert data.row_count == rows, data.row_count
     data.close()
     return elapsed
@@ -153,7 +162,9 @@ def main() -> int:
         for name, fn in (("sqlite3 CLI .import", lambda: sqlite_cli_import(utf8, tmp / "cli.sqlite3", False)),
                          ("sqlite3 CLI .import + index", lambda: sqlite_cli_import(utf8, tmp / "cli.sqlite3", True)),
                          ("mailbot UnisData.open (CP932)",
-                          lambda: mailbot_import(src, tmp / "mailbot-unis.sqlite3", args.rows))):
+                          lambda: mailbot_import(src, tmp / "mailbot-unis.sqlite3", args.rows)),
+                         ("mailbot, stored in-process",
+                          lambda: mailbot_import(src, tmp / "mailbot-unis.sqlite3", args.rows, command=False))):
             results[name] = min(fn() for _ in range(args.repeat))
         base = results["sqlite3 CLI .import"]
         print(f"{'import':32} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'ratio':>6}")

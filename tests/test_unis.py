@@ -6,6 +6,8 @@ import codecs
 import csv
 import io
 import os
+import shutil
+import sqlite3
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbot.config import DEFAULT_RULES
+from mailbot.reference import unis
 from mailbot.reference.unis import (
     Status,
     UnisData,
@@ -69,6 +72,15 @@ def write(path: Path, rows: list[dict[str, str]], *, encoding: str = "cp932", he
     if mtime is not None:
         os.utime(path, (mtime.timestamp(), mtime.timestamp()))
     return path
+
+
+@pytest.fixture(autouse=True, params=["sqlite3", None], ids=["command-line", "in-process"])
+def loader(request, monkeypatch):
+    """Every test with the rows stored by the sqlite3 command line and by this process."""
+    if request.param and not shutil.which(request.param):
+        pytest.skip("the sqlite3 command is not installed (make servers installs it)")
+    monkeypatch.setattr(unis, "SQLITE3_COMMAND", request.param)
+    return request.param
 
 
 @pytest.fixture

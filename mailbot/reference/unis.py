@@ -12,6 +12,12 @@ accepted and which contract items mean what is `rules/unis.toml`.
     data.lines("988776654") # [OrderLine, ...] in file order
     data.has_order("988776654")
 
+The file holds the rows as the CSV has them (table `raw`), what each distinct typed cell means
+(item codes, 契約状態, dates: checked once per distinct value) and the view `lines` that joins
+them; see the comment above `_raw_schema`.  The rows are stored by the sqlite3 command line when it
+is installed (Debian package `sqlite3`: a million rows in about the time of its own `.import`),
+else by this process (about 1.5× slower); both give the same file.
+
 An extract is recognised by (size, mtime, SHA-256 of its first and last 64 KiB) and by the
 rules it was imported with; `version` is the SHA-256 of the whole file plus the extraction time,
 so the same content extracted again later (no 抽出日時 column, newer mtime) is a new version.
@@ -21,21 +27,29 @@ from __future__ import annotations
 
 import codecs
 import csv
+import fcntl
 import gc
 import hashlib
 import io
+import logging
 import os
 import re
+import shutil
 import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
 import unicodedata
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mailbot.config import DEFAULT_RULES
 from mailbot.files import DataFileError, fsync_dir
@@ -49,6 +63,8 @@ from mailbot.rules.unis import (  # noqa: F401 - used by the reference data and 
     UnisRules,
 )
 from mailbot.text import TOKYO, compact
+
+log = logging.getLogger(__name__)
 
 FINGERPRINT_BYTES = 64 * 1024
 RULES_FILE = "unis.toml"
@@ -141,11 +157,6 @@ class OrderLine:
 
 # ---------------------------------------------------------------- import
 
-SCHEMA_LINES = (
-    "CREATE TABLE lines (row INTEGER NOT NULL, "
-    + ", ".join(f"{c} TEXT" for c in COLUMNS)
-    + ")"
-)
 SCHEMA_META = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)"
 
 
@@ -247,7 +258,296 @@ class _HashingReader(io.RawIOBase):
         return n
 
 
-_MISSING = object()
+# The rows are stored as the file has them, in `raw` (c0, c1, … in the file's column order; rowid + 1 is
+# the CSV row, the header being row 1).  Then every distinct value of a typed column is checked once and
+# what it means goes into one of three small tables (item codes, 契約状態, dates) that the view `lines`
+# joins, so no row is written twice and no cell is checked twice.  The rows are stored by the sqlite3
+# command line's `.import` when the command is installed (C speed, on the other core, fed through a pipe
+# the UTF-8 text this process decodes), else by executemany here; the checks are the same SQL for both.
+
+SQLITE3_COMMAND: str | None = "sqlite3"  # the command line (None: the rows are always stored here)
+LOAD_PRAGMAS = ("PRAGMA page_size=65536", "PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF",
+                "PRAGMA cache_size=-65536")  # a fresh file, fsynced and renamed only when complete
+PIPE_BYTES = 1 << 20  # the pipe's buffer: fewer wake-ups of either side
+MAX_PARTS = 4  # commands importing parts of one extract at once (at most one per core)
+PART_MIN_BYTES = 8 << 20  # a smaller share is not worth a command of its own
+_BLANK_LINE_WARNING = re.compile(r":\d+: expected \d+ columns but found 1 - filling the rest with NULL$")
+
+
+def _raw_schema(ncols: int) -> str:
+    return f"CREATE TABLE raw ({', '.join(f'c{i}' for i in range(ncols))})"
+
+
+def _code_index(column: int) -> str:
+    return f"CREATE INDEX raw_code ON raw (c{column})"
+
+
+class _LoadFailed(Exception):
+    """The command line did not store the rows as Python reads them: they are stored again here."""
+
+
+class _BadCell(ValueError):
+    """A cell that is not what its column needs; str() says why (the row and column are added)."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the columns are in this file."""
+
+    header: list[str]
+    column: dict[str, int]  # stored field name → column index
+    specs: dict[str, FieldSpec]
+    extracted: int | None  # 抽出日時's column
+
+    @property
+    def ncols(self) -> int:
+        return len(self.header)
+
+
+class _PythonLoader:
+    """executemany into `raw`, in this process (no sqlite3 command installed, or it read the CSV
+    differently).  A row of another length than the header is an error named here."""
+
+    name = "this process"
+
+    def __init__(self, importer: _Importer, db_path: Path, layout: _Layout, hashing: _HashingReader):
+        self.importer, self.db_path, self.layout, self.hashing = importer, db_path, layout, hashing
+        self.blanks: list[int] = []  # rowids of blank lines
+
+    def feed(self, text: io.TextIOBase, after_header: int) -> None:
+        self.text, self.reader = text, csv.reader(text)
+        self.after_header = after_header
+        # Only the columns the bot reads are bound (an extract may carry many more); the others stay NULL.
+        used = sorted({*self.layout.column.values(), *(() if self.layout.extracted is None else
+                                                       (self.layout.extracted,))})
+        db = sqlite3.connect(self.db_path, isolation_level=None)
+        gc_was = gc.isenabled()
+        try:
+            for pragma in LOAD_PRAGMAS:
+                db.execute(pragma)
+            gc.disable()  # a million short-lived rows, no cycles: the collector would only slow it down
+            db.execute("BEGIN")
+            db.execute(_raw_schema(self.layout.ncols))
+            columns, marks = ", ".join(f"c{i}" for i in used), ", ".join("?" * len(used))
+            # (at least three columns are required: itemgetter gives a tuple)
+            db.executemany(f"INSERT INTO raw ({columns}) VALUES ({marks})", map(itemgetter(*used), self._rows()))
+            db.execute("COMMIT")
+        finally:
+            db.close()
+            if gc_was:
+                gc.enable()
+
+    def line_num(self) -> int:
+        return self.after_header + self.reader.line_num
+
+    def _rows(self) -> Iterator[Sequence[str | None]]:
+        """The rows as read; a blank line as a row of NULLs (removed afterwards: rowids stay rows)."""
+        header, ncols = self.layout.header, self.layout.ncols
+        blank: tuple[None, ...] = (None,) * ncols
+        n = 1
+        for row in self.reader:
+            n += 1
+            if len(row) != ncols:
+                if not row:
+                    self.blanks.append(n - 1)
+                    yield blank
+                    continue
+                where = header[len(row)] if len(row) < ncols else f"{ncols + 1} (extra)"
+                raise self.importer.error(f"{len(row)} columns, the header has {ncols}", n, where)
+            yield row
+
+    def digest(self) -> str:
+        while self.text.read(1 << 20):  # anything csv left unread still counts in the hash
+            pass
+        return self.hashing.sha.hexdigest()
+
+    def finish(self) -> list[int]:
+        return self.blanks
+
+    def abort(self) -> None:
+        pass
+
+
+class _CommandLineLoader:
+    """The sqlite3 command line's `.import --csv`, fed through pipes the text after the header as
+    UTF-8: on a machine of several cores the file is cut into parts at record boundaries (even quote
+    count), each part imported by its own command into its own file, then appended to `raw` in order
+    (rowids stay row numbers).  Anything a command warns about except blank lines, and the rows are
+    stored again by _PythonLoader (which names a bad row exactly)."""
+
+    name = "sqlite3 .import"
+
+    def __init__(self, command: str, db_path: Path, layout: _Layout, path: Path, encoding: str):
+        self.command, self.db_path, self.layout, self.path = command, db_path, layout, path
+        self.encoding = "utf-8" if encoding == "utf-8-sig" else encoding  # the BOM is before the header
+        self.sha = hashlib.sha256()
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.pipes: list[io.FileIO] = []
+        self.warnings: list[IO[bytes]] = []
+        self.files = [db_path]
+        self.failure: BaseException | None = None
+
+    def _start(self, db_path: Path) -> io.FileIO:
+        read_end, write_end = os.pipe()
+        try:
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass  # a smaller pipe only costs wake-ups
+        warnings = tempfile.TemporaryFile()  # not a pipe: a warning on every row must not stall it
+        self.warnings.append(warnings)
+        try:
+            self.processes.append(subprocess.Popen(
+                [self.command, "-init", os.devnull, "-batch", "-bail", str(db_path),
+                 *(f"{p};" for p in LOAD_PRAGMAS), f"{_raw_schema(self.layout.ncols)};",
+                 f".import --csv /dev/fd/{read_end} raw"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=warnings, pass_fds=(read_end,)))
+        except OSError as e:
+            os.close(write_end)
+            raise _LoadFailed(f"cannot start {self.command} ({e.strerror})") from None
+        finally:
+            os.close(read_end)
+        pipe = io.FileIO(write_end, "wb")
+        self.pipes.append(pipe)
+        return pipe
+
+    def _record_end(self, f: IO[bytes], quotes: int) -> tuple[int, int] | None:
+        """Read (and hash) lines up to one after which the quotes read so far are even: a record
+        ends there, outside any quoted cell.  (bytes read, quotes), or None at the end of the file."""
+        read = 0
+        while line := f.readline():
+            self.sha.update(line)
+            quotes += line.count(b'"')
+            read += len(line)
+            if quotes % 2 == 0 and line.endswith(b"\n"):
+                return read, quotes
+        return None
+
+    def _cuts(self, f: IO[bytes], size: int) -> list[int]:
+        """Where the parts begin: the first after the header, the others near equal shares of the
+        rest; the bytes before the last cut are hashed on the way (the last part's feeder hashes on)."""
+        header = self._record_end(f, 0)
+        if header is None:
+            return [size]
+        start, quotes = header
+        pos, cuts = start, [start]
+        parts = max(1, min(os.cpu_count() or 1, MAX_PARTS, (size - start) // PART_MIN_BYTES))
+        for k in range(1, parts):
+            target = start + (size - start) * k // parts
+            while pos < target and (chunk := f.read(min(1 << 20, target - pos))):
+                self.sha.update(chunk)
+                quotes += chunk.count(b'"')
+                pos += len(chunk)
+            found = self._record_end(f, quotes)
+            if found is None:
+                break  # the rest is one part
+            pos, quotes = pos + found[0], found[1]
+            cuts.append(pos)
+        return cuts
+
+    def _feed_part(self, pipe: io.FileIO, start: int, end: int | None) -> None:
+        """Decode [start, end) (None: to the end, hashed) and write it to the pipe as UTF-8."""
+        decoder = codecs.getincrementaldecoder(self.encoding)("strict")
+        try:
+            with open(self.path, "rb", buffering=0) as f:
+                f.seek(start)
+                pos = start
+                while end is None or pos < end:
+                    chunk = f.read(1 << 20 if end is None else min(1 << 20, end - pos))
+                    if not chunk:
+                        break
+                    pos += len(chunk)
+                    if end is None:
+                        self.sha.update(chunk)
+                    pipe.write(decoder.decode(chunk).encode("utf-8"))
+                pipe.write(decoder.decode(b"", final=True).encode("utf-8"))
+        except BaseException as e:  # a decoding error above all, or a command that stopped: raised by feed()
+            self.failure = self.failure or e
+        finally:
+            pipe.close()
+
+    def feed(self, text: io.TextIOBase, after_header: int) -> None:
+        """Import the parts (`text`, the header read, is not used: the parts are read from the file)."""
+        with open(self.path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            cuts = self._cuts(f, size)
+        self.files += [self.db_path.with_name(f"{self.db_path.name}.part{k}") for k in range(1, len(cuts))]
+        self.name = f"sqlite3 .import in {len(cuts)} part{'s' if len(cuts) > 1 else ''}"
+        threads = []
+        for k, start in enumerate(cuts):
+            end = cuts[k + 1] if k + 1 < len(cuts) else None
+            threads.append(threading.Thread(target=self._feed_part, args=(self._start(self.files[k]), start, end),
+                                            name=f"unis-part{k}", daemon=True))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if isinstance(self.failure, BrokenPipeError):
+            self._warnings()  # raises _LoadFailed with the command's own words
+        if self.failure is not None:
+            raise self.failure
+
+    def digest(self) -> str:
+        return self.sha.hexdigest()
+
+    def line_num(self) -> int:
+        return 0  # csv errors are found by _PythonLoader
+
+    def _warnings(self) -> list[str]:
+        """Wait for the commands; what they said.  _LoadFailed if one failed."""
+        said: list[str] = []
+        for process, warnings in zip(self.processes, self.warnings, strict=True):
+            status = process.wait()
+            warnings.seek(0)
+            text = warnings.read(64 * 1024).decode("utf-8", "replace").splitlines()
+            if status != 0:
+                raise _LoadFailed(f"exit status {status}: {' '.join(text[:2]) or 'no message'}")
+            said += text
+        if self.failure is not None:
+            raise _LoadFailed(f"a command stopped reading ({self.failure})")
+        return said
+
+    def finish(self) -> list[int]:
+        """Wait for the commands, append the parts in order; the rowids of blank lines.
+        _LoadFailed unless every part was stored as Python reads it."""
+        said = self._warnings()
+        odd = [s for s in said if not _BLANK_LINE_WARNING.search(s)]
+        if odd:
+            raise _LoadFailed(f"it read the CSV differently: {odd[0]}")
+        db = sqlite3.connect(self.db_path, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
+            for part in self.files[1:]:  # no index yet: SQLite copies the records as they are
+                db.execute("ATTACH DATABASE ? AS part", (str(part),))
+                db.execute("INSERT INTO main.raw SELECT * FROM part.raw")
+                db.execute("DETACH DATABASE part")
+                part.unlink()
+            if not said:
+                return []
+            # rows of one cell: blank lines if that cell is empty, else a short row (an error)
+            short = db.execute(f"SELECT rowid, c0 FROM raw WHERE c{self.layout.ncols - 1} IS NULL").fetchall()
+        finally:
+            db.close()
+        if any(cell != "" for _, cell in short):
+            raise _LoadFailed("a row of one cell")
+        return [rowid for rowid, _ in short]
+
+    def abort(self) -> None:
+        for pipe in self.pipes:
+            if not pipe.closed:
+                pipe.close()
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        for warnings in self.warnings:
+            warnings.close()
+        for part in self.files[1:]:
+            part.unlink(missing_ok=True)
+
+
+def _loader_command() -> str | None:
+    return shutil.which(SQLITE3_COMMAND) if SQLITE3_COMMAND else None
 
 
 class _Importer:
@@ -255,72 +555,64 @@ class _Importer:
 
     def __init__(self, path: Path, rules: UnisRules):
         self.path, self.rules = path, rules
-        self.datetimes: dict[str, datetime | None] = {}  # 抽出日時 cell → value
         self.count = 0
+        self.loader_name = ""
+        self.extracted_at: datetime | None = None
 
     def error(self, message: str, row: int | None = None, column: str | None = None) -> UnisError:
         return UnisError(self.path, message, row, column)
 
-    # -- one cell each, the slow path (the fast path is inline in rows())
+    # -- what one cell means (raises _BadCell)
 
-    def _date(self, cell: str, row: int, column: str, spec: FieldSpec) -> str | None:
+    def _date(self, cell: str, spec: FieldSpec) -> str | None:
         s = unicodedata.normalize("NFKC", cell).strip()
         if not s:
             if not spec.empty:
-                raise self.error("empty, a date is required", row, column)
+                raise _BadCell("empty, a date is required")
             return None
         for fmt in self.rules.date_formats:
             try:
-                value = _parse_date(s, fmt).isoformat()
-                break
+                return _parse_date(s, fmt).isoformat()
             except ValueError:
                 continue
-        else:
-            raise self.error(f"{cell!r} is not a date ({' or '.join(map(_readable, self.rules.date_formats))})",
-                             row, column)
-        return value
+        raise _BadCell(f"{cell!r} is not a date ({' or '.join(map(_readable, self.rules.date_formats))})")
 
-    def _datetime(self, cell: str, row: int, column: str, spec: FieldSpec) -> datetime | None:
+    def _datetime(self, cell: str, spec: FieldSpec) -> datetime | None:
         s = unicodedata.normalize("NFKC", cell).strip()
-        value = None
-        if s:
-            for fmt in (*self.rules.datetime_formats, *self.rules.date_formats):
-                try:
-                    value = datetime.strptime(s, fmt).replace(tzinfo=TOKYO)
-                    break
-                except ValueError:
-                    continue
-            else:
-                raise self.error(f"{cell!r} is not a date and time", row, column)
-        elif not spec.empty:
-            raise self.error("empty, a date and time is required", row, column)
-        self.datetimes[cell] = value
-        return value
+        if not s:
+            if not spec.empty:
+                raise _BadCell("empty, a date and time is required")
+            return None
+        for fmt in (*self.rules.datetime_formats, *self.rules.date_formats):
+            try:
+                return datetime.strptime(s, fmt).replace(tzinfo=TOKYO)
+            except ValueError:
+                continue
+        raise _BadCell(f"{cell!r} is not a date and time")
 
-    def _code(self, cell: str, row: int, column: str) -> str:
+    def _code(self, cell: str, spec: FieldSpec) -> str:
         s = unicodedata.normalize("NFKC", cell).strip()
         n = self.rules.customer_code_digits
         if len(s) != n or not (s.isascii() and s.isdigit()):
-            raise self.error(f"{cell!r} is not a customer code ({n} digits)", row, column)
+            raise _BadCell(f"{cell!r} is not a customer code ({n} digits)")
         return s
 
-    def _item(self, cell: str, row: int, column: str) -> str:
+    def _item(self, cell: str, spec: FieldSpec) -> str:
         s = unicodedata.normalize("NFKC", cell).strip().upper()
         if not self.rules.item_code_pattern.search(s):
-            raise self.error(f"{cell!r} is not a contract item code ({self.rules.item_code_pattern.pattern})",
-                             row, column)
+            raise _BadCell(f"{cell!r} is not a contract item code ({self.rules.item_code_pattern.pattern})")
         return s
 
-    def _status(self, cell: str, row: int, column: str) -> str:
+    def _status(self, cell: str, spec: FieldSpec) -> str:
         s = self.rules.status.get(norm_header(cell))
         if s is None:
-            raise self.error(f"{cell!r} is not a 契約状態 ({' / '.join(self.rules.status)})", row, column)
+            raise _BadCell(f"{cell!r} is not a 契約状態 ({' / '.join(self.rules.status)})")
         return s.value
 
     # -- the whole file
 
-    def header(self, row: list[str]) -> tuple[list[tuple[FieldSpec, int]], int | None]:
-        """(stored field, column index) for each column found, and 抽出日時's index."""
+    def header(self, row: list[str]) -> _Layout:
+        """Which stored field is in which column."""
         where: dict[str, int] = {}
         for i, cell in enumerate(row):
             key = norm_header(cell)
@@ -328,7 +620,7 @@ class _Importer:
                 if key in where:
                     raise self.error("the column appears twice", 1, cell)
                 where[key] = i
-        found, extracted = [], None
+        column, specs, extracted = {}, {}, None
         for spec in self.rules.fields:
             hits = [where[norm_header(h)] for h in spec.headers if norm_header(h) in where]
             if not hits:
@@ -337,80 +629,16 @@ class _Importer:
                 continue
             if len(hits) > 1:
                 raise self.error(f"{' and '.join(row[i] for i in hits)} are the same column", 1, row[hits[0]])
+            specs[spec.name] = spec
             if spec.name == EXTRACTED_AT:
                 extracted = hits[0]
             else:
-                found.append((spec, hits[0]))
-        return found, extracted
+                column[spec.name] = hits[0]
+        return _Layout(row, column, specs, extracted)
 
-    def plan(self, header: list[str], found: list[tuple[FieldSpec, int]]) -> list[str]:
-        """The table columns rows() yields, in order."""
-        self.text = [spec.name for spec, _ in found if spec.type == "text"]
-        return ["row", "customer_code", "item_code", "status", "order_date", "termination_date", *self.text]
-
-    def rows(self, reader: Iterator[list[str]], header: list[str], found: list[tuple[FieldSpec, int]],
-             extracted: int | None) -> Iterator[tuple[str | int | None, ...]]:
-        """The table rows, validated; raises UnisError at the first bad cell."""
-        ncols = len(header)
-        index = {spec.name: i for spec, i in found}
-        spec_of = {spec.name: spec for spec, _ in found}
-        # Text columns are taken as they are by one itemgetter; typed ones are checked and converted,
-        # each distinct value once (a cache per column: the same cell may be valid in one, not another).
-        text = self.text
-        if len(text) > 1:
-            pick = itemgetter(*(index[n] for n in text))
-        elif text:
-            one = itemgetter(index[text[0]])
-            pick = lambda r: (one(r),)  # noqa: E731
-        else:
-            pick = lambda r: ()  # noqa: E731
-        i_code, i_item, i_status = index["customer_code"], index["item_code"], index["status"]
-        i_od, i_td = index.get("order_date"), index.get("termination_date")
-        c_code, c_item, c_status = header[i_code], header[i_item], header[i_status]
-        digits = self.rules.customer_code_digits
-        statuses = {label: s.value for label, s in self.rules.status.items()}
-        items: dict[str, str] = {}
-        od_cache: dict[str, str | None] = {}
-        td_cache: dict[str, str | None] = {}
-        datetimes = self.datetimes
-        missing = _MISSING
-
-        n, blanks = 1, 0
-        for row in reader:
-            n += 1
-            if len(row) != ncols:
-                if not row:  # a blank line: skipped, but counted as a row
-                    blanks += 1
-                    continue
-                if len(row) < ncols:
-                    raise self.error(f"{len(row)} columns, the header has {ncols}", n, header[len(row)])
-                raise self.error(f"{len(row)} columns, the header has {ncols}", n, f"{ncols + 1} (extra)")
-            code = row[i_code]
-            if len(code) != digits or not code.isdigit() or not code.isascii():
-                code = self._code(code, n, c_code)
-            item = items.get(row[i_item])
-            if item is None:
-                item = items[row[i_item]] = self._item(row[i_item], n, c_item)
-            status = statuses.get(row[i_status])
-            if status is None:
-                status = self._status(row[i_status], n, c_status)
-            od = td = None
-            if i_od is not None:
-                od = od_cache.get(row[i_od], missing)
-                if od is missing:
-                    od = od_cache[row[i_od]] = self._date(row[i_od], n, header[i_od], spec_of["order_date"])
-            if i_td is not None:
-                td = td_cache.get(row[i_td], missing)
-                if td is missing:
-                    td = td_cache[row[i_td]] = self._date(row[i_td], n, header[i_td],
-                                                          spec_of["termination_date"])
-            if extracted is not None and row[extracted] not in datetimes:
-                self._datetime(row[extracted], n, header[extracted], self.extracted_spec)
-            yield (n, code, item, status, od, td, *pick(row))
-        self.count = n - 1 - blanks
-
-    def run(self, db_path: Path) -> tuple[str, str, int, datetime | None, str]:
-        """Import into the fresh file db_path; (encoding, sha256, rows, max 抽出日時, header text)."""
+    def run(self, db_path: Path, command: str | None) -> tuple[str, str]:
+        """Import into the fresh file db_path; (encoding, sha256 of the file).  `command`: the sqlite3
+        command line that stores the rows (None: stored by this process)."""
         try:
             raw = io.FileIO(self.path, "rb")
         except OSError as e:
@@ -423,46 +651,145 @@ class _Importer:
                 raise self.error(f"{encoding.upper()} is not supported: save the extract as CP932 or UTF-8", 1)
             hashing = _HashingReader(raw)
             text = io.TextIOWrapper(io.BufferedReader(hashing, 1 << 20), encoding=encoding, newline="")
-            reader = csv.reader(text)
+            header_reader = csv.reader(text)
             header: list[str] = []
+            loader: _PythonLoader | _CommandLineLoader | None = None
             try:
-                header = next(reader, [])
+                header = next(header_reader, [])
                 if not any(c.strip() for c in header):
                     raise self.error("no header row (the file is empty)", 1)
-                found, extracted = self.header(header)
-                self.extracted_spec = next((s for s in self.rules.fields if s.name == EXTRACTED_AT), None)
-                order = self.plan(header, found)
-                rows = self.rows(reader, header, found, extracted)
-                db = sqlite3.connect(db_path, isolation_level=None)
-                try:
-                    db.execute("PRAGMA journal_mode=OFF")
-                    db.execute("PRAGMA synchronous=OFF")
-                    db.execute("PRAGMA page_size=65536")  # fewer, larger pages: a faster load
-                    db.execute("PRAGMA cache_size=-65536")
-                    gc_was = gc.isenabled()
-                    gc.disable()  # a million short-lived rows, no cycles: the collector would only slow it down
-                    db.execute("BEGIN")
-                    db.execute(SCHEMA_LINES)
-                    db.execute(SCHEMA_META)
-                    db.executemany(f"INSERT INTO lines ({', '.join(order)}) VALUES ({', '.join('?' * len(order))})",
-                                   rows)
-                    db.execute("CREATE INDEX lines_code ON lines (customer_code)")
-                    db.execute("COMMIT")
-                finally:
-                    db.close()
-                    if gc_was:
-                        gc.enable()
-                while text.read(1 << 20):  # anything csv left unread still counts in the hash
-                    pass
+                layout = self.header(header)
+                if command:
+                    loader = _CommandLineLoader(command, db_path, layout, self.path, encoding)
+                else:
+                    loader = _PythonLoader(self, db_path, layout, hashing)
+                loader.feed(text, header_reader.line_num)
+                sha = loader.digest()
+                blanks = loader.finish()
+                self.loader_name = loader.name
             except UnicodeDecodeError:
                 row, column, bad = locate_decode_error(self.path, encoding, header or None)
                 raise self.error(f"not valid {'UTF-8' if encoding.startswith('utf') else 'CP932'}"
                                  f" (bytes {bad}): save the extract as CP932 or UTF-8",
                                  row or None, column) from None
             except csv.Error as e:
-                raise self.error(f"not a readable CSV ({e})", reader.line_num + 1) from None
-        extracted_at = max((v for v in self.datetimes.values() if v), default=None)
-        return encoding, hashing.sha.hexdigest(), self.count, extracted_at, ",".join(header)
+                line = loader.line_num() if loader is not None else header_reader.line_num
+                raise self.error(f"not a readable CSV ({e})", line + 1) from None
+            finally:
+                if loader is not None:
+                    loader.abort()
+        self.check_and_describe(db_path, layout, blanks)
+        return encoding, sha
+
+    def check_and_describe(self, db_path: Path, layout: _Layout, blanks: list[int]) -> None:
+        """Check every distinct typed cell once (UnisError: the first bad cell in file order, as a
+        reader going row by row would find it), then store what they mean and the view `lines`."""
+        db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute("BEGIN")
+            db.executemany("DELETE FROM raw WHERE rowid=?", ((r,) for r in blanks))
+            db.execute("COMMIT")  # the readers below see the rows without the blank lines
+            self.count = db.execute("SELECT count(*) FROM raw").fetchone()[0]
+            meanings, codes = self._check(db_path, layout)
+            db.execute("BEGIN")
+            db.executemany(f"UPDATE raw SET c{layout.column['customer_code']}=? WHERE rowid=?",
+                           ((code, rowid) for rowid, code in codes))
+            for table, values in meanings.items():
+                db.execute(f"CREATE TABLE {table} (cell TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+                db.executemany(f"INSERT INTO {table} VALUES (?, ?)", values.items())
+            db.execute(_lines_view(layout.column))
+            db.execute(SCHEMA_META)
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    def _check(self, db_path: Path, layout: _Layout) -> tuple[dict[str, dict[str, str]], list[tuple[int, str]]]:
+        """({meaning table: {cell: value}}, [(rowid, customer code)] where the cell is not the code)."""
+        col, specs = layout.column, layout.specs
+        # (what to check, its column, the meaning table) in the order a row's cells are checked
+        typed = [("customer_code", self._code, None), ("item_code", self._item, "item_meaning"),
+                 ("status", self._status, "status_meaning"), ("order_date", self._date, "date_meaning"),
+                 ("termination_date", self._date, "date_meaning")]
+        checks = [(name, fn, table, col[name]) for name, fn, table in typed if name in col]
+        if layout.extracted is not None:
+            checks.append((EXTRACTED_AT, self._datetime, None, layout.extracted))
+        digits = self.rules.customer_code_digits
+
+        def cells(order: int) -> list[tuple[str, int]]:
+            """The distinct cells of one column (customer codes: only those not plainly N digits);
+            order -1: the index on customer codes is made instead (while the other thread reads)."""
+            db = sqlite3.connect(db_path, timeout=600)  # the index's commit waits for the reads
+            try:
+                if order < 0:
+                    db.execute("PRAGMA journal_mode=OFF")
+                    db.execute("PRAGMA synchronous=OFF")
+                    db.execute("PRAGMA cache_size=-65536")
+                    db.execute(_code_index(col["customer_code"]))
+                    db.commit()
+                    return []
+                name, _, _, i = checks[order]
+                if name == "customer_code":
+                    return db.execute(f"SELECT c{i}, rowid FROM raw WHERE length(c{i}) != ? OR c{i} GLOB '*[^0-9]*'",
+                                      (digits,)).fetchall()
+                return [(c, 0) for (c,) in db.execute(f"SELECT DISTINCT c{i} FROM raw")]
+            finally:
+                db.close()
+
+        # Each scan is one SQLite statement that releases the GIL: two at a time use both cores.
+        with ThreadPoolExecutor(2) as pool:
+            found = list(pool.map(cells, range(-1, len(checks))))[1:]
+        meanings: dict[str, dict[str, str]] = {"item_meaning": {}, "status_meaning": {}, "date_meaning": {}}
+        codes: list[tuple[int, str]] = []
+        bad: list[tuple[int, int, str, str]] = []  # (row, order, column header, why)
+        db = sqlite3.connect(db_path)
+        try:
+            for order, ((name, fn, table, i), values) in enumerate(zip(checks, found, strict=True)):
+                for cell, rowid in values:
+                    try:
+                        value = fn(cell, specs[name])
+                    except _BadCell as why:
+                        if not rowid:
+                            rowid = db.execute(f"SELECT min(rowid) FROM raw WHERE c{i} = ?", (cell,)).fetchone()[0]
+                        bad.append((rowid + 1, order, layout.header[i], str(why)))
+                        continue
+                    if name == "customer_code":
+                        codes.append((rowid, value))
+                    elif name == EXTRACTED_AT:
+                        if value is not None and (self.extracted_at is None or value > self.extracted_at):
+                            self.extracted_at = value
+                    elif value is not None:
+                        meanings[table][cell] = value
+        finally:
+            db.close()
+        if bad:
+            row, _, column, why = min(bad)
+            raise self.error(why, row, column)
+        return meanings, codes
+
+
+def _lines_view(column: dict[str, int]) -> str:
+    """The view `lines`: the columns of COLUMNS (absent ones NULL), typed cells by their meaning,
+    plus termination_cell (解約日 as written, to select by date through date_meaning).  CROSS JOIN keeps
+    `raw` the outer loop: a lookup by customer code goes through its index."""
+    joins, exprs = [], ["raw.rowid + 1 AS row"]
+    for name, kind in COLUMNS.items():
+        i = column.get(name)
+        if i is None:
+            exprs.append(f"NULL AS {name}")
+        elif kind in ("item_code", "status"):
+            table = "item_meaning" if kind == "item_code" else "status_meaning"
+            joins.append(f"CROSS JOIN {table} AS m_{name} ON m_{name}.cell = raw.c{i}")
+            exprs.append(f"m_{name}.value AS {name}")
+        elif kind == "date":
+            joins.append(f"LEFT JOIN date_meaning AS m_{name} ON m_{name}.cell = raw.c{i}")
+            exprs.append(f"m_{name}.value AS {name}")
+        else:
+            exprs.append(f"raw.c{i} AS {name}")
+    i = column.get("termination_date")
+    exprs.append(f"raw.c{i} AS termination_cell" if i is not None else "NULL AS termination_cell")
+    return f"CREATE VIEW lines AS SELECT {', '.join(exprs)} FROM raw {' '.join(joins)}"
 
 
 def import_extract(path: Path, db_path: Path, rules: UnisRules, source: Path | None = None) -> ExtractInfo:
@@ -471,18 +798,27 @@ def import_extract(path: Path, db_path: Path, rules: UnisRules, source: Path | N
     Raises UnisError for a bad extract (db_path is then removed).  `source` is the name recorded
     (default: path)."""
     fp = Fingerprint.of(path)
-    importer = _Importer(path, rules)
+    started = time.monotonic()
+    command = _loader_command()
     try:
-        encoding, sha, rows, column_time, _ = importer.run(db_path)
-        if column_time is not None:
-            extracted_at, extracted_from = column_time, "抽出日時"
+        importer = _Importer(path, rules)
+        try:
+            encoding, sha = importer.run(db_path, command)
+        except _LoadFailed as e:
+            log.warning("UNIS extract %s: not stored by the sqlite3 command line (%s): stored by this process",
+                        path, e)
+            db_path.unlink(missing_ok=True)
+            importer = _Importer(path, rules)
+            encoding, sha = importer.run(db_path, None)
+        if importer.extracted_at is not None:
+            extracted_at, extracted_from = importer.extracted_at, "抽出日時"
         else:
             extracted_at = datetime.fromtimestamp(fp.mtime_ns / 1e9, TOKYO).replace(microsecond=0)
             extracted_from = "mtime"
         info = ExtractInfo(
             source=str(source or path), fingerprint=fp.text(), rules=rules.digest, sha256=sha,
             version=f"{sha[:16]}@{extracted_at.strftime('%Y%m%dT%H%M%S')}",
-            extracted_at=extracted_at, extracted_from=extracted_from, rows=rows, encoding=encoding,
+            extracted_at=extracted_at, extracted_from=extracted_from, rows=importer.count, encoding=encoding,
             imported_at=datetime.now(timezone.utc),
         )
         db = sqlite3.connect(db_path, isolation_level=None)
@@ -494,6 +830,8 @@ def import_extract(path: Path, db_path: Path, rules: UnisRules, source: Path | N
             db.close()
         with open(db_path, "rb+") as f:  # on disk before it is renamed into place
             os.fsync(f.fileno())
+        log.info("UNIS extract %s: %d rows imported in %.1f s (rows stored by %s)", path, importer.count,
+                 time.monotonic() - started, importer.loader_name)
         return info
     except BaseException:
         db_path.unlink(missing_ok=True)
@@ -529,7 +867,7 @@ class UnisData:
             try:
                 db = _connect_ro(self.db_path)
                 self.info = ExtractInfo.read(db)
-                db.execute("SELECT 1 FROM lines LIMIT 1").fetchall()
+                db.execute("SELECT termination_cell FROM lines LIMIT 1").fetchall()  # else an older layout
                 self._db = db
             except (sqlite3.DatabaseError, KeyError, ValueError):
                 self.info = None  # unreadable (e.g. cut by a crash): imported again
@@ -607,10 +945,11 @@ class UnisData:
         return True
 
     def _remove_stale(self) -> None:
-        """Half-made imports left by a process that died during an import."""
-        for path in self.db_path.parent.glob(f"{self.db_path.name}.*.new"):
+        """Half-made imports (and their parts) left by a process that died during an import."""
+        name = self.db_path.name
+        for path in [*self.db_path.parent.glob(f"{name}.*.new"), *self.db_path.parent.glob(f"{name}.*.new.part*")]:
             try:
-                pid = int(path.name[len(self.db_path.name) + 1:].split(".")[0])
+                pid = int(path.name[len(name) + 1:].split(".")[0])
                 os.kill(pid, 0)
                 if pid != os.getpid():
                     continue  # another live process is importing
@@ -650,7 +989,8 @@ class UnisData:
 
     def terminations_between(self, first: date, last: date, statuses: frozenset[Status]) -> list[OrderLine]:
         """The router lines in `statuses` whose 解約日 is from `first` to `last`, by code and row."""
-        rows = self._query("SELECT * FROM lines WHERE termination_date >= ? AND termination_date <= ?"
+        rows = self._query("SELECT * FROM lines WHERE termination_cell IN"
+                           " (SELECT cell FROM date_meaning WHERE value >= ? AND value <= ?)"
                            " ORDER BY customer_code, row", first.isoformat(), last.isoformat())
         return [line for line in map(self._line, rows) if line.router and line.status in statuses]
 
