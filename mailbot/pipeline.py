@@ -48,7 +48,7 @@ from mailbot.model import (
 from mailbot.record.history import History
 from mailbot.record.ledger import AcceptedRequest, LedgerLine, ledger_line
 from mailbot.record.states import MailState, SendState
-from mailbot.record.store import HeldRow, MailRow, ReplyRow, Store
+from mailbot.record.store import HeldRow, MailRow, ReplyRow, Store, compressed_copy
 from mailbot.reference.calendar import business_calendar
 from mailbot.reference.data import ReferenceData
 from mailbot.reply.note import (
@@ -221,6 +221,7 @@ class _Chunk:
     mails: list[RawMail]
     assessed: dict[str, Assessment]  # by the SHA-256 of the mail
     readings: dict[str, Future[PdfReading]]  # by the SHA-256 of the mail (one read per distinct PDF)
+    copies: dict[str, Future[list[bytes]]] = field(default_factory=dict)  # the kept copies, being made
 
     @property
     def size(self) -> int:
@@ -259,6 +260,11 @@ class _Chunk:
             return None
         ahead = self.readings.get(raw.sha256)
         return ahead.result() if ahead is not None else read_form(*assessment.form, settings)
+
+    def copy(self, raw: RawMail) -> list[bytes] | None:
+        """The mail's compressed copy as made ahead (None: the store makes it)."""
+        ahead = self.copies.get(raw.sha256)
+        return ahead.result() if ahead is not None else None
 
 
 @dataclass
@@ -331,7 +337,9 @@ class Bot:
                       and known[uid].data_version != version)]
         # Pipelined: while one chunk is decided, answered and filed, the forms of the next
         # _READ_AHEAD chunks are being read.
-        with ThreadPoolExecutor(max_workers=_PDF_WORKERS, thread_name_prefix="pdf-reader") as pool:
+        # zlib compresses without the GIL: the copies kept of the mails are made beside the main thread.
+        with (ThreadPoolExecutor(max_workers=_PDF_WORKERS, thread_name_prefix="pdf-reader") as pool,
+              ThreadPoolExecutor(max_workers=1, thread_name_prefix="compressor") as compressor):
             pending: deque[_Chunk] = deque()
             chunk: list[RawMail] = []
             size = 0
@@ -343,7 +351,7 @@ class Bot:
                     while size >= _CHUNK_BYTES and pending:
                         if self._finish_chunk(pending.popleft(), report, stop):
                             return
-                    pending.append(self._start_chunk(chunk, pool))
+                    pending.append(self._start_chunk(chunk, pool, compressor))
                     chunk, size = [], 0
                     # Read ahead by count, and by bytes: big mails are decided before more come in.
                     while len(pending) > _READ_AHEAD or (len(pending) > 1 and sum(
@@ -351,19 +359,22 @@ class Bot:
                         if self._finish_chunk(pending.popleft(), report, stop):
                             return
             if chunk:
-                pending.append(self._start_chunk(chunk, pool))
+                pending.append(self._start_chunk(chunk, pool, compressor))
             while pending:
                 if self._finish_chunk(pending.popleft(), report, stop):
                     return
         self._forget_vanished(set(present), validity)
 
-    def _start_chunk(self, chunk: list[RawMail], pool: ThreadPoolExecutor) -> _Chunk:
+    def _start_chunk(self, chunk: list[RawMail], pool: ThreadPoolExecutor,
+                     compressor: ThreadPoolExecutor) -> _Chunk:
         """Assess a few fetched mails (parsed, classified, gate-checked: once) and start reading
-        the forms their checks will need, each in a sandbox of its own, one per core.  A mail
-        whose assessment fails is assessed again by `_decide`, under its attempt count."""
+        the forms their checks will need, each in a sandbox of its own, one per core, and making
+        the compressed copies they are kept as.  A mail whose assessment fails is assessed again
+        by `_decide`, under its attempt count."""
         assessed: dict[str, Assessment] = {}
         jobs: dict[str, Future[PdfReading]] = {}
         by_pdf: dict[str, Future[PdfReading]] = {}  # the same PDF in two mails is read once
+        copies = {raw.sha256: compressor.submit(compressed_copy, raw.data) for raw in chunk}
         for raw in chunk:
             try:
                 assessment = assess(raw.data, raw.internaldate, self.settings, self.store)
@@ -375,7 +386,7 @@ class Bot:
                 if digest not in by_pdf:
                     by_pdf[digest] = pool.submit(read_form, *assessment.form, self.settings)
                 jobs[raw.sha256] = by_pdf[digest]
-        return _Chunk(chunk, assessed, jobs)
+        return _Chunk(chunk, assessed, jobs, copies)
 
     def _finish_chunk(self, c: _Chunk, report: CycleReport, stop: callable) -> bool:
         """Decide the chunk's mails once their forms are read, then send their replies and file
@@ -393,7 +404,8 @@ class Bot:
         row = self.store.by_ref(raw.ref) or self.store.by_sha(raw.sha256)
         if row is None:
             # recorded with its first attempt counted: one commit before the work, not two
-            self._decide(self.store.add_received(raw, None, attempts=1), raw, report, chunk, counted=True)
+            self._decide(self.store.add_received(raw, None, attempts=1, copy=chunk.copy(raw)), raw, report, chunk,
+                         counted=True)
             return
         elif row.ref != raw.ref:
             # Same bytes at a new place: the UIDVALIDITY changed, or the server delivered a copy.

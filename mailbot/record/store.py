@@ -78,6 +78,8 @@ CREATE TABLE IF NOT EXISTS replies (
 );
 CREATE INDEX IF NOT EXISTS replies_state ON replies (state, next_attempt);
 CREATE INDEX IF NOT EXISTS replies_sent ON replies (sent_at);
+-- a mail's replies, asked for at every reply sent: without it a year's replies were scanned each time
+CREATE INDEX IF NOT EXISTS replies_mail ON replies (mail_id);
 CREATE TABLE IF NOT EXISTS events (
     id       INTEGER PRIMARY KEY,
     mail_id  INTEGER REFERENCES mails (id),
@@ -241,8 +243,8 @@ class ReplyRow:
 _PIECE = 1 << 20  # bytes of a mail compressed at a time
 
 
-def _compressed(data: bytes) -> list[bytes]:
-    """data zlib-compressed at level 1, in pieces written one by one into the blob: a 20 MB mail's
+def compressed_copy(data: bytes) -> list[bytes]:
+    """data zlib-compressed at level 1, as a mail is kept, in pieces written one by one into its blob: a 20 MB mail's
     compressed copy is never joined, nor copied whole by SQLite (zlib.compress held its output twice
     while joining it, the bound blob once more: ~45 MB at the peak of one such mail)."""
     z = zlib.compressobj(1)
@@ -339,8 +341,10 @@ class Store:
         rows = self.db.execute("SELECT * FROM mails WHERE folder=? AND state!=? ORDER BY id", (folder, MailState.FILED))
         return [MailRow.from_sql(r) for r in rows]
 
-    def add_received(self, raw: RawMail, message_id: str | None, attempts: int = 0) -> MailRow:
-        """A new mail; `attempts`: processing attempts already begun (count_attempt's count)."""
+    def add_received(self, raw: RawMail, message_id: str | None, attempts: int = 0,
+                     copy: list[bytes] | None = None) -> MailRow:
+        """A new mail; `attempts`: processing attempts already begun (count_attempt's count);
+        `copy`: compressed_copy(raw.data) if made already."""
         t = now_utc().isoformat()
         with self.transaction() as db:
             cur = db.execute(
@@ -350,7 +354,7 @@ class Store:
                  _iso(raw.internaldate), MailState.RECEIVED, t, t, attempts),
             )
             self._event(db, cur.lastrowid, "received", f"{raw.ref.folder} uid {raw.ref.uid}")
-            pieces = _compressed(raw.data)
+            pieces = copy if copy is not None else compressed_copy(raw.data)
             kept = db.execute("INSERT OR IGNORE INTO originals (mail_id, data) VALUES (?, zeroblob(?))",
                               (cur.lastrowid, sum(map(len, pieces))))
             if kept.rowcount:

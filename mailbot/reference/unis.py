@@ -862,6 +862,7 @@ class UnisData:
         self.info: ExtractInfo | None = None
         self._db: sqlite3.Connection | None = None
         self._failed: str | None = None  # fingerprint of the file that failed to import
+        self._by_code: dict[str, tuple[OrderLine, ...]] = {}  # lines() of the extract in use
         self.imports = 0  # imports done by this object
         if self.db_path.exists():
             try:
@@ -939,6 +940,7 @@ class UnisData:
         os.replace(fresh, self.db_path)
         fsync_dir(self.db_path.parent)
         self.close()
+        self._by_code.clear()
         self._db, self.info = _connect_ro(self.db_path), info
         self.error = self._failed = None
         self.imports += 1
@@ -984,8 +986,13 @@ class UnisData:
         )
 
     def lines(self, code: str) -> list[OrderLine]:
-        """Every order line of the customer code, in file order."""
-        return [self._line(r) for r in self._query("SELECT * FROM lines WHERE customer_code=? ORDER BY row", code)]
+        """Every order line of the customer code, in file order (asked for several times per mail
+        by the checks, the reply and the ledger: read once per extract)."""
+        found = self._by_code.get(code)
+        if found is None:
+            found = self._by_code[code] = tuple(
+                self._line(r) for r in self._query("SELECT * FROM lines WHERE customer_code=? ORDER BY row", code))
+        return list(found)
 
     def terminations_between(self, first: date, last: date, statuses: frozenset[Status]) -> list[OrderLine]:
         """The router lines in `statuses` whose 解約日 is from `first` to `last`, by code and row."""
