@@ -318,11 +318,14 @@ class Bot:
             self.reference.refresh()
         report.errors.extend(f"reference data: {e}" for e in self.reference.errors)
         self.mailbox.ensure_folders(self.settings.folders.all)
-        self._take_in(report, stop)
-        if not self.settings.shadow:  # a trial beside staff: decide and record, touch nothing else
-            self._staff_decisions(report)
-            self._send_replies(report)
-            self._file(report)
+        try:
+            self._take_in(report, stop)
+            if not self.settings.shadow:  # a trial beside staff: decide and record, touch nothing else
+                self._staff_decisions(report)
+                self._send_replies(report)
+                self._file(report)
+        finally:
+            self.transport.close()  # the SMTP session the chunks shared
         self.store.set_status(POLL_OK, f"{len(report.handled)} decided, {report.sent} sent, {report.filed} filed")
         return report
 
@@ -396,7 +399,7 @@ class Bot:
             if stop():
                 return True
         if not self.settings.shadow:
-            self._send_replies(report)
+            self._send_replies(report, keep_open=True)
             self._file(report, folders=(self.inbox,))
         return False
 
@@ -539,7 +542,8 @@ class Bot:
 
     # ------------------------------------------------------------ replies
 
-    def _send_replies(self, report: CycleReport) -> None:
+    def _send_replies(self, report: CycleReport, keep_open: bool = False) -> None:
+        """Send the replies due (`keep_open`: the SMTP session stays for the next chunk's)."""
         if report.relay_down:
             return
         due = [r for r in self.store.due_replies(datetime.now(timezone.utc)) if r.id not in report.tried]
@@ -581,7 +585,8 @@ class Bot:
             self._record_send(due[i], result, report, began=i in began)
 
         copy = [self.settings.reply_from] if self._copies else []
-        results = self.transport.send([(r.data, r.recipients + copy) for r in due], on_result=record, on_start=start)
+        results = self.transport.send([(r.data, r.recipients + copy) for r in due], on_result=record, on_start=start,
+                                      keep_open=keep_open)
         if not began:
             report.relay_down = True  # not even one transaction began: no connection, no login
         for i, (reply, result) in enumerate(zip(due, results, strict=True)):

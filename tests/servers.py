@@ -481,6 +481,7 @@ class SinkMessage:
     rcpt_tos: list[str]
     raw: bytes
     auth_user: str | None = None
+    session: tuple[str, int] | None = None  # the client's address: one per SMTP connection
     message: EmailMessage = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -646,6 +647,7 @@ class SmtpSink:
                     rcpt_tos=meta["rcpt_tos"],
                     raw=eml.read_bytes(),
                     auth_user=meta.get("auth_user"),
+                    session=tuple(meta["session"]) if meta.get("session") else None,
                 )
             )
         return out

@@ -92,6 +92,7 @@ class SinkHandler:
             "rcpt_tos": list(envelope.rcpt_tos),
             "auth_user": auth.login.decode("utf-8", "replace") if isinstance(auth, LoginPassword) else None,
             "received_at": time.time(),
+            "session": list(session.peer)[:2] if session.peer else None,  # the client's address: one per connection
         }
         # Recorded and delivered without yielding to the loop: a client gone in between (a killed
         # bot) cannot cancel half of it, as a relay delivers to all once it took the message.

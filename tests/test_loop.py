@@ -173,7 +173,7 @@ def bot_session(config: Path, **mailbox_options):
 
 
 def then_crash(step):
-    def run_then_crash(*args):
+    def run_then_crash(*args, **kwargs):
         step(*args)
         raise Crash
     return run_then_crash
@@ -243,6 +243,40 @@ def test_crash_after_decision_before_send_sends_once(imap_account, smtp_sink, tm
         assert bot.poll().sent == 0
     assert len(smtp_sink.messages()) == 1
     assert list(imap_account.messages(PROCESSED).values()) == [data]
+
+
+def test_the_chunks_of_a_cycle_share_one_smtp_session_which_ends_with_the_cycle(imap_account, smtp_sink, tmp_path):
+    """Replies go out after each chunk of mails (16): over one session, checked with NOOP before
+    each chunk's replies; the cycle's end closes it."""
+    from backlog import make_backlog
+    from test_crash import crash_config
+
+    backlog = make_backlog(40, seed=5)
+    for m in backlog.mails:
+        imap_account.append("INBOX", m.data)
+    config = crash_config(tmp_path, imap_account, smtp_sink, backlog)
+    with bot_session(config) as (bot, _store):
+        report = bot.poll()
+        assert bot.transport._client is None and bot.transport._runner is None
+    replies = smtp_sink.messages()
+    assert report.sent == len(replies) == sum(m.replied for m in backlog.mails) > 16
+    assert len({m.session for m in replies}) == 1
+
+
+def test_a_kept_smtp_session_that_dropped_is_replaced(smtp_sink, imap_account, tmp_path):
+    from mailbot.reply.send import Outcome
+
+    transport = SmtpTransport(load(write_config(tmp_path, imap_account, smtp_sink)).smtp)
+    mail = (b"From: bot@usen.co.jp\r\nTo: shibuya@usen.co.jp\r\nSubject: test\r\n\r\nbody\r\n",
+            ["shibuya@usen.co.jp"])
+    [first] = transport.send([mail], keep_open=True)
+    transport._client.close()  # the connection dropped while idle (a relay's idle timeout)
+    [second] = transport.send([mail], keep_open=True)
+    [third] = transport.send([mail])
+    assert first.outcome == second.outcome == third.outcome == Outcome.SENT
+    assert transport._client is None
+    sessions = [m.session for m in smtp_sink.messages()]
+    assert len(sessions) == 3 and sessions[0] != sessions[1] == sessions[2]
 
 
 def test_uidvalidity_change_does_not_make_old_mail_new(imap_account, smtp_sink, tmp_path):

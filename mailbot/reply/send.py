@@ -48,13 +48,20 @@ OnStart = Callable[[int], None]
 
 class Transport(Protocol):
     def send(self, messages: list[tuple[Outgoing, list[str]]],
-             on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
+             on_result: OnResult | None = None, on_start: OnStart | None = None,
+             keep_open: bool = False) -> list[SendResult]:
         """Send each (message, envelope recipients); one result per message, in order.
+
+        `keep_open`: the session may stay open for the next send (the chunks of one poll cycle);
+        close() ends it.
 
         `on_start(i)` is called just before message i's transaction begins, `on_result(i, result)`
         with its result as soon as it is known, before the next message is sent: the caller
         records both then, so that after a crash it knows which one message may have reached the
         server, and never sends again what the server has already accepted."""
+
+    def close(self) -> None:
+        """End a session kept open by send(keep_open=True)."""
 
 
 def _reporter(results: list[SendResult], on_result: OnResult | None) -> Callable[..., None]:
@@ -70,12 +77,47 @@ class SmtpTransport:
     def __init__(self, settings: SmtpSettings, token_source: TokenSource | None = None):
         self.settings = settings
         self.token_source = token_source  # OAuth 2.0: XOAUTH2 as [smtp] username (else from) instead of a password
+        # A session kept between the sends of one poll cycle (a connection, greeting and login
+        # less per chunk), with the event loop it lives in.
+        self._runner: asyncio.Runner | None = None
+        self._client: aiosmtplib.SMTP | None = None
 
     def send(self, messages: list[tuple[Outgoing, list[str]]],
-             on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
+             on_result: OnResult | None = None, on_start: OnStart | None = None,
+             keep_open: bool = False) -> list[SendResult]:
         if not messages:
+            if not keep_open:
+                self.close()
             return []
-        return asyncio.run(self._send_all(messages, on_result, on_start))
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        try:
+            return self._runner.run(self._send_all(messages, on_result, on_start, keep_open))
+        finally:
+            if self._client is None:
+                self._runner.close()
+                self._runner = None
+
+    def close(self) -> None:
+        if self._runner is None:
+            return
+        if self._client is not None:
+            self._runner.run(_quit(self._client))
+            self._client = None
+        self._runner.close()
+        self._runner = None
+
+    async def _kept(self) -> aiosmtplib.SMTP | None:
+        """The session kept from the last send if it still answers (NOOP), else None."""
+        client, self._client = self._client, None
+        if client is None:
+            return None
+        try:
+            await client.noop()
+            return client
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
+            return None
 
     async def _xoauth2(self, client: aiosmtplib.SMTP) -> None:
         """SASL XOAUTH2 with the app's token; refused once (expired early), once more with a fresh one."""
@@ -86,26 +128,30 @@ class SmtpTransport:
             await client.auth_xoauth2(user, await asyncio.to_thread(self.token_source.refresh))
 
     async def _send_all(self, messages: list[tuple[Outgoing, list[str]]],
-                        on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
+                        on_result: OnResult | None = None, on_start: OnStart | None = None,
+                        keep_open: bool = False) -> list[SendResult]:
         s = self.settings
-        client = aiosmtplib.SMTP(hostname=s.host, port=s.port, timeout=s.timeout, start_tls=s.starttls or None,
-                                 use_tls=False)
         results: list[SendResult] = []
         done = _reporter(results, on_result)
-        try:
-            await client.connect()
-            if self.token_source is not None:
-                await self._xoauth2(client)
-            elif s.username:
-                await client.login(s.username, s.password or "")
-        except (aiosmtplib.SMTPException, OSError, AuthError) as e:
-            client.close()  # e.g. after a refused login the connection is still open
-            # Nothing was said about any message yet: a refused greeting or login (a wrong
-            # password, a locked account) is the relay's or the setup's fault, retried with backoff,
-            # not a reason to hold every mail due a reply at once.
-            failure = _failure(e)
-            done(*[SendResult(Outcome.TEMPORARY, failure.detail)] * len(messages))
-            return results
+        client = await self._kept()
+        if client is None:
+            client = aiosmtplib.SMTP(hostname=s.host, port=s.port, timeout=s.timeout, start_tls=s.starttls or None,
+                                     use_tls=False)
+            try:
+                await client.connect()
+                if self.token_source is not None:
+                    await self._xoauth2(client)
+                elif s.username:
+                    await client.login(s.username, s.password or "")
+            except (aiosmtplib.SMTPException, OSError, AuthError) as e:
+                client.close()  # e.g. after a refused login the connection is still open
+                # Nothing was said about any message yet: a refused greeting or login (a wrong
+                # password, a locked account) is the relay's or the setup's fault, retried with
+                # backoff, not a reason to hold every mail due a reply at once.
+                failure = _failure(e)
+                done(*[SendResult(Outcome.TEMPORARY, failure.detail)] * len(messages))
+                return results
+        lost = False
         try:
             for i, (message, recipients) in enumerate(messages):
                 if on_start is not None:
@@ -114,22 +160,31 @@ class SmtpTransport:
                     done(await _send_one(client, message, s.sender, recipients))
                 except _InDoubt as e:
                     # This one may have gone out; every later message waits for the next try.
+                    lost = True
                     done(SendResult(Outcome.IN_DOUBT, _failure(e.__cause__).detail))
                     done(*[_failure(e.__cause__)] * (len(messages) - len(results)))
                     break
                 except _CONNECTION_LOST as e:
                     # The connection is gone: this and every later message waits for the next try.
+                    lost = True
                     done(*[_failure(e)] * (len(messages) - len(results)))
                     break
                 except aiosmtplib.SMTPException as e:
                     done(_failure(e))
                     await _reset(client)
         finally:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
+            if keep_open and not lost and client.is_connected:
+                self._client = client
+            else:
+                await _quit(client)
         return results
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        client.close()
 
 
 _CONNECTION_LOST = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError,
@@ -221,7 +276,8 @@ class MaildirOutbox:
         self.mailbox = MaildirMailbox(root)
 
     def send(self, messages: list[tuple[Outgoing, list[str]]],
-             on_result: OnResult | None = None, on_start: OnStart | None = None) -> list[SendResult]:
+             on_result: OnResult | None = None, on_start: OnStart | None = None,
+             keep_open: bool = False) -> list[SendResult]:
         results: list[SendResult] = []
         done = _reporter(results, on_result)
         for i, (message, _recipients) in enumerate(messages):
@@ -233,3 +289,6 @@ class MaildirOutbox:
             except OSError as e:
                 done(SendResult(Outcome.TEMPORARY, str(e)))
         return results
+
+    def close(self) -> None:
+        pass  # no session
