@@ -262,8 +262,9 @@ class _HashingReader(io.RawIOBase):
 # the CSV row, the header being row 1).  Then every distinct value of a typed column is checked once and
 # what it means goes into one of three small tables (item codes, 契約状態, dates) that the view `lines`
 # joins, so no row is written twice and no cell is checked twice.  The rows are stored by the sqlite3
-# command line's `.import` when the command is installed (C speed, on the other core, fed through a pipe
-# the UTF-8 text this process decodes), else by executemany here; the checks are the same SQL for both.
+# command line's `.import` when the command is installed (C speed, one part of the file per core, fed
+# through pipes the UTF-8 text this process decodes), else by executemany here; the checks are the
+# same SQL for both.
 
 SQLITE3_COMMAND: str | None = "sqlite3"  # the command line (None: the rows are always stored here)
 LOAD_PRAGMAS = ("PRAGMA page_size=65536", "PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF",
