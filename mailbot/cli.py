@@ -104,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
 def _big_buffers_in_their_own_mappings() -> None:
     """Big mails (15 MB and more) are fetched, parsed and freed one after another.  glibc raises
     its mmap threshold to the size of each such buffer freed, so the next ones come from the heap,
@@ -113,9 +116,6 @@ def _big_buffers_in_their_own_mappings() -> None:
         ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
     except (OSError, AttributeError):
         pass  # not glibc: its own policy
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@ behind.  tests/test_unis.py runs every extract test with both ways of storing.""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 import os
@@ -82,6 +83,16 @@ def test_parts_are_cut_between_records_and_read_as_one_file(tmp_path, monkeypatc
     assert info.rows == 60 and command == here
     assert [r[0] for r in command][-1] == 62  # rows after the blank line keep their CSV row number
     assert sorted(p.name for p in tmp_path.iterdir()) == ["command.sqlite3", "extract.csv", "here.sqlite3"]
+
+
+def test_the_file_is_hashed_once_when_a_cut_finds_no_record_end(tmp_path, monkeypatch, small_parts, caplog):
+    """The last row, with no line end, holds half of the file: the second cut's search reads
+    to the end of the file (hashing it), so the last part begins at the cut before."""
+    data = extract(rows(31), [""] * 30 + ["長い備考" * 1000]).rstrip("\r\n").encode("cp932")
+    caplog.set_level(logging.INFO, logger="mailbot.reference.unis")
+    command, here, info = import_both(tmp_path, data, monkeypatch)
+    assert "rows stored by sqlite3 .import in 2 parts" in caplog.text, caplog.text
+    assert info.sha256 == hashlib.sha256(data).hexdigest() and command == here and info.rows == 31
 
 
 def test_what_the_command_line_reads_differently_is_stored_here(tmp_path, monkeypatch, caplog):

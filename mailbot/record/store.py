@@ -244,9 +244,9 @@ _PIECE = 1 << 20  # bytes of a mail compressed at a time
 
 
 def compressed_copy(data: bytes) -> list[bytes]:
-    """data zlib-compressed at level 1, as a mail is kept, in pieces written one by one into its blob: a 20 MB mail's
-    compressed copy is never joined, nor copied whole by SQLite (zlib.compress held its output twice
-    while joining it, the bound blob once more: ~45 MB at the peak of one such mail)."""
+    """data zlib-compressed at level 1, as a mail is kept, in pieces written one by one into its
+    blob: a 20 MB mail's compressed copy is never joined, nor copied whole by SQLite (zlib.compress
+    held its output twice while joining it, the bound blob once more: ~45 MB at the peak)."""
     z = zlib.compressobj(1)
     view = memoryview(data)
     pieces = [z.compress(view[i:i + _PIECE]) for i in range(0, len(view), _PIECE)]

@@ -311,13 +311,14 @@ class _PythonLoader:
 
     name = "this process"
 
-    def __init__(self, importer: _Importer, db_path: Path, layout: _Layout, hashing: _HashingReader):
-        self.importer, self.db_path, self.layout, self.hashing = importer, db_path, layout, hashing
+    def __init__(self, importer: _Importer, db_path: Path, layout: _Layout, text: io.TextIOBase,
+                 hashing: _HashingReader, after_header: int):
+        """`text`: the file after its header (`after_header` lines), read through `hashing`."""
+        self.importer, self.db_path, self.layout = importer, db_path, layout
+        self.text, self.reader, self.hashing, self.after_header = text, csv.reader(text), hashing, after_header
         self.blanks: list[int] = []  # rowids of blank lines
 
-    def feed(self, text: io.TextIOBase, after_header: int) -> None:
-        self.text, self.reader = text, csv.reader(text)
-        self.after_header = after_header
+    def feed(self) -> None:
         # Only the columns the bot reads are bound (an extract may carry many more); the others stay NULL.
         used = sorted({*self.layout.column.values(), *(() if self.layout.extracted is None else
                                                        (self.layout.extracted,))})
@@ -382,6 +383,7 @@ class _CommandLineLoader:
         self.command, self.db_path, self.layout, self.path = command, db_path, layout, path
         self.encoding = "utf-8" if encoding == "utf-8-sig" else encoding  # the BOM is before the header
         self.sha = hashlib.sha256()
+        self.hashed_to = 0  # the file's bytes before this offset are in sha
         self.processes: list[subprocess.Popen[bytes]] = []
         self.pipes: list[io.FileIO] = []
         self.warnings: list[IO[bytes]] = []
@@ -411,38 +413,38 @@ class _CommandLineLoader:
         self.pipes.append(pipe)
         return pipe
 
-    def _record_end(self, f: IO[bytes], quotes: int) -> tuple[int, int] | None:
+    def _record_end(self, f: IO[bytes], quotes: int) -> int | None:
         """Read (and hash) lines up to one after which the quotes read so far are even: a record
-        ends there, outside any quoted cell.  (bytes read, quotes), or None at the end of the file."""
-        read = 0
+        ends there, outside any quoted cell.  The quotes read so far, or None at the end of the file."""
         while line := f.readline():
-            self.sha.update(line)
+            self._hash(line)
             quotes += line.count(b'"')
-            read += len(line)
             if quotes % 2 == 0 and line.endswith(b"\n"):
-                return read, quotes
+                return quotes
         return None
+
+    def _hash(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.hashed_to += len(data)
 
     def _cuts(self, f: IO[bytes], size: int) -> list[int]:
         """Where the parts begin: the first after the header, the others near equal shares of the
-        rest; the bytes before the last cut are hashed on the way (the last part's feeder hashes on)."""
-        header = self._record_end(f, 0)
-        if header is None:
+        rest.  What is read on the way is hashed (up to `hashed_to`); the last part's feeder hashes on."""
+        quotes = self._record_end(f, 0)
+        if quotes is None:
             return [size]
-        start, quotes = header
-        pos, cuts = start, [start]
+        start = self.hashed_to
+        cuts = [start]
         parts = max(1, min(os.cpu_count() or 1, MAX_PARTS, (size - start) // PART_MIN_BYTES))
         for k in range(1, parts):
             target = start + (size - start) * k // parts
-            while pos < target and (chunk := f.read(min(1 << 20, target - pos))):
-                self.sha.update(chunk)
+            while self.hashed_to < target and (chunk := f.read(min(1 << 20, target - self.hashed_to))):
+                self._hash(chunk)
                 quotes += chunk.count(b'"')
-                pos += len(chunk)
-            found = self._record_end(f, quotes)
-            if found is None:
+            quotes = self._record_end(f, quotes)
+            if quotes is None:
                 break  # the rest is one part
-            pos, quotes = pos + found[0], found[1]
-            cuts.append(pos)
+            cuts.append(self.hashed_to)
         return cuts
 
     def _feed_part(self, pipe: io.FileIO, start: int, end: int | None) -> None:
@@ -456,9 +458,9 @@ class _CommandLineLoader:
                     chunk = f.read(1 << 20 if end is None else min(1 << 20, end - pos))
                     if not chunk:
                         break
+                    if end is None and pos + len(chunk) > self.hashed_to:  # (_cuts may have read on)
+                        self.sha.update(chunk[max(0, self.hashed_to - pos):])
                     pos += len(chunk)
-                    if end is None:
-                        self.sha.update(chunk)
                     pipe.write(decoder.decode(chunk).encode("utf-8"))
                 pipe.write(decoder.decode(b"", final=True).encode("utf-8"))
         except BaseException as e:  # a decoding error above all, or a command that stopped: raised by feed()
@@ -466,8 +468,8 @@ class _CommandLineLoader:
         finally:
             pipe.close()
 
-    def feed(self, text: io.TextIOBase, after_header: int) -> None:
-        """Import the parts (`text`, the header read, is not used: the parts are read from the file)."""
+    def feed(self) -> None:
+        """Import the parts, read from the file (the header again: to find where the rows begin)."""
         with open(self.path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             cuts = self._cuts(f, size)
@@ -483,7 +485,7 @@ class _CommandLineLoader:
         for thread in threads:
             thread.join()
         if isinstance(self.failure, BrokenPipeError):
-            self._warnings()  # raises _LoadFailed with the command's own words
+            self._wait()  # raises _LoadFailed with the command's own words
         if self.failure is not None:
             raise self.failure
 
@@ -493,8 +495,8 @@ class _CommandLineLoader:
     def line_num(self) -> int:
         return 0  # csv errors are found by _PythonLoader
 
-    def _warnings(self) -> list[str]:
-        """Wait for the commands; what they said.  _LoadFailed if one failed."""
+    def _wait(self) -> list[str]:
+        """Wait for the commands; the warnings they wrote.  _LoadFailed if one failed."""
         said: list[str] = []
         for process, warnings in zip(self.processes, self.warnings, strict=True):
             status = process.wait()
@@ -510,7 +512,7 @@ class _CommandLineLoader:
     def finish(self) -> list[int]:
         """Wait for the commands, append the parts in order; the rowids of blank lines.
         _LoadFailed unless every part was stored as Python reads it."""
-        said = self._warnings()
+        said = self._wait()
         odd = [s for s in said if not _BLANK_LINE_WARNING.search(s)]
         if odd:
             raise _LoadFailed(f"it read the CSV differently: {odd[0]}")
@@ -663,8 +665,8 @@ class _Importer:
                 if command:
                     loader = _CommandLineLoader(command, db_path, layout, self.path, encoding)
                 else:
-                    loader = _PythonLoader(self, db_path, layout, hashing)
-                loader.feed(text, header_reader.line_num)
+                    loader = _PythonLoader(self, db_path, layout, text, hashing, header_reader.line_num)
+                loader.feed()
                 sha = loader.digest()
                 blanks = loader.finish()
                 self.loader_name = loader.name
@@ -685,7 +687,7 @@ class _Importer:
     def check_and_describe(self, db_path: Path, layout: _Layout, blanks: list[int]) -> None:
         """Check every distinct typed cell once (UnisError: the first bad cell in file order, as a
         reader going row by row would find it), then store what they mean and the view `lines`."""
-        db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(db_path, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=OFF")
             db.execute("PRAGMA synchronous=OFF")
@@ -718,18 +720,21 @@ class _Importer:
             checks.append((EXTRACTED_AT, self._datetime, None, layout.extracted))
         digits = self.rules.customer_code_digits
 
-        def cells(order: int) -> list[tuple[str, int]]:
-            """The distinct cells of one column (customer codes: only those not plainly N digits);
-            order -1: the index on customer codes is made instead (while the other thread reads)."""
-            db = sqlite3.connect(db_path, timeout=600)  # the index's commit waits for the reads
+        def index() -> None:
+            db = sqlite3.connect(db_path, timeout=600)  # its commit waits for the reads beside it
             try:
-                if order < 0:
-                    db.execute("PRAGMA journal_mode=OFF")
-                    db.execute("PRAGMA synchronous=OFF")
-                    db.execute("PRAGMA cache_size=-65536")
-                    db.execute(_code_index(col["customer_code"]))
-                    db.commit()
-                    return []
+                db.execute("PRAGMA journal_mode=OFF")
+                db.execute("PRAGMA synchronous=OFF")
+                db.execute("PRAGMA cache_size=-65536")
+                db.execute(_code_index(col["customer_code"]))
+                db.commit()
+            finally:
+                db.close()
+
+        def cells(order: int) -> list[tuple[str, int]]:
+            """The distinct cells of one column (customer codes: only those not plainly N digits)."""
+            db = sqlite3.connect(db_path)
+            try:
                 name, _, _, i = checks[order]
                 if name == "customer_code":
                     return db.execute(f"SELECT c{i}, rowid FROM raw WHERE length(c{i}) != ? OR c{i} GLOB '*[^0-9]*'",
@@ -740,7 +745,9 @@ class _Importer:
 
         # Each scan is one SQLite statement that releases the GIL: two at a time use both cores.
         with ThreadPoolExecutor(2) as pool:
-            found = list(pool.map(cells, range(-1, len(checks))))[1:]
+            indexed = pool.submit(index)
+            found = list(pool.map(cells, range(len(checks))))
+            indexed.result()
         meanings: dict[str, dict[str, str]] = {"item_meaning": {}, "status_meaning": {}, "date_meaning": {}}
         codes: list[tuple[int, str]] = []
         bad: list[tuple[int, int, str, str]] = []  # (row, order, column header, why)

@@ -86,8 +86,6 @@ class SmtpTransport:
              on_result: OnResult | None = None, on_start: OnStart | None = None,
              keep_open: bool = False) -> list[SendResult]:
         if not messages:
-            if not keep_open:
-                self.close()
             return []
         if self._runner is None:
             self._runner = asyncio.Runner()
@@ -119,6 +117,22 @@ class SmtpTransport:
             client.close()
             return None
 
+    async def _connect(self) -> aiosmtplib.SMTP:
+        """A new session, greeted and logged in."""
+        s = self.settings
+        client = aiosmtplib.SMTP(hostname=s.host, port=s.port, timeout=s.timeout, start_tls=s.starttls or None,
+                                 use_tls=False)
+        try:
+            await client.connect()
+            if self.token_source is not None:
+                await self._xoauth2(client)
+            elif s.username:
+                await client.login(s.username, s.password or "")
+        except BaseException:
+            client.close()  # e.g. after a refused login the connection is still open
+            raise
+        return client
+
     async def _xoauth2(self, client: aiosmtplib.SMTP) -> None:
         """SASL XOAUTH2 with the app's token; refused once (expired early), once more with a fresh one."""
         user = self.settings.username or self.settings.sender
@@ -133,24 +147,14 @@ class SmtpTransport:
         s = self.settings
         results: list[SendResult] = []
         done = _reporter(results, on_result)
-        client = await self._kept()
-        if client is None:
-            client = aiosmtplib.SMTP(hostname=s.host, port=s.port, timeout=s.timeout, start_tls=s.starttls or None,
-                                     use_tls=False)
-            try:
-                await client.connect()
-                if self.token_source is not None:
-                    await self._xoauth2(client)
-                elif s.username:
-                    await client.login(s.username, s.password or "")
-            except (aiosmtplib.SMTPException, OSError, AuthError) as e:
-                client.close()  # e.g. after a refused login the connection is still open
-                # Nothing was said about any message yet: a refused greeting or login (a wrong
-                # password, a locked account) is the relay's or the setup's fault, retried with
-                # backoff, not a reason to hold every mail due a reply at once.
-                failure = _failure(e)
-                done(*[SendResult(Outcome.TEMPORARY, failure.detail)] * len(messages))
-                return results
+        try:
+            client = await self._kept() or await self._connect()
+        except (aiosmtplib.SMTPException, OSError, AuthError) as e:
+            # Nothing was said about any message yet: a refused greeting or login (a wrong
+            # password, a locked account) is the relay's or the setup's fault, retried with
+            # backoff, not a reason to hold every mail due a reply at once.
+            done(*[SendResult(Outcome.TEMPORARY, _failure(e).detail)] * len(messages))
+            return results
         lost = False
         try:
             for i, (message, recipients) in enumerate(messages):
