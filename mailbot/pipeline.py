@@ -400,7 +400,7 @@ class Bot:
                 return True
         if not self.settings.shadow:
             self._send_replies(report, keep_open=True)
-            self._file(report, folders=(self.inbox,))
+            self._file(report, folders=(self.inbox,), in_hand={raw.sha256: raw.data for raw in c.mails})
         return False
 
     def _take(self, raw: RawMail, report: CycleReport, chunk: _Chunk) -> None:
@@ -642,19 +642,24 @@ class Bot:
         f = self.settings.folders
         return f.held_originals if target == f.held else target
 
-    def _file(self, report: CycleReport, folders: tuple[str, ...] = ()) -> None:
+    def _file(self, report: CycleReport, folders: tuple[str, ...] = (), in_hand: dict[str, bytes] | None = None) -> None:
+        """Move the finished mails to their folders (a held one's note first); `in_hand`: the
+        bytes of mails just fetched, by SHA-256, which their notes need not fetch again."""
         f = self.settings.folders
         # The inbox, and the notes staff moved to decide (filed to the processed folder once answered).
         for folder in folders or (self.inbox, f.held_accept, f.held_remand):
             ready = [row for row in self.store.unfinished(folder)
                      if (row.state == MailState.SENT or row.state == MailState.DECIDED and row.action != Action.DEFER.value)
                      and row.target and not self.store.pending_reply_count(row.id)]
-            if ready:
-                self.store.flush()  # their decisions on disk before notes are made and mails leave
+            if not ready:
+                continue
+            retried = self.store.notes_begun([row.id for row in ready if row.target == f.held])
+            self.store.flush()  # their decisions (and notes begun) on disk before notes are made and mails leave
             batches: dict[tuple[int, str], list[MailRow]] = {}
             for row in ready:
                 try:
-                    if row.target == f.held and not self._file_note(row):
+                    if row.target == f.held and not self._file_note(row, (in_hand or {}).get(row.sha256),
+                                                                    look_first=row.id in retried):
                         continue
                 except MailboxError as e:
                     self._move_failed(row, e, report)
@@ -686,24 +691,28 @@ class Bot:
         if isinstance(e, MailboxUnreachable):
             raise e  # every further mail would wait out the timeout: next cycle
 
-    def _file_note(self, row: MailRow) -> bool:
-        """Put the held mail's note into the held folder, once; False when the mail is gone."""
+    def _file_note(self, row: MailRow, data: bytes | None = None, look_first: bool = True) -> bool:
+        """Put the held mail's note into the held folder, once; False when the mail is gone.
+        `data`: the mail's bytes when in hand (else fetched); `look_first`: the note may be there
+        already (an earlier attempt was cut short after its APPEND): looked for before it is made."""
         f = self.settings.folders
-        raw = next(iter(self.mailbox.fetch(row.ref.folder, [row.ref.uid])), None)
-        if raw is None or raw.ref.uidvalidity != row.ref.uidvalidity:
-            return False
+        if data is None:
+            raw = next(iter(self.mailbox.fetch(row.ref.folder, [row.ref.uid])), None)
+            if raw is None or raw.ref.uidvalidity != row.ref.uidvalidity:
+                return False
+            data = raw.data
         unis = self.reference.extract if self.reference is not None else None
         facts = NoteFacts(
-            raw.sha256, row.kind, row.code, row.findings or [(code, "") for code in row.reasons], row.received,
+            row.sha256, row.kind, row.code, row.findings or [(code, "") for code in row.reasons], row.received,
             datetime.now(TOKYO), self._earlier(row),
             unis_lines=tuple(unis.lines(row.code)) if row.code and unis is not None else (),
             fields=row.fields, previews=row.previews,
             # What the pipeline read of the original: the note does not parse it again.
             subject=row.subject, sender=f"{row.sender_name} <{row.sender}>" if row.sender else "",
             message_id=row.message_id)
-        note = build_note(raw.data, facts, self.settings)
+        note = build_note(data, facts, self.settings)
         # Found by its derived Message-ID: a crash after the APPEND never makes a second note.
-        if not self.mailbox.search_header(f.held, "Message-ID", note.message_id):
+        if not (look_first and self.mailbox.search_header(f.held, "Message-ID", note.message_id)):
             try:
                 self.mailbox.append(f.held, note.data, datetime.now(timezone.utc))
             except MailboxError as e:
@@ -712,9 +721,9 @@ class Bot:
                 # The server's message size limit (Exchange: 35 MB by default): the note without
                 # the original, which waits untouched in the held originals folder.
                 log.warning("held note of mail %s too big for the server: filed without the original", row.id)
-                note = build_note(raw.data, facts, self.settings, attach=False)
+                note = build_note(data, facts, self.settings, attach=False)
                 self.mailbox.append(f.held, note.data, datetime.now(timezone.utc))
-        self.store.open_held(row.id, note.message_id, raw.data)
+        self.store.open_held(row.id, note.message_id, data)
         return True
 
     def _earlier(self, row: MailRow) -> tuple[EarlierMail, ...]:

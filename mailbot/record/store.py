@@ -468,6 +468,20 @@ class Store:
                 db.execute("UPDATE mails SET state=?, updated=? WHERE id=?", (MailState.FILED, t, mail_id))
                 self._event(db, mail_id, "filed", folder)
 
+    def notes_begun(self, mail_ids: list[int]) -> set[int]:
+        """Records that the held notes of these mails are about to be appended (one transaction);
+        returns those whose note was begun before: an attempt cut short may have appended it."""
+        if not mail_ids:
+            return set()
+        before = set()
+        with self.transaction() as db:
+            for mail_id in mail_ids:
+                if db.execute("SELECT 1 FROM events WHERE mail_id=? AND event='held note begun'", (mail_id,)).fetchone():
+                    before.add(mail_id)
+                else:
+                    self._event(db, mail_id, "held note begun")
+        return before
+
     def open_held(self, mail_id: int, note_id: str, original: bytes) -> None:
         """The note is in the held folder: the item is open until staff decide (idempotent)."""
         with self.transaction() as db:
