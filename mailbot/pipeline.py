@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -267,6 +267,44 @@ class _Chunk:
         return ahead.result() if ahead is not None else None
 
 
+class _Sender:
+    """Sends a poll cycle's replies on a thread of its own, with its own connection to the store:
+    the waits for the relay's answers (and the sync before each transaction) overlap the next
+    chunk's decisions.  One batch at a time, in order; the transport is used by this thread only."""
+
+    def __init__(self, store: Store):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender")
+        # made on the thread that uses it (an SQLite connection stays with its thread)
+        self._store = self._pool.submit(Store, store.path, store.lock)
+        self._busy: Future[None] | None = None
+
+    def start(self, work: Callable[[Store], None]) -> None:
+        """Begin `work(store)` once the batch before it is done."""
+        self.wait()
+        self._busy = self._pool.submit(lambda: work(self._store.result()))
+
+    def wait(self) -> None:
+        """The batch in hand is sent and recorded (its exception, if it failed, raised here)."""
+        busy, self._busy = self._busy, None
+        if busy is not None:
+            busy.result()
+
+    def close(self, transport: Transport) -> None:
+        """After the batch in hand: the transport's session ended, the connection closed."""
+        try:
+            self.wait()
+        finally:
+            self._pool.submit(self._end, transport).result()
+            self._pool.shutdown()
+
+    def _end(self, transport: Transport) -> None:
+        try:
+            transport.close()
+        finally:
+            if self._store.exception() is None:
+                self._store.result().close()
+
+
 @dataclass
 class CycleReport:
     """What one poll cycle did, for the command line and the logs."""
@@ -318,6 +356,7 @@ class Bot:
             self.reference.refresh()
         report.errors.extend(f"reference data: {e}" for e in self.reference.errors)
         self.mailbox.ensure_folders(self.settings.folders.all)
+        self._sender = _Sender(self.store)
         try:
             self._take_in(report, stop)
             if not self.settings.shadow:  # a trial beside staff: decide and record, touch nothing else
@@ -325,7 +364,7 @@ class Bot:
                 self._send_replies(report)
                 self._file(report)
         finally:
-            self.transport.close()  # the SMTP session the chunks shared
+            self._sender.close(self.transport)  # and with it the SMTP session the chunks shared
         self.store.set_status(POLL_OK, f"{len(report.handled)} decided, {report.sent} sent, {report.filed} filed")
         return report
 
@@ -399,7 +438,7 @@ class Bot:
             if stop():
                 return True
         if not self.settings.shadow:
-            self._send_replies(report, keep_open=True)
+            self._send_replies(report, more_to_come=True)
             self._file(report, folders=(self.inbox,), in_hand={raw.sha256: raw.data for raw in c.mails})
         return False
 
@@ -542,13 +581,25 @@ class Bot:
 
     # ------------------------------------------------------------ replies
 
-    def _send_replies(self, report: CycleReport, keep_open: bool = False) -> None:
-        """Send the replies due (`keep_open`: the SMTP session stays for the next chunk's)."""
+    def _send_replies(self, report: CycleReport, more_to_come: bool = False) -> None:
+        """Send the replies due, once the batch before them is sent.  `more_to_come`: the cycle
+        has more chunks: the SMTP session stays open for their replies, and this batch goes out
+        while the next chunk is decided (its mails are filed by a later _file)."""
+        self._sender.wait()
+        due = self._due_replies(report)
+        if due:
+            self._sender.start(lambda store: self._send_due(due, report, store, keep_open=more_to_come))
+            if not more_to_come:
+                self._sender.wait()
+
+    def _due_replies(self, report: CycleReport) -> list[ReplyRow]:
+        """The replies to send now: within the hourly cap, tried once a cycle, those left in
+        doubt by an interruption only when their copy does not show they went out."""
         if report.relay_down:
-            return
+            return []
         due = [r for r in self.store.due_replies(datetime.now(timezone.utc)) if r.id not in report.tried]
         if not due:
-            return
+            return []
         # Circuit breaker: however many are due, no more than max_replies_per_hour go out in any
         # hour; the rest stay queued (nothing is lost) and the digest raises an alert.
         room = self.settings.max_replies_per_hour - self.store.replies_sent_since(
@@ -561,14 +612,13 @@ class Bot:
                                  f"{held_back} replies wait: {self.settings.max_replies_per_hour} per hour reached")
                 report.errors.append(f"reply circuit breaker: {held_back} replies wait for the next hour")
             due = due[:max(room, 0)]
-            if not due:
-                return
         # A reply in doubt is looked for once a cycle (not again after every chunk while it waits).
         looked = [(reply, self._went_out_before(reply)) for reply in due]
         report.tried.update(reply.id for reply, _ in looked)
-        due = [reply for reply, settled in looked if not settled]
-        if not due:
-            return
+        return [reply for reply, settled in looked if not settled]
+
+    def _send_due(self, due: list[ReplyRow], report: CycleReport, store: Store, keep_open: bool) -> None:
+        """On the sender's thread, with its connection to the store."""
         began: set[int] = set()
         recorded: set[int] = set()
 
@@ -576,13 +626,13 @@ class Bot:
             # Committed before the transaction: a crash leaves just this reply 'sending', the one
             # whose fate is unknown (its copy tells, see _went_out_before).
             began.add(i)
-            self.store.reply_sending(due[i])
+            store.reply_sending(due[i])
 
         def record(i: int, result: SendResult) -> None:
             # Each result is committed before the next reply goes out: a crash later in the batch
             # never sends again those before it.
             recorded.add(i)
-            self._record_send(due[i], result, report, began=i in began)
+            self._record_send(due[i], result, report, store, began=i in began)
 
         copy = [self.settings.reply_from] if self._copies else []
         results = self.transport.send([(r.data, r.recipients + copy) for r in due], on_result=record, on_start=start,
@@ -591,7 +641,7 @@ class Bot:
             report.relay_down = True  # not even one transaction began: no connection, no login
         for i, (reply, result) in enumerate(zip(due, results, strict=True)):
             if i not in recorded:
-                self._record_send(reply, result, report, began=i in began)
+                self._record_send(reply, result, report, store, began=i in began)
 
     @property
     def _copies(self) -> bool:
@@ -610,30 +660,31 @@ class Bot:
         waited = datetime.now(timezone.utc) - (reply.sending_at or datetime.now(timezone.utc))
         return waited < timedelta(seconds=self.settings.smtp.copy_wait)
 
-    def _record_send(self, reply: ReplyRow, result: SendResult, report: CycleReport, began: bool = True) -> None:
+    def _record_send(self, reply: ReplyRow, result: SendResult, report: CycleReport, store: Store,
+                     began: bool = True) -> None:
         if result.outcome is Outcome.SENT:
-            self.store.reply_sent(reply)
+            store.reply_sent(reply)
             if result.detail:  # sent, but some recipient refused it for good
-                self.store.event(reply.mail_id, "reply recipient refused", result.detail)
+                store.event(reply.mail_id, "reply recipient refused", result.detail)
             report.sent += 1
             return
         report.send_failures += 1
         attempts = reply.attempts + 1
         if result.outcome is Outcome.IN_DOUBT and self._copies:
             # Still 'sending': the next cycles look for its copy before it is sent again.
-            self.store.reply_in_doubt(reply, result.detail, datetime.now(timezone.utc) + self.retry_base)
+            store.reply_in_doubt(reply, result.detail, datetime.now(timezone.utc) + self.retry_base)
             return
         if result.outcome is Outcome.PERMANENT or attempts >= self.settings.max_send_attempts:
-            self.store.reply_failed(reply, result.detail, None, began=began)
+            store.reply_failed(reply, result.detail, None, began=began)
             # A reply that cannot be sent is a person's job: the mail goes to the held folder.
-            recorded = [Finding(code, detail) for code, detail in self.store.get(reply.mail_id).findings]
+            recorded = [Finding(code, detail) for code, detail in store.get(reply.mail_id).findings]
             held = overrule(recorded, Finding("REPLY_FAILED", result.detail), self.settings.rules_dir)
-            self.store.set_state(reply.mail_id, MailState.DECIDED, "held: reply could not be sent", result.detail,
+            store.set_state(reply.mail_id, MailState.DECIDED, "held: reply could not be sent", result.detail,
                                  target=target_folder(held, self.settings),
                                  findings=json.dumps([(f.code, f.detail) for f in held.findings], ensure_ascii=False))
         else:
             delay = min(self.retry_base * 2 ** (attempts - 1), _RETRY_CAP)
-            self.store.reply_failed(reply, result.detail, datetime.now(timezone.utc) + delay, began=began)
+            store.reply_failed(reply, result.detail, datetime.now(timezone.utc) + delay, began=began)
 
     # ------------------------------------------------------------ filing
 

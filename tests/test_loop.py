@@ -7,6 +7,7 @@ import email
 import subprocess
 import sys
 import textwrap
+import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -243,6 +244,33 @@ def test_crash_after_decision_before_send_sends_once(imap_account, smtp_sink, tm
         assert bot.poll().sent == 0
     assert len(smtp_sink.messages()) == 1
     assert list(imap_account.messages(PROCESSED).values()) == [data]
+
+
+def test_a_slow_relay_holds_up_no_decision_of_the_next_chunk(imap_account, smtp_sink, tmp_path):
+    """A chunk's replies go out on the sender's thread while the next chunk is decided: with a
+    relay that takes 60 ms before each message, the second chunk's mails are decided before the
+    first chunk's last reply has gone out; every reply still goes out once, over one session."""
+    from backlog import make_backlog
+    from faults import FaultProxy
+    from test_crash import crash_config
+
+    backlog = make_backlog(40, seed=5)
+    for m in backlog.mails:
+        imap_account.append("INBOX", m.data)
+    with FaultProxy(smtp_sink.port, "smtp") as relay:
+        relay.on(r"^MAIL FROM", lambda _: time.sleep(0.06), times=None)
+        config = crash_config(tmp_path, imap_account, relay, backlog)
+        with bot_session(config) as (bot, store):
+            report = bot.poll()
+            at = {(mail_id, event.split()[0]): datetime.fromisoformat(when) for mail_id in range(1, 41)
+                  for when, event, _ in store.events(mail_id) if event == "reply sent" or event.startswith("decided ")}
+    first_chunk_sent = [t for (mail_id, event), t in at.items() if event == "reply" and mail_id <= 16]
+    second_chunk_decided = [t for (mail_id, event), t in at.items() if event == "decided" and 16 < mail_id <= 32]
+    assert len(first_chunk_sent) > 8 and len(second_chunk_decided) == 16
+    assert min(second_chunk_decided) < max(first_chunk_sent)
+    replies = smtp_sink.messages()
+    assert report.sent == len(replies) == sum(m.replied for m in backlog.mails)
+    assert len({m.session for m in replies}) == 1
 
 
 def test_the_chunks_of_a_cycle_share_one_smtp_session_which_ends_with_the_cycle(imap_account, smtp_sink, tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -255,8 +256,12 @@ def compressed_copy(data: bytes) -> list[bytes]:
 
 
 class Store:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, lock: threading.RLock | None = None):
+        """`lock`: shared by the connections of one process to this database (a thread of its own
+        sends the replies), so that their write transactions take turns here instead of in
+        SQLite's busy handler, which sleeps."""
         self.path = path
+        self.lock = lock or threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row
@@ -287,13 +292,14 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     def flush(self) -> None:
         """Every commit so far on disk, before a side effect outside the database (a reply or
@@ -546,9 +552,10 @@ class Store:
         return r["last_uid"] if r and r["uidvalidity"] == uidvalidity else 0
 
     def set_cursor(self, folder: str, uidvalidity: int, last_uid: int) -> None:
-        self.db.execute("INSERT INTO cursors (folder, uidvalidity, last_uid) VALUES (?,?,?) ON CONFLICT (folder)"
-                        " DO UPDATE SET uidvalidity=excluded.uidvalidity, last_uid=excluded.last_uid",
-                        (folder, uidvalidity, last_uid))
+        with self.transaction() as db:
+            db.execute("INSERT INTO cursors (folder, uidvalidity, last_uid) VALUES (?,?,?) ON CONFLICT (folder)"
+                       " DO UPDATE SET uidvalidity=excluded.uidvalidity, last_uid=excluded.last_uid",
+                       (folder, uidvalidity, last_uid))
 
     # ------------------------------------------------------------ replies
 
