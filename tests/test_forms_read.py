@@ -206,6 +206,40 @@ def test_aes256_key_derived_here_opens_the_file_as_qpdf_does(user, owner, revisi
     assert unlock(data, "uspot").status is PdfStatus.READ
 
 
+def _aes256_file(user: str = "uspot", owner: str = "x") -> bytes:
+    import pikepdf
+
+    plain = g.application_pdf(g.sample_application(CODE), layout="excel_grid", encryption=None)
+    with pikepdf.open(io.BytesIO(plain)) as pdf:
+        buf = io.BytesIO()
+        pdf.save(buf, encryption=pikepdf.Encryption(user=user, owner=owner, R=6), static_id=True)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("perms", ["as written", "broken"])
+def test_aes256_agreed_password_costs_one_key_derivation_and_a_broken_perms_still_opens(monkeypatch, perms) -> None:
+    """The file key derived from the agreed password is checked against /Perms (one derivation);
+    a writer's wrong /Perms costs the second derivation (/U, as ISO 32000-2 checks a password), no
+    more; a wrong password takes qpdf's path."""
+    import re
+
+    from mailbot.forms import pdf as pdf_module
+
+    data = _aes256_file()
+    if perms == "broken":
+        data = re.sub(rb"/Perms <[0-9a-f]{32}>", b"/Perms <" + b"0" * 32 + b">", data)
+    calls = []
+    derive = pdf_module._aes256_hash
+    monkeypatch.setattr(pdf_module, "_aes256_hash", lambda *a: calls.append(a) or derive(*a))
+    opened = pdf_module._open_with_aes256_user_key(data, "uspot")
+    assert opened is not None and opened.status is PdfStatus.READ
+    opened.pdf.close()
+    assert len(calls) == (1 if perms == "as written" else 2)
+    assert pdf_module._open_with_aes256_user_key(data, "uspot2") is None
+    r = read_pdf(data, "application", password="uspot", rules_dir=RULES)
+    assert r.status is PdfStatus.READ and application_form(r).customer_code == CODE
+
+
 def test_fullwidth_password_opens_via_nfkc() -> None:
     form = g.sample_application(CODE)
     # the branch typed ｕｓｐｏｔ with the IME in full-width mode

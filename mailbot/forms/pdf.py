@@ -134,14 +134,18 @@ def _open_with_aes256_user_key(data: bytes, password: str) -> Unlocked | None:
             return None
         try:
             revision, u, ue = int(encrypt.R), bytes(encrypt.U), bytes(encrypt.UE)
+            perms, p = bytes(encrypt.get("/Perms", b"")), int(encrypt.get("/P", 0))
         except (AttributeError, TypeError, ValueError, pikepdf.PdfError):
             return None
     if len(u) < 48 or len(ue) < 32:
         return None
     pw = password.encode("ascii")[:127]
-    if _aes256_hash(pw, u[32:40], b"", revision) != u[:32]:
-        return None
     key = _aes256_decrypt_key(_aes256_hash(pw, u[40:48], b"", revision), ue[:32])
+    # The key is right when /Perms decrypts to its check bytes (ISO 32000-2 algorithm 13): one
+    # derivation instead of two.  Else the password is checked against /U as the standard says
+    # (a file whose /Perms its writer got wrong still opens).
+    if not _perms_match(key, perms, p) and _aes256_hash(pw, u[32:40], b"", revision) != u[:32]:
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -170,6 +174,18 @@ def _aes256_hash(password: bytes, salt: bytes, udata: bytes, revision: int) -> b
         i += 1
         if i >= 64 and e[-1] <= i - 32:
             return k[:32]
+
+
+def _perms_match(key: bytes, perms: bytes, p: int) -> bool:
+    """/Perms decrypted with the file key (AES-256, ECB) reads "adb" at 9-11 and the
+    permissions /P at 0-3: 56 bits that a wrong key matches once in 7 × 10^16."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    if len(perms) < 16 or len(key) != 32:
+        return False
+    decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305 - one block, as the standard says
+    plain = decryptor.update(perms[:16]) + decryptor.finalize()
+    return plain[9:12] == b"adb" and plain[:4] == (p & 0xFFFFFFFF).to_bytes(4, "little")
 
 
 def _aes256_decrypt_key(intermediate: bytes, encrypted: bytes) -> bytes:
