@@ -254,6 +254,8 @@ _TRANSFER_ALIASES = {
 }
 _UU_ENCODINGS = frozenset({"x-uuencode", "uuencode", "uue", "x-uue"})
 _BASE64_JUNK = re.compile(r"[^A-Za-z0-9+/=\s]")
+# the same characters as bytes (\s of a str pattern takes in \x1c-\x1f too)
+_BASE64_TEXT = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=" + bytes([*range(9, 14), *range(28, 33)])
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _LINE_ENDS = re.compile(r"\r\n?")
 
@@ -312,6 +314,15 @@ def _transfer_encoding(part: Message, cap: int) -> str:
     return _TRANSFER_ALIASES.get(cte, cte)
 
 
+def _base64_junk(text: str) -> bool:
+    """Whether base64 text holds anything but its alphabet and white space (raw 8-bit bytes are
+    surrogates here: junk too).  ASCII text is checked by bytes.translate, ~10x the regex's speed
+    on an attachment's hundreds of lines."""
+    if text.isascii():
+        return bool(text.encode("ascii").translate(None, _BASE64_TEXT))
+    return _BASE64_JUNK.search(text) is not None
+
+
 def _payload(part: Message, cap: int, where: str, notes: list[str]) -> bytes:
     """The decoded payload of a leaf part. Lenient where the stdlib is strict about the label
     ('quoted-printable;', 'QuotedPrintable') and about base64 (junk, padding mid-stream)."""
@@ -324,7 +335,7 @@ def _payload(part: Message, cap: int, where: str, notes: list[str]) -> bytes:
     payload = part._payload  # noqa: SLF001
     text = payload if isinstance(payload, str) else ""
     if cte == "base64":
-        if _BASE64_JUNK.search(text):  # raw 8-bit bytes are surrogates here: junk too
+        if _base64_junk(text):
             notes.append(f"{where}: invalid characters in base64 ignored")
         # ASCII text is decoded as it is: no bytes copy of a big attachment's base64
         return b64decode_lenient(text if text.isascii() else to_bytes(text))
