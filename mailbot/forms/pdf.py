@@ -419,30 +419,40 @@ def extract_layout(pdf_bytes: bytes, max_pages: int) -> Layout:
     return layout
 
 
+_NOT_CHARS = frozenset((0, 0x0A, 0x0D, 0xFFFE, 0xFFFF))  # none, line breaks, PDFium's "unknown"
+
+
 def _page_chars(page, height: float) -> list[dict]:
     """The page's characters as pdfplumber's char dicts (the attributes its word extractor uses),
     without the spaces and line breaks PDFium generates between words and lines."""
     import pypdfium2.raw as raw
 
     textpage = page.get_textpage()
+    # the C functions as locals: a form page has a thousand characters, four calls each
+    unicode, generated, loose_box, font_size, angle = (raw.FPDFText_GetUnicode, raw.FPDFText_IsGenerated,
+                                                       raw.FPDFText_GetLooseCharBox, raw.FPDFText_GetFontSize,
+                                                       raw.FPDFText_GetCharAngle)
     try:
         tp = textpage.raw
         box = raw.FS_RECTF()
         chars = []
         for k in range(raw.FPDFText_CountChars(tp)):
-            if raw.FPDFText_IsGenerated(tp, k) == 1:
+            code = unicode(tp, k)
+            if code in _NOT_CHARS or 0xD800 <= code <= 0xDFFF:
                 continue
-            code = raw.FPDFText_GetUnicode(tp, k)
-            if code in (0, 0xFFFE, 0xFFFF) or code in (0x0A, 0x0D) or 0xD800 <= code <= 0xDFFF:
+            # PDFium generates only spaces and line breaks (between words and lines): a space is
+            # asked whether it is one, line breaks are dropped above
+            if code == 0x20 and generated(tp, k) == 1:
                 continue
-            if not raw.FPDFText_GetLooseCharBox(tp, k, box):
+            if not loose_box(tp, k, box):
                 continue
-            top, bottom = height - box.top, height - box.bottom
-            size = raw.FPDFText_GetFontSize(tp, k)
-            chars.append({"text": chr(code), "x0": box.left, "x1": box.right, "top": top, "bottom": bottom,
-                          "doctop": top, "y0": box.bottom, "y1": box.top, "width": box.right - box.left,
+            left, right, y1, y0 = box.left, box.right, box.top, box.bottom
+            top, bottom = height - y1, height - y0
+            size = font_size(tp, k)
+            chars.append({"text": chr(code), "x0": left, "x1": right, "top": top, "bottom": bottom,
+                          "doctop": top, "y0": y0, "y1": y1, "width": right - left,
                           "height": bottom - top, "size": size if size > 0 else bottom - top,
-                          "upright": abs(raw.FPDFText_GetCharAngle(tp, k)) < 1e-3, "page_number": 1})
+                          "upright": abs(angle(tp, k)) < 1e-3, "page_number": 1})
         return chars
     finally:
         textpage.close()
