@@ -158,6 +158,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     load_rules(settings.rules_dir)
     check_templates(settings.templates_dir)
     if getattr(args, "command", None) in ("poll", "run"):  # before any mail is touched
+        from mailbot.forms.sandbox import prestart_in_background
+
+        prestart_in_background()  # the PDF readers' forkserver starts beside the checks below
         _check_rules_once(settings)
         source = token_source(settings)
         if source is not None:

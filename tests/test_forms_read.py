@@ -445,3 +445,22 @@ def test_cells_from_intersections_are_pdfplumbers(layout: str) -> None:
     intersections = edges_to_intersections(merged, 3, 3)
     assert len(intersections) > 20
     assert cells_from_intersections(intersections) == intersections_to_cells(intersections)
+
+
+def test_the_readers_forkserver_is_started_ahead_once() -> None:
+    """`mailbot poll` and `run` start the forkserver beside their own start-up (it imports the PDF
+    libraries): the first form read then waits for a fork only."""
+    import os
+    from multiprocessing import forkserver
+
+    from mailbot.forms import sandbox
+
+    sandbox.prestart()
+    pid = forkserver._forkserver._forkserver_pid  # noqa: SLF001
+    assert pid and os.waitpid(pid, os.WNOHANG) == (0, 0)  # running
+    sandbox.prestart()
+    assert forkserver._forkserver._forkserver_pid == pid  # noqa: SLF001
+    form = g.sample_application(CODE)
+    r = read_pdf(g.application_pdf(form, layout="excel_grid", encryption="aes256"), "application",
+                 password="uspot", rules_dir=RULES)
+    assert r.status is PdfStatus.READ and forkserver._forkserver._forkserver_pid == pid  # noqa: SLF001

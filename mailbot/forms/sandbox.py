@@ -81,6 +81,22 @@ def _context():
         return _ctx
 
 
+def prestart() -> None:
+    """Start the forkserver now, on a thread of its own beside the caller's start-up: it imports
+    the PDF libraries (~0.3 s) that the first form read would otherwise wait for."""
+    from multiprocessing import forkserver
+
+    try:
+        _context()
+        forkserver.ensure_running()
+    except Exception as e:  # noqa: BLE001 - the first read meets it again and says so
+        log.debug("forkserver not started ahead: %s", e)
+
+
+def prestart_in_background() -> None:
+    threading.Thread(target=prestart, name="forkserver-start", daemon=True).start()
+
+
 def _unreadable(detail: str) -> PdfReading:
     return PdfReading(PdfStatus.UNREADABLE, detail=detail)
 
