@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import date, datetime
@@ -86,14 +87,21 @@ def fold(text: str) -> str:
     return "".join(text.casefold().translate(_HIRAGANA_KATAKANA).split())
 
 
+@functools.lru_cache(maxsize=8192)
+def _compact_char(c: str) -> str:
+    """What one printed character is in compact text (a form's few hundred distinct characters
+    are each normalised once per reader, not once per occurrence)."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", c).casefold()
+                   if not ch.isspace() and ord(ch) not in INVISIBLE_CHARS)
+
+
 def compact_chars(text: str) -> list[tuple[str, int]]:
     """(char, index in `text`) of each char of `compact(text)`: where a label found in the
     compact text sits in the printed one."""
     out: list[tuple[str, int]] = []
     for i, c in enumerate(text):
-        for ch in unicodedata.normalize("NFKC", c).casefold():
-            if not ch.isspace() and ord(ch) not in INVISIBLE_CHARS:
-                out.append((ch, i))
+        for ch in _compact_char(c):
+            out.append((ch, i))
     return out
 
 

@@ -155,6 +155,9 @@ class Doc:
         self.lines = [Line(ws) for ws in group_lines(layout.words)]
         self.lines = [ln for ln in self.lines if ln.compact]
         self.cells: list[Cell] = _dedupe_cells(layout.cells)
+        # each cell's bounds as _cell_of compares them (half a point of slack), its area and index
+        self._cell_bounds = [(c.page, c.x0 - 0.5, c.x1 + 0.5, c.top - 0.5, c.bottom + 0.5,
+                              (c.x1 - c.x0) * (c.bottom - c.top), ci) for ci, c in enumerate(self.cells)]
         self.word_cell: dict[tuple[int, int], int] = {}
         self.cell_words: dict[int, dict[int, list[int]]] = {}  # cell → line → its words there, in order
         for li, line in enumerate(self.lines):
@@ -178,12 +181,12 @@ class Doc:
     # ------------------------------------------------------------------ cells
 
     def _cell_of(self, w: Word) -> int | None:
+        """The smallest cell holding the word's centre (within half a point), the first of equals."""
         best = None
-        for ci, c in enumerate(self.cells):
-            if c.page == w.page and c.contains(w):
-                area = (c.x1 - c.x0) * (c.bottom - c.top)
-                if best is None or area < best[0]:
-                    best = (area, ci)
+        cx, cy, page = (w.x0 + w.x1) / 2, (w.top + w.bottom) / 2, w.page
+        for c_page, x0, x1, top, bottom, area, ci in self._cell_bounds:
+            if c_page == page and x0 <= cx <= x1 and top <= cy <= bottom and (best is None or area < best[0]):
+                best = (area, ci)
         return best[1] if best else None
 
     def cell_at(self, li: int, ci_compact: int) -> int | None:
@@ -206,15 +209,17 @@ class Doc:
         for section, keys in r.sections.items():
             for k in keys:
                 headers.setdefault(k, section)
-        keys_sorted = sorted(by_key, key=len, reverse=True)
+        # Only the labels and headings printed somewhere on the form are looked for line by line
+        # (a form shows a few dozen of the rules' hundreds).
+        printed = "\n".join(line.compact for line in self.lines)
+        keys_sorted = [k for k in sorted(by_key, key=len, reverse=True) if k and k in printed]
+        headers = {k: section for k, section in headers.items() if k in printed}
         for li, line in enumerate(self.lines):
             if any(line.compact.startswith(n) for n in r.notes if n):
                 continue  # 「※ USEN SPOT Plus の場合は Original SSID をご記入ください」
             taken = [False] * len(line.compact)
             found: list[Hit] = []
             for k in keys_sorted:
-                if not k:
-                    continue
                 pos = line.compact.find(k)
                 while pos >= 0:
                     end = pos + len(k)

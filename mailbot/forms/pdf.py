@@ -356,10 +356,6 @@ class Cell:
     bottom: float
     page: int
 
-    def contains(self, w: Word) -> bool:
-        cx, cy = (w.x0 + w.x1) / 2, (w.top + w.bottom) / 2
-        return self.x0 - 0.5 <= cx <= self.x1 + 0.5 and self.top - 0.5 <= cy <= self.bottom + 0.5
-
 
 @dataclass
 class Layout:
