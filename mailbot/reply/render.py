@@ -73,10 +73,20 @@ def environment(templates_dir: Path, *, trim_blocks: bool = False) -> jinja2.Env
         # plain-text mail; HTML templates (*.html.j2: held notes, the digest) are escaped
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
         trim_blocks=trim_blocks, lstrip_blocks=trim_blocks,
+        # loaded once per process, as the rules are (rules_version names what was in force): no
+        # stat of every template at every use
+        auto_reload=False,
     )
     env.filters["jdate"] = japanese_date
     env.filters["jtime"] = japanese_time
     return env
+
+
+@cache
+def _first_template(templates_dir: Path, names: tuple[str, ...]) -> jinja2.Template:
+    """The first of `names` that exists, looked for once (jinja looks for the missing ones on
+    disk at every select_template)."""
+    return environment(templates_dir).select_template(list(names))
 
 
 def next_steps(classification: Classification, decision: Decision, received: datetime | None,
@@ -150,9 +160,9 @@ def build_reply(mail: Mail, sha256: str, classification: Classification, decisio
     # A hold's detail is for staff (technical, maybe English); a branch reads its title and fix.
     findings = [{"code": f.code, "title": table[f.code].title, "fix": table[f.code].fix_for(decision.action),
                  "detail": f.detail if table[f.code].action is not Action.HOLD else ""} for f in decision.findings]
-    env = environment(settings.templates_dir)
-    template = env.select_template([f"{decision.action.value}/{classification.kind.value}.txt.j2",
-                                    f"{decision.action.value}/default.txt.j2", f"{decision.action.value}.txt.j2"])
+    template = _first_template(settings.templates_dir, (
+        f"{decision.action.value}/{classification.kind.value}.txt.j2", f"{decision.action.value}/default.txt.j2",
+        f"{decision.action.value}.txt.j2"))
     body = template.render(
         kind=classification.kind.value, code=classification.code, subject=classification.subject,
         sender_name=header_text(mail.sender.name if mail.sender else "", 80), findings=findings,
