@@ -80,3 +80,32 @@ def test_a_failure_leaves_it_queued_or_failed(store):
 def test_only_known_tables():
     with pytest.raises(ValueError):
         SendOnce(None, "mails; DROP TABLE mails")
+
+
+def test_the_per_sender_cap_reads_indexes_only(tmp_path):
+    """replies_to_sender_since runs at every reply: the sender's mails by their index, each one's
+    'reply queued' events by (mail_id, event, at) without reading a row; a database made before
+    the index loses the old one (mail_id alone) when opened."""
+    import sqlite3
+
+    path = tmp_path / "state.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE events (id INTEGER PRIMARY KEY, mail_id INTEGER, at TEXT NOT NULL,"
+                      " event TEXT NOT NULL, detail TEXT); CREATE INDEX events_mail ON events (mail_id);")
+    old.close()
+    store = Store(path)
+    try:
+        indexes = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE tbl_name='events'"
+                                                  " AND type='index'")}
+        assert "events_mail_event" in indexes and "events_mail" not in indexes
+        plan = " / ".join(r[3] for r in store.db.execute(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM events e JOIN mails m ON m.id = e.mail_id"
+            " WHERE e.event='reply queued' AND m.sender=? AND e.at>=?", ("a@usen.co.jp", "2026-12-04")))
+        assert "COVERING INDEX mails_sender" in plan and "COVERING INDEX events_mail_event" in plan, plan
+        for uid in (1, 2, 3):
+            store.event(_mail(store, uid).id, "reply queued")
+        store.db.execute("UPDATE mails SET sender='a@usen.co.jp'")
+        assert store.replies_to_sender_since("a@usen.co.jp", datetime.now(timezone.utc) - timedelta(hours=1)) == 3
+        assert store.replies_to_sender_since("a@usen.co.jp", datetime.now(timezone.utc) + timedelta(hours=1)) == 0
+    finally:
+        store.close()

@@ -88,7 +88,10 @@ CREATE TABLE IF NOT EXISTS events (
     event    TEXT NOT NULL,
     detail   TEXT
 );
-CREATE INDEX IF NOT EXISTS events_mail ON events (mail_id);
+-- a mail's events, and whether it has one (the per-sender daily cap: 'reply queued' since a day)
+-- without a look at the rows
+CREATE INDEX IF NOT EXISTS events_mail_event ON events (mail_id, event, at);
+DROP INDEX IF EXISTS events_mail;
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
 -- A held mail (DOMAIN.md §6): its note in the held folder, until office-center staff decide by
 -- moving the note (outcome accepted | remanded | handled).
