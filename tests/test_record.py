@@ -109,3 +109,15 @@ def test_the_per_sender_cap_reads_indexes_only(tmp_path):
         assert store.replies_to_sender_since("a@usen.co.jp", datetime.now(timezone.utc) + timedelta(hours=1)) == 0
     finally:
         store.close()
+
+
+def test_a_folders_unfinished_mails_are_read_from_their_own_index(store):
+    """unfinished() runs after every chunk: the rows of filed mails stay in their folder (a year of
+    them in the inbox), so only a partial index of the others is read."""
+    for uid in (1, 2, 3):
+        _mail(store, uid)
+    store.set_filed([(1, "処理済")])
+    plan = " / ".join(r[3] for r in store.db.execute(
+        f"EXPLAIN QUERY PLAN SELECT * FROM mails WHERE folder=? AND state!='{MailState.FILED}' ORDER BY id", ("INBOX",)))
+    assert plan == "SEARCH mails USING INDEX mails_unfinished (folder=?)", plan
+    assert [row.ref.uid for row in store.unfinished("INBOX")] == [2, 3]

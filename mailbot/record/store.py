@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS mails (
 CREATE INDEX IF NOT EXISTS mails_state ON mails (state);
 CREATE INDEX IF NOT EXISTS mails_code ON mails (code);
 CREATE INDEX IF NOT EXISTS mails_sender ON mails (sender);  -- the per-sender daily cap
+-- a folder's mails not yet filed, asked for after every chunk: a filed row stays in its folder,
+-- and without this the inbox's whole history was read each time
+CREATE INDEX IF NOT EXISTS mails_unfinished ON mails (folder, id) WHERE state != 'filed';
 CREATE TABLE IF NOT EXISTS replies (
     id            INTEGER PRIMARY KEY,
     mail_id       INTEGER NOT NULL REFERENCES mails (id),
@@ -347,7 +350,8 @@ class Store:
 
     def unfinished(self, folder: str) -> list[MailRow]:
         """Mails of this folder not yet filed, oldest first."""
-        rows = self.db.execute("SELECT * FROM mails WHERE folder=? AND state!=? ORDER BY id", (folder, MailState.FILED))
+        # the state as a literal: the partial index mails_unfinished serves only a query naming it
+        rows = self.db.execute(f"SELECT * FROM mails WHERE folder=? AND state!='{MailState.FILED}' ORDER BY id", (folder,))
         return [MailRow.from_sql(r) for r in rows]
 
     def add_received(self, raw: RawMail, message_id: str | None, attempts: int = 0,
