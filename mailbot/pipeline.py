@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -272,7 +273,14 @@ class _Sender:
     the waits for the relay's answers (and the sync before each transaction) overlap the next
     chunk's decisions.  One batch at a time, in order; the transport is used by this thread only."""
 
+    # While the sender runs Python (aiosmtplib, its commits), the main thread coming back from
+    # SQLite or a socket waits for the GIL up to the switch interval: 1 ms instead of 5 for the
+    # cycle (the everyday mix's 500 mails: median 5.9 s instead of 6.8 s in four pairs of runs).
+    _SWITCH_INTERVAL = 0.001
+
     def __init__(self, store: Store):
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, self._SWITCH_INTERVAL))
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender")
         # made on the thread that uses it (an SQLite connection stays with its thread)
         self._store = self._pool.submit(Store, store.path, store.lock)
@@ -294,8 +302,11 @@ class _Sender:
         try:
             self.wait()
         finally:
-            self._pool.submit(self._end, transport).result()
-            self._pool.shutdown()
+            try:
+                self._pool.submit(self._end, transport).result()
+                self._pool.shutdown()
+            finally:
+                sys.setswitchinterval(self._switch_interval)
 
     def _end(self, transport: Transport) -> None:
         try:

@@ -273,6 +273,19 @@ def test_a_slow_relay_holds_up_no_decision_of_the_next_chunk(imap_account, smtp_
     assert len({m.session for m in replies}) == 1
 
 
+def test_the_gil_is_handed_back_within_a_millisecond_while_replies_go_out(imap_account, smtp_sink, tmp_path):
+    """The main thread waits for the GIL up to the switch interval each time it comes back from
+    SQLite or a socket while the sender runs Python: 1 ms during a cycle, as it was afterwards."""
+    appended(imap_account, "relocation")
+    config = write_config(tmp_path, imap_account, smtp_sink)
+    before = sys.getswitchinterval()
+    with bot_session(config) as (bot, _store):
+        send, seen = bot.transport.send, []
+        bot.transport.send = lambda messages, **kw: seen.append(sys.getswitchinterval()) or send(messages, **kw)
+        assert bot.poll().sent == 1
+    assert seen == [min(before, 0.001)] and sys.getswitchinterval() == before
+
+
 def test_the_chunks_of_a_cycle_share_one_smtp_session_which_ends_with_the_cycle(imap_account, smtp_sink, tmp_path):
     """Replies go out after each chunk of mails (16): over one session, checked with NOOP before
     each chunk's replies; the cycle's end closes it."""
