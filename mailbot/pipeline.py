@@ -282,8 +282,7 @@ class _Sender:
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch_interval, self._SWITCH_INTERVAL))
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender")
-        # made on the thread that uses it (an SQLite connection stays with its thread)
-        self._store = self._pool.submit(Store, store.path, store.lock)
+        self._store = self._pool.submit(store.sibling)  # made on the thread that uses it
         self._busy: Future[None] | None = None
 
     def start(self, work: Callable[[Store], None]) -> None:

@@ -140,7 +140,7 @@ def _open_with_aes256_user_key(data: bytes, password: str) -> Unlocked | None:
     if len(u) < 48 or len(ue) < 32:
         return None
     pw = password.encode("ascii")[:127]
-    key = _aes256_decrypt_key(_aes256_hash(pw, u[40:48], b"", revision), ue[:32])
+    key = _aes256_decrypt(_aes256_hash(pw, u[40:48], b"", revision), ue[:32])  # the file key, from /UE
     # The key is right when /Perms decrypts to its check bytes (ISO 32000-2 algorithm 13): one
     # derivation instead of two.  Else the password is checked against /U as the standard says
     # (a file whose /Perms its writer got wrong still opens).
@@ -179,20 +179,18 @@ def _aes256_hash(password: bytes, salt: bytes, udata: bytes, revision: int) -> b
 def _perms_match(key: bytes, perms: bytes, p: int) -> bool:
     """/Perms decrypted with the file key (AES-256, ECB) reads "adb" at 9-11 and the
     permissions /P at 0-3: 56 bits that a wrong key matches once in 7 × 10^16."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
     if len(perms) < 16 or len(key) != 32:
         return False
-    decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305 - one block, as the standard says
-    plain = decryptor.update(perms[:16]) + decryptor.finalize()
+    plain = _aes256_decrypt(key, perms[:16])  # one block: the standard's ECB
     return plain[9:12] == b"adb" and plain[:4] == (p & 0xFFFFFFFF).to_bytes(4, "little")
 
 
-def _aes256_decrypt_key(intermediate: bytes, encrypted: bytes) -> bytes:
-    """The file key: /UE decrypted with the intermediate key (AES-256, no IV, no padding)."""
+def _aes256_decrypt(key: bytes, encrypted: bytes) -> bytes:
+    """AES-256 with no IV and no padding (CBC from a zero IV: ECB for a single block), as the
+    standard decrypts /UE (the file key) and /Perms."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-    decryptor = Cipher(algorithms.AES(intermediate), modes.CBC(bytes(16))).decryptor()
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(bytes(16))).decryptor()
     return decryptor.update(encrypted) + decryptor.finalize()
 
 

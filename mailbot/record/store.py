@@ -262,12 +262,12 @@ def compressed_copy(data: bytes) -> list[bytes]:
 
 
 class Store:
-    def __init__(self, path: Path, lock: threading.RLock | None = None):
-        """`lock`: shared by the connections of one process to this database (a thread of its own
-        sends the replies), so that their write transactions take turns here instead of in
-        SQLite's busy handler, which sleeps."""
+    def __init__(self, path: Path, *, _lock: threading.RLock | None = None):
+        """The database at `path`, made or brought up to date."""
         self.path = path
-        self.lock = lock or threading.RLock()
+        # Shared by the connections of one process to this database (sibling()), so that their
+        # write transactions take turns here instead of in SQLite's busy handler, which sleeps.
+        self.lock = _lock or threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row
@@ -276,8 +276,14 @@ class Store:
         # machine before each side effect outside the database (flush()): one fsync there instead
         # of one per commit (~0.5 ms each, 4 a mail).
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        self._migrate()
+        if _lock is None:  # a sibling finds the schema made
+            self.db.executescript(SCHEMA)
+            self._migrate()
+
+    def sibling(self) -> Store:
+        """Another connection to this database, for another thread (an SQLite connection stays
+        with the thread that made it: call this on that thread); its writes take turns with ours."""
+        return Store(self.path, _lock=self.lock)
 
     def _migrate(self) -> None:
         """Columns added after a database was first made."""
